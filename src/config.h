@@ -1,0 +1,112 @@
+/*
+ * config.h: the daemon's configuration, read from one INI file.
+ *
+ * Every option is one row of the table in config.c (section, key, type,
+ * bounds, default, reloadable, one-line help). Parsing, validation, the
+ * defaults, `fetchd -t` and the test that keeps fetchd.conf(5) complete all
+ * read that table; nothing else knows option names.
+ */
+#ifndef FETCHD_CONFIG_H
+#define FETCHD_CONFIG_H
+
+#include <stddef.h>
+
+enum engine_model {
+	MODEL_THREADS = 0,
+	MODEL_EVENT,
+	MODEL_PROCESS,
+};
+
+/* Plain values only, so that a struct config can be copied field by field
+ * and struct fetch_params (fetch.h) can be cut from it. Strings are owned by
+ * the struct and released by config_free(). */
+struct config {
+	/* [daemon] */
+	char *spool_dir;
+	char *download_dir;
+	char *socket_path;
+	unsigned socket_mode;
+	int log_level;          /* enum log_level */
+	long shutdown_grace;    /* s: in-flight transfers may finish this long */
+	long rescan_interval;   /* s: safety-net rescan of spool/new */
+	int sync;               /* 1: fsync files and results before done/ */
+	long max_job_urls;      /* URLs in one job, more fails the job */
+	char *metrics_listen;   /* "" = off; host:port for Prometheus text */
+
+	/* [workers] */
+	int model;              /* enum engine_model */
+	long count;
+	long per_host;          /* 0 = no cap */
+
+	/* [http] */
+	long connect_timeout;
+	long timeout;           /* 0 = none */
+	long low_speed_limit;
+	long low_speed_time;
+	long retries;
+	long retry_delay;
+	long retry_max_delay;
+	long max_redirects;
+	char *user_agent;
+	long long max_file_size; /* 0 = no limit */
+	long long rate_limit;    /* bytes/s per transfer, 0 = none */
+	char *proxy;             /* "" = none */
+	int verify_tls;          /* 1: verify peer and host (default) */
+	char *ca_file;           /* "" = libcurl's default bundle */
+};
+
+enum config_type {
+	CONF_STR = 0,
+	CONF_INT,       /* long, decimal */
+	CONF_SIZE,      /* long long, decimal with optional K/M/G/T suffix (1024) */
+	CONF_BOOL,      /* yes/no, true/false, on/off, 1/0 */
+	CONF_MODE,      /* octal permission bits, 0..07777 */
+	CONF_LEVEL,     /* error|warn|info|debug */
+	CONF_MODEL,     /* threads|event|process */
+};
+
+struct config_option {
+	const char *section;
+	const char *key;
+	enum config_type type;
+	size_t offset;          /* into struct config */
+	long long min, max;     /* numeric bounds, inclusive */
+	const char *def;        /* default, as it would be written in the file */
+	int reloadable;         /* SIGHUP applies it without a restart */
+	const char *help;       /* one line, for etc/fetchd.conf and the man page */
+};
+
+/* The table, for `fetchd -t`, the documentation test and reload diffs. */
+const struct config_option *config_options(size_t *n);
+
+/* Fill *cfg with every default. Returns 0, or -1 on allocation failure. */
+int config_defaults(struct config *cfg) __attribute__((warn_unused_result));
+
+/*
+ * Read PATH into *cfg (defaults first, then the file). On error returns -1
+ * and writes "PATH:LINE: message" into err; *cfg is then freed and zeroed.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+void config_free(struct config *cfg);
+
+/* Deep copy. Returns 0 or -1 (allocation). */
+int config_copy(struct config *dst, const struct config *src)
+    __attribute__((warn_unused_result));
+
+/*
+ * Compare two configs option by option. For each differing option call
+ * cb(opt, arg). Returns the number of differing options.
+ */
+int config_diff(const struct config *a, const struct config *b,
+    void (*cb)(const struct config_option *, void *), void *arg);
+
+/* Render an option's current value in *cfg as text (for logs and -t). */
+void config_format(const struct config *cfg, const struct config_option *opt,
+    char *buf, size_t len);
+
+const char *config_model_name(int model);
+int config_model_parse(const char *s); /* -1 when unknown */
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * engine.h: the three concurrency models behind one table of functions.
+ *
+ * An engine only executes transfers. It takes one with submit() (main loop
+ * only), runs it with fetch.c, and hands it back through done() on the main
+ * loop. It never touches the spool, the scheduler or the stats. A transfer
+ * belongs to the engine from submit() until done() is called for it.
+ */
+#ifndef FETCHD_ENGINE_H
+#define FETCHD_ENGINE_H
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "fetch.h"
+
+struct engine;
+
+struct engine_stats {
+	long workers;           /* threads, transfer slots or children */
+	long busy;              /* running a transfer now */
+	long queued;            /* submitted, not yet started */
+	long restarts;          /* children replaced after dying (process) */
+};
+
+struct engine_ops {
+	const char *name;
+	int (*start)(struct engine *, const struct config *, struct event_base *);
+	int (*submit)(struct engine *, struct transfer *);
+	void (*cancel)(struct engine *, struct transfer *);
+	void (*drain)(struct engine *);
+	void (*stop)(struct engine *);
+	void (*stats)(struct engine *, struct engine_stats *);
+};
+
+struct engine {
+	const struct engine_ops *ops;
+	void *priv;
+	long count;                     /* workers.count it was started with */
+	long inflight;                  /* submitted and not yet done */
+	int draining;
+	/* Completion, always called on the main loop. */
+	void (*done)(struct transfer *, void *);
+	void *done_arg;
+};
+
+extern const struct engine_ops engine_threads;
+extern const struct engine_ops engine_event;
+extern const struct engine_ops engine_process;
+
+/* The ops for a model, or NULL when this build lacks it. */
+const struct engine_ops *engine_find(int model);
+
+/* Allocate and start an engine. NULL (logged) on failure. */
+struct engine *engine_new(int model, const struct config *cfg,
+    struct event_base *base, void (*done)(struct transfer *, void *),
+    void *arg);
+
+/* Hand t over. 0, or -1 when the engine cannot take it (t is still ours). */
+int engine_submit(struct engine *e, struct transfer *t)
+    __attribute__((warn_unused_result));
+
+/* Called by engines on the main loop when t is finished. */
+void engine_complete(struct engine *e, struct transfer *t);
+
+/* Room for another transfer: inflight < count and not draining. */
+int engine_has_room(const struct engine *e);
+
+void engine_cancel(struct engine *e, struct transfer *t);
+void engine_drain(struct engine *e);
+/* Stop now: in-flight transfers are cancelled and come back through done()
+ * with outcome FETCH_RETRY before stop returns. Frees e. */
+void engine_free(struct engine *e);
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * fetch.h: one transfer, start to finish. Used unchanged by all three
+ * engines: the options set on the easy handle, the write callback and its
+ * limits, the ".part" file, resume with Range, sha256 verification, the
+ * final rename and the classification of the outcome.
+ *
+ * Split in three so every concurrency model can use it:
+ *	fetch_prepare()  main loop: make directories, reserve name.part
+ *	fetch_begin()    any thread: open .part, set up the easy handle
+ *	fetch_finish()   same thread as begin: classify, verify, rename
+ * fetch_run() is begin + curl_easy_perform + finish, for blocking workers.
+ */
+#ifndef FETCHD_FETCH_H
+#define FETCHD_FETCH_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "config.h"
+
+#define FETCH_UA_MAX 256
+#define FETCH_PROXY_MAX 1024
+#define FETCH_ERR_MAX 256
+
+/* The [http] options a transfer needs, snapshotted when it is created so a
+ * reload never changes a transfer in flight. Plain bytes: the process engine
+ * copies it over a socketpair as is. */
+struct fetch_params {
+	long connect_timeout;
+	long timeout;
+	long low_speed_limit;
+	long low_speed_time;
+	long max_redirects;
+	long long max_file_size;
+	long long rate_limit;
+	int verify_tls;
+	char user_agent[FETCH_UA_MAX];
+	char proxy[FETCH_PROXY_MAX];
+	char ca_file[FETCH_PROXY_MAX];
+};
+
+void fetch_params_from_config(struct fetch_params *p, const struct config *c);
+
+enum fetch_outcome {
+	FETCH_OK = 0,
+	FETCH_RETRY,    /* transient: the scheduler may try again */
+	FETCH_FAIL,     /* permanent for this URL */
+};
+
+enum fetch_errkind {
+	FERR_NONE = 0,
+	FERR_DNS,
+	FERR_CONNECT,
+	FERR_TIMEOUT,
+	FERR_HTTP_4XX,
+	FERR_HTTP_5XX,
+	FERR_RESET,
+	FERR_PROTOCOL_REFUSED,
+	FERR_WRITE,
+	FERR_CHECKSUM,
+	FERR_OTHER,
+	FERR__COUNT
+};
+
+const char *fetch_errkind_name(enum fetch_errkind k);
+
+struct transfer {
+	/* Set by the main loop before fetch_prepare(). */
+	uint64_t id;
+	void *owner;            /* the job; engines never look at it */
+	size_t index;           /* entry index in the job, 0-based */
+	char *url;
+	char *host;             /* for per-host caps */
+	char *dir;              /* absolute: download_dir/J */
+	char *name;             /* relative path under dir, reserved by
+	                           fetch_prepare(); ".part" is appended */
+	int has_sha256;
+	unsigned char sha256[32];
+	int attempt;            /* 1 on the first try */
+	struct fetch_params params;
+
+	/* Filled by fetch_finish(). */
+	enum fetch_outcome outcome;
+	enum fetch_errkind errkind;
+	long http_status;
+	uint64_t size;          /* bytes in the file when done */
+	uint64_t received;      /* body bytes received in this attempt */
+	double ttfb;            /* s, this attempt; 0 when none */
+	double seconds;         /* s, this attempt */
+	long retry_after;       /* s from Retry-After, -1 when absent */
+	char error[FETCH_ERR_MAX];
+
+	/* Shared with the thread running the transfer. */
+	volatile uint64_t progress;     /* body bytes so far (atomic ops) */
+	volatile int cancelled;         /* set by cancel/stop (atomic ops) */
+
+	/* Private to fetch.c between begin and finish. */
+	struct fetch_state *state;
+
+	/* Private to the engine while it owns the transfer. */
+	TAILQ_ENTRY(transfer) entry;
+	void *engine_data;
+};
+
+TAILQ_HEAD(transfer_list, transfer);
+
+/* Once, before any thread starts: curl_global_init. 0 or -1. */
+int fetch_global_init(void);
+void fetch_global_cleanup(void);
+
+/*
+ * Main loop. Make dir and the directories in name (each opened with
+ * O_NOFOLLOW: a symlink planted anywhere on the way fails the transfer) and
+ * reserve the output: if name.part already exists as a regular file it is
+ * kept for resume; otherwise if name or name.part is taken (by an earlier
+ * URL of the job) try "name.1", "name.2", ... (before the extension:
+ * "a.1.iso"), and create the winner's .part with O_CREAT|O_EXCL|O_NOFOLLOW.
+ * Updates t->name to the name reserved. 0, or -1 with t->error and
+ * t->errkind (FERR_WRITE) set: a permanent failure of the URL.
+ * resume: 1 when t->name was reserved by an earlier run (recovery), so an
+ * existing name.part is the transfer's own.
+ */
+int fetch_prepare(struct transfer *t, int resume);
+
+/*
+ * Set up easy (reset first) for t: URL, the params, http/https only also on
+ * redirects, the write callback into name.part (opened O_NOFOLLOW, regular
+ * files only), resume from its size with Range, the progress callback that
+ * honours t->cancelled. share may be NULL. 0, or -1 with the failure filled
+ * in as for fetch_finish() (then do not call fetch_finish).
+ */
+int fetch_begin(struct transfer *t, CURL *easy, CURLSH *share);
+
+/*
+ * After the transfer ended with res: classify (ok / retry / fail, errkind,
+ * http_status, retry_after), check a 206's Content-Range against the
+ * resume offset (a mismatch truncates and retries from 0), verify size and
+ * sha256, fsync nothing (the job syncs its files at the end), rename
+ * name.part to name on success. Releases everything begin acquired.
+ */
+void fetch_finish(struct transfer *t, CURL *easy, CURLcode res);
+
+/* fetch_begin + curl_easy_perform + fetch_finish. */
+void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);
+
+/* Allocate a transfer with every string duplicated; NULL on failure. */
+struct transfer *fetch_transfer_new(const char *url, const char *host,
+    const char *dir, const char *name);
+void fetch_transfer_free(struct transfer *t);
+
+#endif

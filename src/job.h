@@ -1,0 +1,95 @@
+/*
+ * job.h: job file parsing. Pure: no file system, no network, no globals, so
+ * every rule is testable on buffers.
+ *
+ * A job file is text, one URL per line:
+ *
+ *	# comment
+ *	https://example.org/a.iso
+ *	https://example.org/b.iso  out=images/b.iso  sha256=<64 hex>
+ *
+ * Lines are read in bounded pieces (JOB_LINE_MAX) from a file descriptor, so
+ * a job of millions of URLs is streamed, never slurped.
+ */
+#ifndef FETCHD_JOB_H
+#define FETCHD_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOB_LINE_MAX 8192   /* bytes in one line, newline excluded */
+#define JOB_NAME_MAX 255    /* bytes in one path component of out= */
+#define JOB_PATH_MAX 1024   /* bytes in a whole out= path */
+#define JOB_ERR_MAX 256
+
+struct job_entry {
+	unsigned long lineno;       /* 1-based line in the job file */
+	char *url;                  /* normalised by libcurl's URL API */
+	char *host;                 /* lower-case host name, for per-host caps */
+	char *out;                  /* relative path, or NULL: derive from URL */
+	int has_sha256;
+	unsigned char sha256[32];
+};
+
+void job_entry_free(struct job_entry *e); /* frees the members, not e */
+
+/*
+ * Parse one line (no newline; len bytes, need not be NUL-terminated).
+ * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
+ * -1 for a malformed line with a message in err (no "line N:" prefix).
+ * Rules: only http and https; no control bytes anywhere; fields after the
+ * URL are key=value, known keys out= and sha256=, each at most once; out=
+ * must pass job_out_valid(); sha256= is 64 hex digits.
+ */
+int job_parse_line(const char *line, size_t len, unsigned long lineno,
+    struct job_entry *e, char *err, size_t errlen);
+
+/* 1 when scheme is "http" or "https" (case-insensitive), else 0. */
+int job_scheme_allowed(const char *scheme);
+
+/*
+ * 1 when out is an acceptable relative path under a job's download
+ * directory: not empty, not absolute, no "." or ".." component, no empty
+ * component ("a//b"), no control bytes or backslashes, each component at
+ * most JOB_NAME_MAX bytes and not ending in ".part", the whole at most
+ * JOB_PATH_MAX. Otherwise 0 and a reason in err.
+ */
+int job_out_valid(const char *out, char *err, size_t errlen);
+
+/*
+ * Derive a file name from a URL's last path segment: percent-decoded, with
+ * '/', '\\', control bytes and other bytes unsafe in a file name replaced by
+ * '_', leading dots removed, cut to JOB_NAME_MAX; "index.html" when nothing
+ * is left. A name ending in ".part" gets "_" appended. Always succeeds for a
+ * URL accepted by job_parse_line(); writes into buf (len >= JOB_NAME_MAX+1).
+ */
+void job_name_from_url(const char *url, char *buf, size_t len);
+
+/*
+ * Streaming reader over a job file descriptor (not owned).
+ */
+struct job_reader;
+
+struct job_reader *job_reader_new(int fd);
+void job_reader_free(struct job_reader *r);
+
+/*
+ * Next URL entry. Returns 1 with *e filled (caller frees with
+ * job_entry_free), 0 at end of file, -1 on a malformed line or a read error
+ * with "line N: message" in err. After -1 the reader may be called again to
+ * continue with the next line (to collect several errors); a read error
+ * makes every later call return -1.
+ * A line longer than JOB_LINE_MAX is an error for that line; the rest of it
+ * is skipped. A NUL byte is a control byte. A last line without a newline
+ * counts. "\r\n" endings are accepted.
+ */
+int job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
+    size_t errlen);
+
+/* Line number of the last line returned or rejected. */
+unsigned long job_reader_lineno(const struct job_reader *r);
+
+/* Rewind to the start of the file (lseek) for a second pass. 0 or -1. */
+int job_reader_rewind(struct job_reader *r);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * spool.h: the spool directory, maildir style. The only module that moves
+ * spool files.
+ *
+ *	spool/tmp/     producers write here
+ *	spool/new/     producers rename complete jobs here; fetchd watches it
+ *	spool/active/  claimed jobs: J, and J.result (results so far, in job
+ *	               order) and J.journal (claims and out-of-order results)
+ *	spool/done/    J and J.result: every URL succeeded
+ *	spool/failed/  J and J.result: a URL failed for good, or the job was
+ *	               rejected (malformed, not a regular file, bad name)
+ *
+ * Every hand-off is write, fsync, rename, fsync the directory; nothing is
+ * deleted before its successor exists; renames never replace (renameat2
+ * RENAME_NOREPLACE), so a job is claimed and finished exactly once.
+ */
+#ifndef FETCHD_SPOOL_H
+#define FETCHD_SPOOL_H
+
+#include <stddef.h>
+
+#define SPOOL_NAME_MAX 128 /* bytes in a job name (claimed names may add ".N") */
+
+struct spool {
+	char *root;
+	int rootfd, tmpfd, newfd, activefd, donefd, failedfd;
+	int inotify_fd;         /* watches new/, -1 until spool_watch() */
+};
+
+/* Create the tree if missing (mode 0750 for the root and subdirectories,
+ * new/ 0770 so a producer group can drop jobs) and open every directory.
+ * 0 or -1 with a message in err. */
+int spool_open(struct spool *sp, const char *root, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void spool_close(struct spool *sp);
+
+/*
+ * 1 when name is acceptable as a job name: 1..SPOOL_NAME_MAX bytes of
+ * [A-Za-z0-9._+@=,-], not starting with '.', not ending in ".result",
+ * ".journal" or ".tmp".
+ */
+int spool_name_valid(const char *name);
+
+/* Start an inotify watch on new/ (IN_CLOSE_WRITE | IN_MOVED_TO, non-
+ * blocking, close-on-exec). Returns the fd to poll, or -1. */
+int spool_watch(struct spool *sp);
+
+/*
+ * Drain pending inotify events; call cb(name) for each file closed after
+ * writing or moved into new/. Sets *overflow when the kernel queue overflowed
+ * (the caller should rescan). Returns 0 or -1.
+ */
+int spool_watch_read(struct spool *sp, void (*cb)(const char *name, void *),
+    void *arg, int *overflow);
+
+/*
+ * Call cb(name) for each entry of new/ except dot files, sorted by name so
+ * jobs start in a predictable order. Entries whose mtime is younger than
+ * min_age seconds are skipped (a writer may still be copying them; inotify
+ * will report them). Returns the number of entries passed to cb, or -1.
+ */
+int spool_scan_new(struct spool *sp, long min_age,
+    void (*cb)(const char *name, void *), void *arg);
+
+enum spool_claim_result {
+	SPOOL_CLAIMED = 0,   /* moved to active/<claimed> */
+	SPOOL_GONE,          /* no such entry any more (someone else took it) */
+	SPOOL_REJECTED,      /* not a regular file or a bad name: moved to
+	                        failed/ with a J.result saying why */
+	SPOOL_ERROR = -1,    /* the file system failed; logged; left in new/ */
+};
+
+/*
+ * Claim new/<name>. A regular file is renamed into active/ under the first
+ * of name, name.1, name.2, ... that exists in none of active/, done/,
+ * failed/; the name used is written to claimed (SPOOL_NAME_MAX + 16 bytes).
+ * Anything else (symlink, FIFO, directory, socket, device, a name failing
+ * spool_name_valid) is never opened or followed: it is renamed into failed/
+ * (a bad name under a sanitised one) with a result file giving the reason.
+ */
+enum spool_claim_result spool_claim(struct spool *sp, const char *name,
+    char *claimed, size_t claimedlen);
+
+/* Open active/<job> for reading: O_NOFOLLOW, regular files only. fd or -1. */
+int spool_open_job(struct spool *sp, const char *job);
+
+/*
+ * Append-only line files in active/: J.result and J.journal. Opening one
+ * that exists cuts an incomplete last line left by a crash. Appends are
+ * whole lines (the caller includes the '\n'); data is buffered and written
+ * by spool_log_flush(), by spool_log_sync() or when the buffer fills.
+ */
+struct spool_log;
+
+struct spool_log *spool_log_open(struct spool *sp, const char *job,
+    const char *suffix);
+int spool_log_append(struct spool_log *lg, const char *line, size_t len)
+    __attribute__((warn_unused_result));
+int spool_log_flush(struct spool_log *lg) __attribute__((warn_unused_result));
+int spool_log_sync(struct spool_log *lg) __attribute__((warn_unused_result));
+size_t spool_log_lines(const struct spool_log *lg); /* complete lines in it */
+void spool_log_close(struct spool_log *lg);
+
+/*
+ * Read active/<job><suffix> line by line (without '\n'), complete lines
+ * only. cb returns 0 to go on, -1 to stop. Returns 0 (also when the file
+ * does not exist) or -1.
+ */
+int spool_log_read(struct spool *sp, const char *job, const char *suffix,
+    int (*cb)(const char *line, size_t len, void *), void *arg);
+
+/*
+ * Finish a job: active/J.result -> done|failed/J.result, then active/J ->
+ * done|failed/J, then remove active/J.journal; fsync each file and directory
+ * on the way. Returns 0 or -1 (logged; the job stays recoverable).
+ */
+int spool_finish(struct spool *sp, const char *job, int failed)
+    __attribute__((warn_unused_result));
+
+/*
+ * Recovery at start. For each job file in active/: if its result already
+ * reached done/ or failed/ (a crash between the two renames), complete the
+ * move; otherwise call cb(job) so the caller resumes it. Stray J.journal or
+ * J.result files without a J are removed. Returns jobs resumed, or -1.
+ */
+int spool_recover(struct spool *sp, void (*cb)(const char *job, void *),
+    void *arg);
+
+#endif
