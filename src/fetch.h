@@ -79,6 +79,7 @@ struct transfer {
 	int has_sha256;
 	unsigned char sha256[32];
 	int attempt;            /* 1 on the first try */
+	double seconds_total;   /* main loop: sum of every attempt's seconds */
 	struct fetch_params params;
 
 	/* Filled by fetch_finish(). */
@@ -98,6 +99,9 @@ struct transfer {
 
 	/* Private to fetch.c between begin and finish. */
 	struct fetch_state *state;
+
+	/* The main loop's list of a job's live transfers. */
+	TAILQ_ENTRY(transfer) owner_entry;
 
 	/* Private to the engine while it owns the transfer. */
 	TAILQ_ENTRY(transfer) entry;
@@ -120,7 +124,10 @@ void fetch_global_cleanup(void);
  * Updates t->name to the name reserved. 0, or -1 with t->error and
  * t->errkind (FERR_WRITE) set: a permanent failure of the URL.
  * resume: 1 when t->name was reserved by an earlier run (recovery), so an
- * existing name.part is the transfer's own.
+ * existing name.part is the transfer's own; then, when name.part is gone but
+ * name exists as a regular file, the transfer had finished (a file is only
+ * renamed to its final name after verification): returns 1 with t->size
+ * set and t->outcome FETCH_OK, and nothing needs fetching.
  */
 int fetch_prepare(struct transfer *t, int resume);
 
@@ -144,6 +151,12 @@ void fetch_finish(struct transfer *t, CURL *easy, CURLcode res);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);
+
+/*
+ * Main loop, after a transfer failed for good: remove its name.part (never
+ * through a symlink). Missing is fine.
+ */
+void fetch_discard(struct transfer *t);
 
 /* Allocate a transfer with every string duplicated; NULL on failure. */
 struct transfer *fetch_transfer_new(const char *url, const char *host,

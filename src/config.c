@@ -1,0 +1,845 @@
+/*
+ * config.c: the option table and the only reader of fetchd.conf.
+ *
+ * Every option is one row of opt_table below. Defaults are the row's text
+ * run through the same setter as a value from the file, so a default can
+ * never be something the file could not say. The file is read with inih
+ * through our own line reader: it counts lines (the packaged inih calls the
+ * handler without a line number), rejects lines inih would silently split,
+ * and strips leading blanks so an indented line is never taken as a
+ * continuation of the previous value. Only the first error is reported, as
+ * "PATH:LINE: message", and a config that fails to load is left zeroed.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "log.h"
+
+/*
+ * Longest line we ask inih to accept. The packaged inih exports its line
+ * limit as a variable; a build without it keeps its compile-time limit
+ * (200 bytes) and longer lines are reported as too long.
+ */
+#define CONFIG_LINE_MAX 8192
+extern int ini_max_line __attribute__((weak));
+
+#define SIZE_LIMIT (1LL << 50) /* 1024T: bound of SIZE options */
+
+#define OFF(f) offsetof(struct config, f)
+
+/*
+ * For CONF_STR rows, min and max bound the length in bytes (without the
+ * NUL): min 1 forbids an empty value. For the enumerations they are the
+ * range of the enum.
+ */
+static const struct config_option opt_table[] = {
+    /* [daemon] */
+    {"daemon", "spool_dir", CONF_STR, OFF(spool_dir), 1, PATH_MAX - 1,
+	"/var/spool/fetchd", 0,
+	"Spool directory holding tmp/ new/ active/ done/ failed/ (absolute)."},
+    {"daemon", "download_dir", CONF_STR, OFF(download_dir), 1, PATH_MAX - 1,
+	"/var/lib/fetchd/downloads", 0,
+	"Files are written to download_dir/JOB/NAME (absolute)."},
+    /* 107: sun_path holds 108 bytes with the NUL. */
+    {"daemon", "socket", CONF_STR, OFF(socket_path), 1, 107,
+	"/run/fetchd/fetchd.sock", 0,
+	"Control socket that fetchctl talks to (absolute)."},
+    {"daemon", "socket_mode", CONF_MODE, OFF(socket_mode), 0, 07777, "0660", 0,
+	"Permission bits of the control socket, in octal."},
+    {"daemon", "log_level", CONF_LEVEL, OFF(log_level), LOG_LVL_ERROR,
+	LOG_LVL_DEBUG, "info", 1,
+	"Least severe messages logged: error, warn, info or debug."},
+    {"daemon", "shutdown_grace", CONF_INT, OFF(shutdown_grace), 0, 3600, "30",
+	1, "Seconds in-flight transfers may still run after SIGTERM."},
+    {"daemon", "rescan_interval", CONF_INT, OFF(rescan_interval), 1, 86400,
+	"30", 1, "Seconds between safety-net rescans of spool/new."},
+    {"daemon", "sync", CONF_BOOL, OFF(sync), 0, 1, "yes", 1,
+	"fsync files and results before a job reaches done/ (yes or no)."},
+    {"daemon", "max_job_urls", CONF_INT, OFF(max_job_urls), 1, 1000000000,
+	"10000000", 1, "A job with more URLs than this fails as a whole."},
+    {"daemon", "metrics_listen", CONF_STR, OFF(metrics_listen), 0, 255, "", 0,
+	"host:port serving Prometheus text over HTTP; empty = off."},
+
+    /* [workers] */
+    {"workers", "model", CONF_MODEL, OFF(model), MODEL_THREADS, MODEL_PROCESS,
+	"threads", 1, "Concurrency model: threads, event or process."},
+    {"workers", "count", CONF_INT, OFF(count), 1, 10000, "16", 1,
+	"Worker threads or processes; for event, concurrent transfers."},
+    {"workers", "per_host", CONF_INT, OFF(per_host), 0, 10000, "8", 1,
+	"Concurrent transfers to one host; 0 = no cap."},
+
+    /* [http] */
+    {"http", "connect_timeout", CONF_INT, OFF(connect_timeout), 1, 3600, "15",
+	1, "Seconds to wait for a connection to be made."},
+    {"http", "timeout", CONF_INT, OFF(timeout), 0, 604800, "0", 1,
+	"Seconds one attempt at a URL may take; 0 = no limit."},
+    {"http", "low_speed_limit", CONF_INT, OFF(low_speed_limit), 0, 1000000000,
+	"1024", 1,
+	"Bytes/s below which a transfer counts as stalled; 0 = off."},
+    {"http", "low_speed_time", CONF_INT, OFF(low_speed_time), 1, 3600, "30", 1,
+	"Seconds a transfer may stay below low_speed_limit."},
+    {"http", "retries", CONF_INT, OFF(retries), 0, 100, "3", 1,
+	"Retries of a URL after its first attempt failed."},
+    {"http", "retry_delay", CONF_INT, OFF(retry_delay), 0, 3600, "1", 1,
+	"Seconds before the first retry; later retries back off."},
+    {"http", "retry_max_delay", CONF_INT, OFF(retry_max_delay), 0, 86400, "60",
+	1, "Longest delay between two retries, seconds (>= retry_delay)."},
+    {"http", "max_redirects", CONF_INT, OFF(max_redirects), 0, 100, "10", 1,
+	"Redirects followed for one URL."},
+    {"http", "user_agent", CONF_STR, OFF(user_agent), 1, FETCH_UA_MAX - 1,
+	"fetchd/" PACKAGE_VERSION, 1,
+	"User-Agent header sent with every request."},
+    {"http", "max_file_size", CONF_SIZE, OFF(max_file_size), 0, SIZE_LIMIT, "0",
+	1,
+	"Largest file accepted, in bytes (K, M, G, T suffix); 0 = no limit."},
+    {"http", "rate_limit", CONF_SIZE, OFF(rate_limit), 0, SIZE_LIMIT, "0", 1,
+	"Bytes/s for each transfer (K, M, G, T suffix); 0 = unlimited."},
+    {"http", "proxy", CONF_STR, OFF(proxy), 0, FETCH_PROXY_MAX - 1, "", 1,
+	"Proxy for every transfer, as libcurl takes it; empty = none."},
+    {"http", "verify_tls", CONF_BOOL, OFF(verify_tls), 0, 1, "yes", 1,
+	"Verify the server's certificate and host name (yes or no)."},
+    {"http", "ca_file", CONF_STR, OFF(ca_file), 0, FETCH_PROXY_MAX - 1, "", 1,
+	"CA bundle for certificate checks; empty = libcurl's default."},
+};
+
+#define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
+
+static const char *const model_names[] = {"threads", "event", "process"};
+#define MODEL_COUNT (sizeof(model_names) / sizeof(model_names[0]))
+
+/* State of one config_load(). */
+struct load_ctx {
+	struct config *cfg;
+	FILE *fp;
+	char *line; /* getline buffer */
+	size_t linecap;
+	int lineno;	/* lines handed to inih so far */
+	int read_errno; /* a read failed */
+	int failed;	/* err holds the first error */
+	int err_line;	/* its line, 0 = none in particular */
+	char err[512];
+	int seen[OPT_COUNT]; /* line each option was set on, 0 = not */
+};
+
+const struct config_option *
+config_options(size_t *n)
+{
+	if (n != NULL)
+		*n = OPT_COUNT;
+	return opt_table;
+}
+
+const char *
+config_model_name(int model)
+{
+	if (model < 0 || (size_t)model >= MODEL_COUNT)
+		return "?";
+	return model_names[model];
+}
+
+int
+config_model_parse(const char *s)
+{
+	for (size_t i = 0; i < MODEL_COUNT; i++)
+		if (strcasecmp(s, model_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void *
+opt_ptr(const struct config *cfg, const struct config_option *opt)
+{
+	return (char *)cfg + opt->offset;
+}
+
+static int
+opt_is(const struct config_option *opt, size_t offset)
+{
+	return opt->offset == offset;
+}
+
+/* Bounds of a numeric option as the file would write them. */
+static void
+format_number(
+    const struct config_option *opt, long long v, char *buf, size_t len)
+{
+	static const char suffix[] = "KMGT";
+	int i;
+
+	switch (opt->type) {
+	case CONF_MODE:
+		snprintf(buf, len, "%04llo", (unsigned long long)v);
+		break;
+	case CONF_SIZE:
+		/* The largest suffix that says the value exactly. */
+		for (i = 4; i > 0; i--) {
+			long long unit = 1LL << (10 * i);
+
+			if (v != 0 && v % unit == 0) {
+				snprintf(buf, len, "%lld%c", v / unit,
+				    suffix[i - 1]);
+				return;
+			}
+		}
+		snprintf(buf, len, "%lld", v);
+		break;
+	default:
+		snprintf(buf, len, "%lld", v);
+		break;
+	}
+}
+
+static void
+format_range(const struct config_option *opt, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	format_number(opt, opt->min, lo, sizeof(lo));
+	format_number(opt, opt->max, hi, sizeof(hi));
+	snprintf(buf, len, "%s..%s", lo, hi);
+}
+
+/*
+ * Parse a whole decimal number (CONF_INT) or a size with an optional
+ * K/M/G/T suffix (CONF_SIZE). Returns 0, -1 when s is not a number, or 1
+ * when it is one but too large to hold.
+ */
+static int
+parse_number(const struct config_option *opt, const char *s, long long *out)
+{
+	char *end;
+	long long v;
+	int shift = 0;
+
+	if (!isdigit((unsigned char)*s) &&
+	    !((*s == '-' || *s == '+') && isdigit((unsigned char)s[1])))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (opt->type == CONF_SIZE) {
+		switch (toupper((unsigned char)*end)) {
+		case 'K':
+			shift = 10;
+			break;
+		case 'M':
+			shift = 20;
+			break;
+		case 'G':
+			shift = 30;
+			break;
+		case 'T':
+			shift = 40;
+			break;
+		}
+		if (shift != 0)
+			end++;
+	}
+	if (*end != '\0')
+		return -1;
+	if (errno == ERANGE)
+		return 1;
+	if (shift != 0) {
+		if (v > (LLONG_MAX >> shift) || v < -(LLONG_MAX >> shift))
+			return 1;
+		v *= 1LL << shift;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_bool(const char *s)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Octal permission bits: digits 0-7 only. Returns 0, -1, or 1 (too big). */
+static int
+parse_mode(const char *s, long long *out)
+{
+	long long v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '7')
+			return -1;
+		if (v > 077777777)
+			return 1;
+		v = v * 8 + (*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* "host:port" with a port 1..65535; the host may be a [v6] literal. */
+static int
+valid_listen(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == s || colon[1] == '\0')
+		return 0;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || port < 1 || port > 65535 ||
+	    colon[1] < '0' || colon[1] > '9')
+		return 0;
+	return 1;
+}
+
+/*
+ * Checks on a string beyond its length that belong to one option: the
+ * daemon's directories and socket must not depend on its working directory.
+ */
+static int
+check_string(
+    const struct config_option *opt, const char *s, char *msg, size_t msglen)
+{
+	if ((opt_is(opt, OFF(spool_dir)) || opt_is(opt, OFF(download_dir)) ||
+		opt_is(opt, OFF(socket_path))) &&
+	    s[0] != '/') {
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not an absolute path", opt->section,
+		    opt->key, s);
+		return -1;
+	}
+	if (opt_is(opt, OFF(metrics_listen)) && s[0] != '\0' &&
+	    !valid_listen(s)) {
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not host:port (port 1..65535)",
+		    opt->section, opt->key, s);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+list_names(const char *(*name)(int), int n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && used < len; i++) {
+		int w = snprintf(buf + used, len - used, "%s%s",
+		    i == 0 ? "" : ", ", name(i));
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static const char *
+level_name(int i)
+{
+	return log_level_name((enum log_level)i);
+}
+
+/*
+ * Set one option from its text (already unquoted). On failure returns -1
+ * with msg naming the option and what it allows; errno is ENOMEM when the
+ * failure was an allocation, EINVAL otherwise.
+ */
+static int
+opt_set(struct config *cfg, const struct config_option *opt, const char *s,
+    char *msg, size_t msglen)
+{
+	void *p = opt_ptr(cfg, opt);
+	char range[80], names[80];
+	long long v = 0;
+	size_t slen;
+	char *dup;
+	int r;
+
+	switch (opt->type) {
+	case CONF_STR:
+		slen = strlen(s);
+		if (slen == 0 && opt->min > 0) {
+			snprintf(msg, msglen, "%s.%s must not be empty",
+			    opt->section, opt->key);
+			goto invalid;
+		}
+		if ((long long)slen > opt->max) {
+			snprintf(msg, msglen,
+			    "%s.%s is too long (%zu bytes, at most %lld)",
+			    opt->section, opt->key, slen, opt->max);
+			goto invalid;
+		}
+		if (check_string(opt, s, msg, msglen) == -1)
+			goto invalid;
+		if ((dup = strdup(s)) == NULL) {
+			snprintf(msg, msglen, "out of memory");
+			errno = ENOMEM;
+			return -1;
+		}
+		free(*(char **)p);
+		*(char **)p = dup;
+		return 0;
+
+	case CONF_INT:
+	case CONF_SIZE:
+	case CONF_MODE:
+		format_range(opt, range, sizeof(range));
+		if (opt->type == CONF_MODE)
+			r = parse_mode(s, &v);
+		else
+			r = parse_number(opt, s, &v);
+		if (r == -1) {
+			snprintf(msg, msglen,
+			    "%s.%s: \"%.64s\" is not %s "
+			    "(allowed %s)",
+			    opt->section, opt->key, s,
+			    opt->type == CONF_MODE ? "an octal mode"
+				: opt->type == CONF_SIZE
+				? "a size (a number, optionally with K, M, G "
+				  "or T)"
+				: "a whole number",
+			    range);
+			goto invalid;
+		}
+		if (r == 1 || v < opt->min || v > opt->max) {
+			snprintf(msg, msglen,
+			    "%s.%s: %.64s is out of range "
+			    "(allowed %s)",
+			    opt->section, opt->key, s, range);
+			goto invalid;
+		}
+		if (opt->type == CONF_INT)
+			*(long *)p = (long)v;
+		else if (opt->type == CONF_SIZE)
+			*(long long *)p = v;
+		else
+			*(unsigned *)p = (unsigned)v;
+		return 0;
+
+	case CONF_BOOL:
+		if ((r = parse_bool(s)) == -1) {
+			snprintf(msg, msglen,
+			    "%s.%s: \"%.64s\" is not a boolean "
+			    "(allowed yes/no, true/false, on/off, 1/0)",
+			    opt->section, opt->key, s);
+			goto invalid;
+		}
+		*(int *)p = r;
+		return 0;
+
+	case CONF_LEVEL:
+		if ((r = log_level_parse(s)) < opt->min || r > opt->max) {
+			list_names(level_name, (int)opt->max + 1, names,
+			    sizeof(names));
+			snprintf(msg, msglen,
+			    "%s.%s: \"%.64s\" is not a log level "
+			    "(allowed %s)",
+			    opt->section, opt->key, s, names);
+			goto invalid;
+		}
+		*(int *)p = r;
+		return 0;
+
+	case CONF_MODEL:
+		if ((r = config_model_parse(s)) < opt->min || r > opt->max) {
+			list_names(config_model_name, (int)MODEL_COUNT, names,
+			    sizeof(names));
+			snprintf(msg, msglen,
+			    "%s.%s: \"%.64s\" is not a worker "
+			    "model (allowed %s)",
+			    opt->section, opt->key, s, names);
+			goto invalid;
+		}
+		*(int *)p = r;
+		return 0;
+	}
+	snprintf(
+	    msg, msglen, "%s.%s: unknown option type", opt->section, opt->key);
+invalid:
+	errno = EINVAL;
+	return -1;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < OPT_COUNT; i++)
+		if (opt_table[i].type == CONF_STR)
+			free(*(char **)opt_ptr(cfg, &opt_table[i]));
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int
+config_defaults(struct config *cfg)
+{
+	char msg[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < OPT_COUNT; i++) {
+		if (opt_set(cfg, &opt_table[i], opt_table[i].def, msg,
+			sizeof(msg)) == -1) {
+			if (errno != ENOMEM)
+				fatalx("config: built-in default: %s", msg);
+			config_free(cfg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+config_copy(struct config *dst, const struct config *src)
+{
+	memcpy(dst, src, sizeof(*dst));
+	for (size_t i = 0; i < OPT_COUNT; i++) {
+		char **d;
+
+		if (opt_table[i].type != CONF_STR)
+			continue;
+		d = opt_ptr(dst, &opt_table[i]);
+		if (*d == NULL)
+			continue;
+		if ((*d = strdup(*d)) == NULL) {
+			/* Forget the strings still shared with src. */
+			for (size_t j = i + 1; j < OPT_COUNT; j++)
+				if (opt_table[j].type == CONF_STR)
+					*(char **)opt_ptr(dst, &opt_table[j]) =
+					    NULL;
+			config_free(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+opt_equal(const struct config *a, const struct config *b,
+    const struct config_option *opt)
+{
+	const void *pa = opt_ptr(a, opt), *pb = opt_ptr(b, opt);
+	const char *sa, *sb;
+
+	switch (opt->type) {
+	case CONF_STR:
+		sa = *(char *const *)pa;
+		sb = *(char *const *)pb;
+		return strcmp(sa != NULL ? sa : "", sb != NULL ? sb : "") == 0;
+	case CONF_INT:
+		return *(const long *)pa == *(const long *)pb;
+	case CONF_SIZE:
+		return *(const long long *)pa == *(const long long *)pb;
+	case CONF_MODE:
+		return *(const unsigned *)pa == *(const unsigned *)pb;
+	case CONF_BOOL:
+	case CONF_LEVEL:
+	case CONF_MODEL:
+		return *(const int *)pa == *(const int *)pb;
+	}
+	return 0;
+}
+
+int
+config_diff(const struct config *a, const struct config *b,
+    void (*cb)(const struct config_option *, void *), void *arg)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < OPT_COUNT; i++) {
+		if (opt_equal(a, b, &opt_table[i]))
+			continue;
+		n++;
+		if (cb != NULL)
+			cb(&opt_table[i], arg);
+	}
+	return n;
+}
+
+void
+config_format(const struct config *cfg, const struct config_option *opt,
+    char *buf, size_t len)
+{
+	const void *p = opt_ptr(cfg, opt);
+	const char *s;
+
+	if (len == 0)
+		return;
+	switch (opt->type) {
+	case CONF_STR:
+		s = *(char *const *)p;
+		snprintf(buf, len, "%s", s != NULL ? s : "");
+		break;
+	case CONF_INT:
+		snprintf(buf, len, "%ld", *(const long *)p);
+		break;
+	case CONF_SIZE:
+		format_number(opt, *(const long long *)p, buf, len);
+		break;
+	case CONF_MODE:
+		format_number(opt, *(const unsigned *)p, buf, len);
+		break;
+	case CONF_BOOL:
+		snprintf(buf, len, "%s", *(const int *)p ? "yes" : "no");
+		break;
+	case CONF_LEVEL:
+		snprintf(buf, len, "%s",
+		    log_level_name((enum log_level) * (const int *)p));
+		break;
+	case CONF_MODEL:
+		snprintf(buf, len, "%s", config_model_name(*(const int *)p));
+		break;
+	default:
+		buf[0] = '\0';
+		break;
+	}
+}
+
+static int
+section_known(const char *name, size_t len)
+{
+	for (size_t i = 0; i < OPT_COUNT; i++)
+		if (strlen(opt_table[i].section) == len &&
+		    strncmp(opt_table[i].section, name, len) == 0)
+			return 1;
+	return 0;
+}
+
+static void load_error(struct load_ctx *ctx, int line, const char *fmt, ...)
+    LOG_FMT(3, 4);
+
+/* Keep the first error only: later ones are often its consequences. */
+static void
+load_error(struct load_ctx *ctx, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->failed && ctx->err_line <= line)
+		return;
+	ctx->failed = 1;
+	ctx->err_line = line;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * inih's reader: one physical line per call, so ctx->lineno is the line
+ * the handler is looking at. Leading blanks are dropped (no continuation
+ * lines); a line that would not fit inih's buffer is reported and replaced
+ * by an empty one rather than split. A "[section]" naming no known section
+ * is reported here, at its own line, even if no key follows it.
+ */
+static char *
+load_reader(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	ssize_t n;
+	size_t len;
+	char *p, *end;
+
+	if (num < 2)
+		return NULL;
+	errno = 0;
+	if ((n = getline(&ctx->line, &ctx->linecap, ctx->fp)) == -1) {
+		if (ferror(ctx->fp))
+			ctx->read_errno = errno != 0 ? errno : EIO;
+		return NULL;
+	}
+	ctx->lineno++;
+	p = ctx->line;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	len = (size_t)n - (size_t)(p - ctx->line);
+	if (memchr(p, '\0', len) != NULL) {
+		load_error(ctx, ctx->lineno, "line contains a NUL byte");
+		goto blank;
+	}
+	if (len + 1 > (size_t)num) {
+		load_error(ctx, ctx->lineno, "line too long (at most %d bytes)",
+		    num - 2);
+		goto blank;
+	}
+	if (*p == '[' && (end = strchr(p + 1, ']')) != NULL &&
+	    !section_known(p + 1, (size_t)(end - p - 1)))
+		load_error(ctx, ctx->lineno, "unknown section [%.*s]",
+		    (int)(end - p - 1 > 64 ? 64 : end - p - 1), p + 1);
+	memcpy(str, p, len + 1);
+	return str;
+blank:
+	str[0] = '\n';
+	str[1] = '\0';
+	return str;
+}
+
+static int
+load_handler(
+    void *user, const char *section, const char *key, const char *value)
+{
+	struct load_ctx *ctx = user;
+	const struct config_option *opt = NULL;
+	int line = ctx->lineno;
+	size_t i, vlen;
+	char *inner;
+	char msg[384];
+
+	if (*section == '\0') {
+		load_error(
+		    ctx, line, "key \"%.64s\" outside of any [section]", key);
+		return 0;
+	}
+	if (!section_known(section, strlen(section))) {
+		load_error(ctx, line, "unknown section [%.64s]", section);
+		return 0;
+	}
+	if (*key == '\0') {
+		load_error(ctx, line, "syntax error: missing key before '='");
+		return 0;
+	}
+	for (i = 0; i < OPT_COUNT; i++) {
+		if (strcmp(opt_table[i].section, section) == 0 &&
+		    strcmp(opt_table[i].key, key) == 0) {
+			opt = &opt_table[i];
+			break;
+		}
+	}
+	if (opt == NULL) {
+		load_error(ctx, line, "unknown key %s.%.64s", section, key);
+		return 0;
+	}
+	if (ctx->seen[i] != 0) {
+		load_error(ctx, line, "%s.%s given twice (first on line %d)",
+		    opt->section, opt->key, ctx->seen[i]);
+		return 0;
+	}
+	ctx->seen[i] = line;
+
+	/* One pair of surrounding double quotes keeps outer blanks. */
+	vlen = strlen(value);
+	if (value[0] == '"') {
+		if (vlen < 2 || value[vlen - 1] != '"') {
+			load_error(ctx, line, "%s.%s: unbalanced double quote",
+			    opt->section, opt->key);
+			return 0;
+		}
+		inner = strndup(value + 1, vlen - 2);
+	} else
+		inner = strdup(value);
+	if (inner == NULL) {
+		load_error(ctx, line, "out of memory");
+		return 0;
+	}
+	if (opt_set(ctx->cfg, opt, inner, msg, sizeof(msg)) == -1) {
+		load_error(ctx, line, "%s", msg);
+		free(inner);
+		return 0;
+	}
+	free(inner);
+	return 1;
+}
+
+static int
+opt_index(size_t offset)
+{
+	for (size_t i = 0; i < OPT_COUNT; i++)
+		if (opt_table[i].offset == offset)
+			return (int)i;
+	fatalx("config: no option at offset %zu", offset);
+}
+
+/* Rules between options, checked once the whole file is in. */
+static void
+load_crosscheck(struct load_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	int a = opt_index(OFF(retry_delay));
+	int b = opt_index(OFF(retry_max_delay));
+	int line;
+
+	if (cfg->retry_max_delay < cfg->retry_delay) {
+		line =
+		    ctx->seen[a] > ctx->seen[b] ? ctx->seen[a] : ctx->seen[b];
+		load_error(ctx, line,
+		    "http.retry_max_delay (%ld) is less than "
+		    "http.retry_delay (%ld)",
+		    cfg->retry_max_delay, cfg->retry_delay);
+	}
+}
+
+int
+config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct load_ctx ctx;
+	int saved_max = 0, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	if (config_defaults(cfg) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		return -1;
+	}
+	if ((ctx.fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+
+	if (&ini_max_line != NULL) {
+		saved_max = ini_max_line;
+		if (ini_max_line < CONFIG_LINE_MAX)
+			ini_max_line = CONFIG_LINE_MAX;
+	}
+	rc = ini_parse_stream(load_reader, &ctx, load_handler, &ctx);
+	if (&ini_max_line != NULL)
+		ini_max_line = saved_max;
+
+	if (ctx.read_errno != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ctx.read_errno));
+		goto fail;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		goto fail;
+	}
+	/* inih knows of lines it could not parse; we know the rest. */
+	if (rc > 0)
+		load_error(&ctx, rc,
+		    "syntax error: expected \"[section]\" "
+		    "or \"key = value\"");
+	if (!ctx.failed)
+		load_crosscheck(&ctx);
+	if (ctx.failed) {
+		if (ctx.err_line > 0)
+			snprintf(err, errlen, "%s:%d: %s", path, ctx.err_line,
+			    ctx.err);
+		else
+			snprintf(err, errlen, "%s: %s", path, ctx.err);
+		goto fail;
+	}
+	free(ctx.line);
+	fclose(ctx.fp);
+	return 0;
+fail:
+	free(ctx.line);
+	if (ctx.fp != NULL)
+		fclose(ctx.fp);
+	config_free(cfg);
+	return -1;
+}

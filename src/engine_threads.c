@@ -1,0 +1,298 @@
+/*
+ * engine_threads.c: the pthread model. workers.count threads, each running
+ * curl_easy_perform (through fetch_run) on transfers taken from one locked
+ * queue. A CURLSH shares the DNS cache, connections and TLS sessions between
+ * the threads, guarded by one mutex per shared data kind.
+ *
+ * Completions go back to the main loop through a second locked queue and an
+ * eventfd: the main loop is the only one that touches jobs, the scheduler
+ * and the stats, so a worker never calls engine_complete() itself.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+
+#define THREADS_STACK_SIZE (512 * 1024)
+
+struct threads {
+	struct engine *engine;
+	pthread_t *tids;
+	long nthreads;
+	pthread_mutex_t lock;           /* guards everything below */
+	pthread_cond_t cond;
+	struct transfer_list queue;     /* submitted, not started */
+	struct transfer_list running;
+	struct transfer_list done;      /* finished, not yet handed back */
+	long nqueued, nbusy;
+	int stopping;
+
+	int wakefd;
+	struct event *wakeev;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+};
+
+static void
+share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	struct threads *th = arg;
+
+	pthread_mutex_lock(&th->share_locks[data]);
+}
+
+static void
+share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	struct threads *th = arg;
+
+	pthread_mutex_unlock(&th->share_locks[data]);
+}
+
+static void
+threads_wake(struct threads *th)
+{
+	uint64_t one = 1;
+
+	/* An eventfd counter cannot fill up in practice; EAGAIN means a
+	 * wakeup is pending already. */
+	while (write(th->wakefd, &one, sizeof(one)) == -1 && errno == EINTR)
+		;
+}
+
+static void *
+threads_worker(void *arg)
+{
+	struct threads *th = arg;
+	struct transfer *t;
+	CURL *easy;
+
+	if ((easy = curl_easy_init()) == NULL)
+		fatalx("curl_easy_init failed in a worker thread");
+	pthread_mutex_lock(&th->lock);
+	for (;;) {
+		while (TAILQ_EMPTY(&th->queue) && !th->stopping)
+			pthread_cond_wait(&th->cond, &th->lock);
+		if (th->stopping && TAILQ_EMPTY(&th->queue))
+			break;
+		t = TAILQ_FIRST(&th->queue);
+		TAILQ_REMOVE(&th->queue, t, entry);
+		th->nqueued--;
+		TAILQ_INSERT_TAIL(&th->running, t, entry);
+		th->nbusy++;
+		pthread_mutex_unlock(&th->lock);
+
+		fetch_run(t, easy, th->share);
+
+		pthread_mutex_lock(&th->lock);
+		TAILQ_REMOVE(&th->running, t, entry);
+		th->nbusy--;
+		TAILQ_INSERT_TAIL(&th->done, t, entry);
+		threads_wake(th);
+	}
+	pthread_mutex_unlock(&th->lock);
+	curl_easy_cleanup(easy);
+	return NULL;
+}
+
+/* Main loop: hand every finished transfer back. */
+static void
+threads_collect(struct threads *th)
+{
+	struct transfer_list done;
+	struct transfer *t;
+
+	TAILQ_INIT(&done);
+	pthread_mutex_lock(&th->lock);
+	TAILQ_CONCAT(&done, &th->done, entry);
+	pthread_mutex_unlock(&th->lock);
+	while ((t = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, t, entry);
+		engine_complete(th->engine, t);
+	}
+}
+
+static void
+threads_wakeup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct threads *th = arg;
+	uint64_t n;
+
+	while (read(fd, &n, sizeof(n)) == -1 && errno == EINTR)
+		;
+	threads_collect(th);
+}
+
+static void threads_stop(struct engine *);
+
+static int
+threads_start(struct engine *e, const struct config *cfg,
+    struct event_base *base)
+{
+	struct threads *th;
+	pthread_attr_t attr;
+	int i, err;
+
+	if ((th = calloc(1, sizeof(*th))) == NULL)
+		return -1;
+	e->priv = th;
+	th->engine = e;
+	th->wakefd = -1;
+	TAILQ_INIT(&th->queue);
+	TAILQ_INIT(&th->running);
+	TAILQ_INIT(&th->done);
+	pthread_mutex_init(&th->lock, NULL);
+	pthread_cond_init(&th->cond, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&th->share_locks[i], NULL);
+
+	if ((th->share = curl_share_init()) == NULL)
+		goto fail;
+	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+
+	if ((th->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("eventfd");
+		goto fail;
+	}
+	th->wakeev = event_new(base, th->wakefd, EV_READ | EV_PERSIST,
+	    threads_wakeup_cb, th);
+	if (th->wakeev == NULL || event_add(th->wakeev, NULL) == -1)
+		goto fail;
+
+	if ((th->tids = calloc(cfg->count, sizeof(*th->tids))) == NULL)
+		goto fail;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREADS_STACK_SIZE);
+	for (th->nthreads = 0; th->nthreads < cfg->count; th->nthreads++) {
+		err = pthread_create(&th->tids[th->nthreads], &attr,
+		    threads_worker, th);
+		if (err != 0) {
+			errno = err;
+			log_warn("pthread_create (worker %ld)", th->nthreads);
+			pthread_attr_destroy(&attr);
+			goto fail;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	log_info("threads engine: %ld worker threads", th->nthreads);
+	return 0;
+fail:
+	threads_stop(e);
+	return -1;
+}
+
+static int
+threads_submit(struct engine *e, struct transfer *t)
+{
+	struct threads *th = e->priv;
+
+	pthread_mutex_lock(&th->lock);
+	TAILQ_INSERT_TAIL(&th->queue, t, entry);
+	th->nqueued++;
+	pthread_cond_signal(&th->cond);
+	pthread_mutex_unlock(&th->lock);
+	return 0;
+}
+
+/*
+ * A queued transfer comes back at once; a running one is flagged and comes
+ * back when its progress callback sees the flag.
+ */
+static void
+threads_cancel(struct engine *e, struct transfer *t)
+{
+	struct threads *th = e->priv;
+	struct transfer *q;
+
+	pthread_mutex_lock(&th->lock);
+	TAILQ_FOREACH(q, &th->queue, entry)
+		if (q == t)
+			break;
+	if (q != NULL) {
+		TAILQ_REMOVE(&th->queue, t, entry);
+		th->nqueued--;
+		t->outcome = FETCH_RETRY;
+		t->errkind = FERR_OTHER;
+		strcpy(t->error, "cancelled");
+		TAILQ_INSERT_TAIL(&th->done, t, entry);
+		threads_wake(th);
+	} else
+		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&th->lock);
+}
+
+static void
+threads_stop(struct engine *e)
+{
+	struct threads *th = e->priv;
+	struct transfer *t;
+	long i;
+
+	if (th == NULL)
+		return;
+	pthread_mutex_lock(&th->lock);
+	th->stopping = 1;
+	while ((t = TAILQ_FIRST(&th->queue)) != NULL) {
+		TAILQ_REMOVE(&th->queue, t, entry);
+		th->nqueued--;
+		t->outcome = FETCH_RETRY;
+		t->errkind = FERR_OTHER;
+		strcpy(t->error, "cancelled");
+		TAILQ_INSERT_TAIL(&th->done, t, entry);
+	}
+	TAILQ_FOREACH(t, &th->running, entry)
+		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&th->cond);
+	pthread_mutex_unlock(&th->lock);
+
+	for (i = 0; i < th->nthreads; i++)
+		pthread_join(th->tids[i], NULL);
+	threads_collect(th);
+
+	if (th->wakeev != NULL)
+		event_free(th->wakeev);
+	if (th->wakefd != -1)
+		close(th->wakefd);
+	if (th->share != NULL)
+		curl_share_cleanup(th->share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&th->share_locks[i]);
+	pthread_cond_destroy(&th->cond);
+	pthread_mutex_destroy(&th->lock);
+	free(th->tids);
+	free(th);
+	e->priv = NULL;
+}
+
+static void
+threads_stats(struct engine *e, struct engine_stats *st)
+{
+	struct threads *th = e->priv;
+
+	pthread_mutex_lock(&th->lock);
+	st->workers = th->nthreads;
+	st->busy = th->nbusy;
+	st->queued = th->nqueued;
+	pthread_mutex_unlock(&th->lock);
+}
+
+const struct engine_ops engine_threads = {
+	.name = "threads",
+	.start = threads_start,
+	.submit = threads_submit,
+	.cancel = threads_cancel,
+	.drain = NULL,
+	.stop = threads_stop,
+	.stats = threads_stats,
+};

@@ -1,0 +1,1151 @@
+/*
+ * fetch.c: everything about one transfer, shared by the three engines.
+ *
+ * It owns the on-disk side (the per-job directory, the directories inside
+ * a name, reserving name.part, writing and resuming it, the sha256 check and
+ * the final rename), the options set on the easy handle, the callbacks, and
+ * the classification of how a transfer ended (ok, retry, fail and why).
+ *
+ * The same code runs on a worker thread, on the main loop under curl_multi
+ * and in forked children, so nothing here touches global state after
+ * fetch_global_init(): no strerror(), no static buffers, and everything
+ * fetch_begin() acquires lives in the transfer's fetch_state until
+ * fetch_finish() releases it.
+ *
+ * Paths are only ever opened relative to a directory descriptor, each step
+ * with O_NOFOLLOW, so a symlink planted in the download tree (at a
+ * directory, at name.part or at name) is refused and never followed.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "fetch.h"
+
+#define FETCH_DIR_MODE 0750
+#define FETCH_FILE_MODE 0640
+#define FETCH_HASH_CHUNK (64 * 1024)
+#define FETCH_BUFFERSIZE (256L * 1024)
+#define FETCH_MAX_SUFFIX 10000
+#define FETCH_PART ".part"
+
+/* Why the write callback stopped a transfer itself. */
+enum fetch_cause {
+	CAUSE_NONE = 0,
+	CAUSE_WRITE,            /* write(2) failed: cause_errno */
+	CAUSE_MAXSIZE,          /* the file would exceed max_file_size */
+	CAUSE_RANGE,            /* a 206 for another range than asked */
+};
+
+struct fetch_state {
+	struct transfer *t;
+	CURL *easy;
+	int dirfd;              /* the directory holding name */
+	int fd;                 /* name.part */
+	char *base;             /* last component of t->name */
+	char *part;             /* base + ".part" */
+	EVP_MD_CTX *md;         /* only when t->has_sha256 */
+	uint64_t offset;        /* bytes in name.part now */
+	uint64_t resume_from;   /* offset asked for with Range */
+
+	/* The response being received; reset on every status line, because
+	 * redirects (and a proxy's CONNECT) produce several. */
+	long status;
+	long long cr_start;     /* Content-Range first byte, -1 unknown */
+	long long cr_total;     /* Content-Range complete length, -1 unknown */
+	int started;            /* the body of a 2xx was accepted */
+
+	enum fetch_cause cause;
+	int cause_errno;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static const char *const errkind_names[FERR__COUNT] = {
+	[FERR_NONE] = "none",
+	[FERR_DNS] = "dns",
+	[FERR_CONNECT] = "connect",
+	[FERR_TIMEOUT] = "timeout",
+	[FERR_HTTP_4XX] = "http_4xx",
+	[FERR_HTTP_5XX] = "http_5xx",
+	[FERR_RESET] = "reset",
+	[FERR_PROTOCOL_REFUSED] = "protocol_refused",
+	[FERR_WRITE] = "write",
+	[FERR_CHECKSUM] = "checksum",
+	[FERR_OTHER] = "other",
+};
+
+const char *
+fetch_errkind_name(enum fetch_errkind k)
+{
+	if ((unsigned)k >= FERR__COUNT)
+		return "unknown";
+	return errkind_names[k];
+}
+
+int
+fetch_global_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -1;
+	return 0;
+}
+
+void
+fetch_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+/* Copy src into a fixed buffer, always terminated; NULL reads as "". */
+static void
+copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n;
+
+	if (src == NULL)
+		src = "";
+	n = strlen(src);
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
+fetch_params_from_config(struct fetch_params *p, const struct config *c)
+{
+	memset(p, 0, sizeof(*p));
+	p->connect_timeout = c->connect_timeout;
+	p->timeout = c->timeout;
+	p->low_speed_limit = c->low_speed_limit;
+	p->low_speed_time = c->low_speed_time;
+	p->max_redirects = c->max_redirects;
+	p->max_file_size = c->max_file_size;
+	p->rate_limit = c->rate_limit;
+	p->verify_tls = c->verify_tls;
+	copy_str(p->user_agent, sizeof(p->user_agent), c->user_agent);
+	copy_str(p->proxy, sizeof(p->proxy), c->proxy);
+	copy_str(p->ca_file, sizeof(p->ca_file), c->ca_file);
+}
+
+/* The thread-safe strerror (GNU strerror_r: _GNU_SOURCE is always set). */
+static const char *
+errstr(int e, char *buf, size_t len)
+{
+	return strerror_r(e, buf, len);
+}
+
+/*
+ * Remove "user:password@" from anything that looks like a URL: the error
+ * text ends up in result files and logs, which must never hold credentials.
+ */
+static void
+scrub_userinfo(char *s)
+{
+	char *p = s, *q, *end;
+
+	while ((p = strstr(p, "://")) != NULL) {
+		p += 3;
+		end = p + strcspn(p, "/?# \t\r\n\"'");
+		for (q = end; q > p; q--)
+			if (q[-1] == '@')
+				break;
+		if (q > p)
+			memmove(p, q, strlen(q) + 1);
+	}
+}
+
+/* The error goes into a tab-separated result line: one line, no tabs. */
+static void
+clean_error(char *s)
+{
+	size_t n;
+
+	scrub_userinfo(s);
+	for (char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	n = strlen(s);
+	while (n > 0 && s[n - 1] == ' ')
+		s[--n] = '\0';
+}
+
+static void set_error(struct transfer *, enum fetch_outcome,
+    enum fetch_errkind, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+set_error(struct transfer *t, enum fetch_outcome outcome,
+    enum fetch_errkind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	t->outcome = outcome;
+	t->errkind = kind;
+	va_start(ap, fmt);
+	vsnprintf(t->error, sizeof(t->error), fmt, ap);
+	va_end(ap);
+	clean_error(t->error);
+}
+
+/*
+ * After openat(O_NOFOLLOW) of path failed with e: say "symlink" when that is
+ * what sits there, else the error.
+ */
+static void
+open_error(struct transfer *t, int at, const char *comp, const char *shown,
+    int e, enum fetch_outcome outcome)
+{
+	struct stat st;
+	char eb[128];
+
+	if ((e == ELOOP || e == ENOTDIR || e == EMLINK || e == ENXIO) &&
+	    fstatat(at, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode)) {
+		set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "refusing to follow a symlink at '%s'", shown);
+		return;
+	}
+	if (e == ENOTDIR) {
+		set_error(t, FETCH_FAIL, FERR_WRITE, "'%s' is not a directory",
+		    shown);
+		return;
+	}
+	set_error(t, outcome, FERR_WRITE, "open '%s': %s", shown,
+	    errstr(e, eb, sizeof(eb)));
+}
+
+/*
+ * Make and open t->dir, then every directory component of t->name below it,
+ * each opened with O_NOFOLLOW. On success *dfd is the directory that holds
+ * the last component and *base its offset in t->name. -1 with the error set
+ * (a permanent FERR_WRITE failure, as the header says).
+ */
+static int
+open_dirs(struct transfer *t, int *dfd, size_t *base)
+{
+	char eb[128], *copy = NULL, *comp, *slash, shown[PATH_MAX];
+	int fd = -1, nfd;
+	const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+	if (t->dir == NULL || t->name == NULL || t->name[0] == '\0' ||
+	    t->name[0] == '/' || t->name[strlen(t->name) - 1] == '/') {
+		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
+		goto fail;
+	}
+	if (mkdir(t->dir, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
+		set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s", t->dir,
+		    errstr(errno, eb, sizeof(eb)));
+		goto fail;
+	}
+	if ((fd = open(t->dir, oflags)) == -1) {
+		open_error(t, AT_FDCWD, t->dir, t->dir, errno, FETCH_FAIL);
+		goto fail;
+	}
+	if ((copy = strdup(t->name)) == NULL) {
+		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		goto fail;
+	}
+	comp = copy;
+	while ((slash = strchr(comp, '/')) != NULL) {
+		*slash = '\0';
+		snprintf(shown, sizeof(shown), "%s/%s", t->dir, copy);
+		if (comp[0] == '\0' || strcmp(comp, ".") == 0) {
+			*slash = '/';
+			comp = slash + 1;
+			continue;
+		}
+		if (strcmp(comp, "..") == 0) {
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "invalid output name '%s'", t->name);
+			goto fail;
+		}
+		if (mkdirat(fd, comp, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
+			set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s",
+			    shown, errstr(errno, eb, sizeof(eb)));
+			goto fail;
+		}
+		if ((nfd = openat(fd, comp, oflags)) == -1) {
+			open_error(t, fd, comp, shown, errno, FETCH_FAIL);
+			goto fail;
+		}
+		close(fd);
+		fd = nfd;
+		*slash = '/';
+		comp = slash + 1;
+	}
+	if (comp[0] == '\0' || strcmp(comp, ".") == 0 ||
+	    strcmp(comp, "..") == 0) {
+		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name '%s'",
+		    t->name);
+		goto fail;
+	}
+	*base = (size_t)(comp - copy);
+	*dfd = fd;
+	free(copy);
+	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(copy);
+	return -1;
+}
+
+/* Join "base" and ".part". NULL on allocation failure. */
+static char *
+part_name(const char *base)
+{
+	size_t n = strlen(base);
+	char *p;
+
+	if ((p = malloc(n + sizeof(FETCH_PART))) == NULL)
+		return NULL;
+	memcpy(p, base, n);
+	memcpy(p + n, FETCH_PART, sizeof(FETCH_PART));
+	return p;
+}
+
+/*
+ * lstat relative to dfd. 1 when something is there, 0 when not, -1 (error
+ * set) on any other failure.
+ */
+static int
+probe(struct transfer *t, int dfd, const char *name, struct stat *st)
+{
+	char eb[128];
+
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	set_error(t, FETCH_FAIL, FERR_WRITE, "stat '%s/%s': %s", t->dir, name,
+	    errstr(errno, eb, sizeof(eb)));
+	return -1;
+}
+
+/*
+ * Candidate i for base: 0 is base itself, then "stem.i.ext" (the extension
+ * is what follows the last dot, unless that dot starts the name) or
+ * "base.i". Written into buf, which holds strlen(base) + 32.
+ */
+static void
+candidate(char *buf, size_t len, const char *base, int i)
+{
+	const char *dot = strrchr(base, '.');
+
+	if (i == 0)
+		snprintf(buf, len, "%s", base);
+	else if (dot == NULL || dot == base)
+		snprintf(buf, len, "%s.%d", base, i);
+	else
+		snprintf(buf, len, "%.*s.%d%s", (int)(dot - base), base, i,
+		    dot);
+}
+
+int
+fetch_prepare(struct transfer *t, int resume)
+{
+	struct stat st_name, st_part;
+	char eb[128], *cand = NULL, *part = NULL, *newname;
+	const char *base;
+	size_t boff, clen;
+	int dfd = -1, fd, hn, hp, i, rv = -1;
+
+	t->error[0] = '\0';
+	t->errkind = FERR_NONE;
+	if (open_dirs(t, &dfd, &boff) == -1)
+		return -1;
+	base = t->name + boff;
+	clen = strlen(base) + 32;
+	if ((cand = malloc(clen)) == NULL ||
+	    (part = malloc(clen + sizeof(FETCH_PART))) == NULL) {
+		set_error(t, FETCH_FAIL, FERR_WRITE, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < FETCH_MAX_SUFFIX; i++) {
+		candidate(cand, clen, base, i);
+		snprintf(part, clen + sizeof(FETCH_PART), "%s%s", cand,
+		    FETCH_PART);
+		if ((hn = probe(t, dfd, cand, &st_name)) == -1 ||
+		    (hp = probe(t, dfd, part, &st_part)) == -1)
+			goto done;
+		if (hp && S_ISLNK(st_part.st_mode)) {
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "refusing to follow a symlink at '%s/%.*s%s'",
+			    t->dir, (int)boff, t->name, part);
+			goto done;
+		}
+		if (hp && !S_ISREG(st_part.st_mode)) {
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "'%s/%.*s%s' is not a regular file", t->dir,
+			    (int)boff, t->name, part);
+			goto done;
+		}
+		if (resume && i == 0) {
+			/* Reserved by an earlier run: the .part is ours. */
+			if (hp) {
+				rv = 0;
+				goto done;
+			}
+			if (hn && S_ISREG(st_name.st_mode)) {
+				t->size = (uint64_t)st_name.st_size;
+				t->outcome = FETCH_OK;
+				t->errkind = FERR_NONE;
+				rv = 1;
+				goto done;
+			}
+		}
+		if (hn || hp)
+			continue;
+		fd = openat(dfd, part,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    FETCH_FILE_MODE);
+		if (fd == -1) {
+			if (errno == EEXIST)
+				continue;
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "create '%s/%.*s%s': %s", t->dir, (int)boff,
+			    t->name, part, errstr(errno, eb, sizeof(eb)));
+			goto done;
+		}
+		close(fd);
+		if (i > 0) {
+			if ((newname = malloc(boff + strlen(cand) + 1)) ==
+			    NULL) {
+				unlinkat(dfd, part, 0);
+				set_error(t, FETCH_FAIL, FERR_WRITE,
+				    "out of memory");
+				goto done;
+			}
+			memcpy(newname, t->name, boff);
+			strcpy(newname + boff, cand);
+			free(t->name);
+			t->name = newname;
+		}
+		rv = 0;
+		goto done;
+	}
+	set_error(t, FETCH_FAIL, FERR_WRITE, "no free name for '%s'", t->name);
+done:
+	close(dfd);
+	free(cand);
+	free(part);
+	return rv;
+}
+
+static void
+state_free(struct fetch_state *s)
+{
+	if (s == NULL)
+		return;
+	if (s->fd != -1)
+		close(s->fd);
+	if (s->dirfd != -1)
+		close(s->dirfd);
+	EVP_MD_CTX_free(s->md);
+	free(s->base);
+	free(s->part);
+	free(s);
+}
+
+/* Start the hash over (the file restarts from byte 0). */
+static int
+hash_reset(struct fetch_state *s)
+{
+	if (s->md == NULL)
+		return 0;
+	return EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+/*
+ * Empty name.part. If that fails, remove it instead so the next attempt
+ * cannot resume from bytes known to be wrong.
+ */
+static void
+part_truncate(struct fetch_state *s)
+{
+	if (s->fd != -1 && ftruncate(s->fd, 0) == 0) {
+		s->offset = 0;
+		return;
+	}
+	unlinkat(s->dirfd, s->part, 0);
+	s->offset = 0;
+}
+
+/* Hash what name.part already holds, before resuming after it. */
+static int
+hash_existing(struct transfer *t, struct fetch_state *s)
+{
+	unsigned char *buf;
+	uint64_t pos = 0;
+	ssize_t n;
+	char eb[128];
+
+	if ((buf = malloc(FETCH_HASH_CHUNK)) == NULL) {
+		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		return -1;
+	}
+	while (pos < s->offset) {
+		n = pread(s->fd, buf, FETCH_HASH_CHUNK, (off_t)pos);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			set_error(t, FETCH_RETRY, FERR_WRITE, "read: %s",
+			    errstr(errno, eb, sizeof(eb)));
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (EVP_DigestUpdate(s->md, buf, (size_t)n) != 1) {
+			free(buf);
+			set_error(t, FETCH_RETRY, FERR_OTHER, "sha256 failed");
+			return -1;
+		}
+		pos += (uint64_t)n;
+	}
+	free(buf);
+	/* The file shrank under us: resume from what was hashed. */
+	s->offset = pos;
+	return 0;
+}
+
+/* The first bytes of a 2xx body are about to be written: is it the part we
+ * asked for? 0 to go on, -1 with s->cause set to stop. */
+static int
+response_start(struct fetch_state *s)
+{
+	s->started = 1;
+	if (s->status == 206) {
+		if (s->cr_start < 0 || (uint64_t)s->cr_start != s->offset) {
+			s->cause = CAUSE_RANGE;
+			return -1;
+		}
+		return 0;
+	}
+	if (s->offset > 0) {
+		/* The server ignored Range and sends it all again. */
+		if (ftruncate(s->fd, 0) == -1) {
+			s->cause = CAUSE_WRITE;
+			s->cause_errno = errno;
+			return -1;
+		}
+		s->offset = 0;
+		if (hash_reset(s) == -1) {
+			s->cause = CAUSE_WRITE;
+			s->cause_errno = ENOMEM;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Case-insensitive "Name:" prefix; returns the value, or NULL. */
+static const char *
+header_value(const char *line, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return NULL;
+	line += n + 1;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	return line;
+}
+
+/* Content-Range: "bytes N-M/T", with "*" for an unknown range or length. */
+static void
+parse_content_range(struct fetch_state *s, const char *v)
+{
+	char *end;
+	long long a, b;
+
+	if (strncasecmp(v, "bytes", 5) != 0)
+		return;
+	v += 5;
+	while (*v == ' ')
+		v++;
+	if (*v == '*') {
+		v++;
+	} else {
+		errno = 0;
+		a = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || *end != '-' || a < 0)
+			return;
+		v = end + 1;
+		b = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || b < a)
+			return;
+		v = end;
+		s->cr_start = a;
+	}
+	if (*v != '/')
+		return;
+	v++;
+	errno = 0;
+	a = strtoll(v, &end, 10);
+	if (errno == 0 && end != v && a >= 0)
+		s->cr_total = a;
+}
+
+static size_t
+header_cb(char *data, size_t size, size_t nitems, void *arg)
+{
+	struct fetch_state *s = arg;
+	size_t n = size * nitems, k;
+	char line[512], *end;
+	const char *v;
+
+	k = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+	memcpy(line, data, k);
+	line[k] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+
+	if (strncmp(line, "HTTP/", 5) == 0) {
+		s->status = 0;
+		s->cr_start = -1;
+		s->cr_total = -1;
+		s->started = 0;
+		if ((v = strchr(line, ' ')) != NULL) {
+			long st = strtol(v + 1, &end, 10);
+
+			if (end != v + 1 && st >= 100 && st <= 999)
+				s->status = st;
+		}
+	} else if ((v = header_value(line, "Content-Range")) != NULL)
+		parse_content_range(s, v);
+	return n;
+}
+
+/* All of buf to fd, or -1 with errno. */
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static size_t
+write_cb(char *data, size_t size, size_t nitems, void *arg)
+{
+	struct fetch_state *s = arg;
+	struct transfer *t = s->t;
+	size_t n = size * nitems;
+	long status = s->status;
+
+	if (status == 0)
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299)
+		return n; /* an error page or a redirect: not the file */
+	if (!s->started && response_start(s) == -1)
+		return 0;
+	if (t->params.max_file_size > 0 &&
+	    s->offset + n > (uint64_t)t->params.max_file_size) {
+		s->cause = CAUSE_MAXSIZE;
+		return 0;
+	}
+	if (write_all(s->fd, data, n) == -1) {
+		s->cause = CAUSE_WRITE;
+		s->cause_errno = errno;
+		return 0;
+	}
+	if (s->md != NULL && EVP_DigestUpdate(s->md, data, n) != 1) {
+		s->cause = CAUSE_WRITE;
+		s->cause_errno = ENOMEM;
+		return 0;
+	}
+	s->offset += n;
+	t->received += n;
+	__atomic_add_fetch(&t->progress, (uint64_t)n, __ATOMIC_RELAXED);
+	return n;
+}
+
+static int
+xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct fetch_state *s = arg;
+
+	return __atomic_load_n(&s->t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+/* Open name.part for writing, never through a symlink, never a FIFO. */
+static int
+open_part(struct transfer *t, struct fetch_state *s)
+{
+	struct stat st;
+	char eb[128], shown[PATH_MAX];
+	int acc = t->has_sha256 ? O_RDWR : O_WRONLY, flags;
+	const int base = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+
+	snprintf(shown, sizeof(shown), "%s/%s%s", t->dir, t->name, FETCH_PART);
+	s->fd = openat(s->dirfd, s->part, acc | base);
+	if (s->fd == -1 && errno == ENOENT)
+		s->fd = openat(s->dirfd, s->part, acc | base | O_CREAT | O_EXCL,
+		    FETCH_FILE_MODE);
+	if (s->fd == -1) {
+		open_error(t, s->dirfd, s->part, shown, errno, FETCH_RETRY);
+		return -1;
+	}
+	if (fstat(s->fd, &st) == -1) {
+		set_error(t, FETCH_RETRY, FERR_WRITE, "stat '%s': %s", shown,
+		    errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "'%s' is not a regular file", shown);
+		return -1;
+	}
+	if ((flags = fcntl(s->fd, F_GETFL)) == -1 ||
+	    fcntl(s->fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		set_error(t, FETCH_RETRY, FERR_WRITE, "fcntl '%s': %s", shown,
+		    errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	s->offset = (uint64_t)st.st_size;
+	return 0;
+}
+
+#define SETOPT(opt, val)                                               \
+	do {                                                           \
+		if ((rc = curl_easy_setopt(easy, opt, val)) != CURLE_OK) \
+			goto optfail;                                  \
+	} while (0)
+
+static int
+setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
+    CURLSH *share)
+{
+	const struct fetch_params *p = &t->params;
+	CURLcode rc;
+
+	curl_easy_reset(easy);
+	SETOPT(CURLOPT_ERRORBUFFER, s->errbuf);
+	SETOPT(CURLOPT_URL, t->url);
+	SETOPT(CURLOPT_PRIVATE, (void *)t);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
+	SETOPT(CURLOPT_MAXREDIRS, p->max_redirects);
+	SETOPT(CURLOPT_CONNECTTIMEOUT, p->connect_timeout);
+	SETOPT(CURLOPT_TIMEOUT, p->timeout);
+	if (p->low_speed_limit > 0) {
+		SETOPT(CURLOPT_LOW_SPEED_LIMIT, p->low_speed_limit);
+		SETOPT(CURLOPT_LOW_SPEED_TIME, p->low_speed_time);
+	}
+	SETOPT(CURLOPT_USERAGENT, p->user_agent);
+	/* Always set: "" also turns off the *_proxy environment variables, so
+	 * only the config decides. */
+	SETOPT(CURLOPT_PROXY, p->proxy);
+	if (p->max_file_size > 0)
+		SETOPT(CURLOPT_MAXFILESIZE_LARGE,
+		    (curl_off_t)p->max_file_size);
+	if (p->rate_limit > 0)
+		SETOPT(CURLOPT_MAX_RECV_SPEED_LARGE,
+		    (curl_off_t)p->rate_limit);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, p->verify_tls ? 1L : 0L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, p->verify_tls ? 2L : 0L);
+	if (p->ca_file[0] != '\0')
+		SETOPT(CURLOPT_CAINFO, p->ca_file);
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_BUFFERSIZE, FETCH_BUFFERSIZE);
+	if (share != NULL)
+		SETOPT(CURLOPT_SHARE, share);
+	/* No CURLOPT_ACCEPT_ENCODING: the bytes on disk are the resource. */
+	SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+	SETOPT(CURLOPT_HEADERDATA, (void *)s);
+	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(CURLOPT_WRITEDATA, (void *)s);
+	SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	SETOPT(CURLOPT_XFERINFODATA, (void *)s);
+	SETOPT(CURLOPT_NOPROGRESS, 0L);
+	if (s->offset > 0)
+		SETOPT(CURLOPT_RESUME_FROM_LARGE, (curl_off_t)s->offset);
+	return 0;
+optfail:
+	set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
+	    FERR_OTHER, "curl setup: %s", curl_easy_strerror(rc));
+	return -1;
+}
+
+#undef SETOPT
+
+int
+fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
+{
+	struct fetch_state *s;
+	size_t boff;
+
+	t->outcome = FETCH_OK;
+	t->errkind = FERR_NONE;
+	t->error[0] = '\0';
+	t->http_status = 0;
+	t->received = 0;
+	t->ttfb = 0;
+	t->seconds = 0;
+	t->retry_after = -1;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		return -1;
+	}
+	s->t = t;
+	s->easy = easy;
+	s->fd = -1;
+	s->dirfd = -1;
+	s->cr_start = -1;
+	s->cr_total = -1;
+	if (open_dirs(t, &s->dirfd, &boff) == -1)
+		goto fail;
+	if ((s->base = strdup(t->name + boff)) == NULL ||
+	    (s->part = part_name(s->base)) == NULL) {
+		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		goto fail;
+	}
+	if (open_part(t, s) == -1)
+		goto fail;
+	if (t->has_sha256) {
+		if ((s->md = EVP_MD_CTX_new()) == NULL || hash_reset(s) == -1) {
+			set_error(t, FETCH_RETRY, FERR_OTHER,
+			    "sha256 setup failed");
+			goto fail;
+		}
+		if (s->offset > 0 && hash_existing(t, s) == -1)
+			goto fail;
+	}
+	s->resume_from = s->offset;
+	if (setup_easy(t, s, easy, share) == -1)
+		goto fail;
+	t->state = s;
+	return 0;
+fail:
+	/* The handle may point at s: leave nothing dangling. */
+	curl_easy_reset(easy);
+	state_free(s);
+	t->state = NULL;
+	return -1;
+}
+
+static void
+hexdigest(const unsigned char *md, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* Move name.part to name, never replacing anything. 0 or -1 with errno. */
+static int
+rename_noreplace(int dfd, const char *from, const char *to)
+{
+	if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* A filesystem without RENAME_NOREPLACE: link fails on EEXIST too. */
+	if (linkat(dfd, from, dfd, to, 0) == -1)
+		return -1;
+	unlinkat(dfd, from, 0);
+	return 0;
+}
+
+/* A 2xx arrived complete: verify, then rename into place. */
+static void
+finish_ok(struct transfer *t, struct fetch_state *s)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[65], eb[128];
+	struct stat st;
+	int fd;
+
+	if (fstat(s->fd, &st) == -1) {
+		set_error(t, FETCH_RETRY, FERR_WRITE, "stat: %s",
+		    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	if (s->cr_total >= 0 && (uint64_t)st.st_size != (uint64_t)s->cr_total) {
+		part_truncate(s);
+		set_error(t, FETCH_RETRY, FERR_OTHER,
+		    "size mismatch (have %lld bytes, server says %lld)",
+		    (long long)st.st_size, s->cr_total);
+		return;
+	}
+	if (s->md != NULL) {
+		if (EVP_DigestFinal_ex(s->md, md, &mdlen) != 1 || mdlen != 32) {
+			set_error(t, FETCH_RETRY, FERR_OTHER,
+			    "sha256 failed");
+			return;
+		}
+		if (memcmp(md, t->sha256, 32) != 0) {
+			hexdigest(md, hex);
+			part_truncate(s);
+			set_error(t, FETCH_RETRY, FERR_CHECKSUM,
+			    "sha256 mismatch (got %s)", hex);
+			return;
+		}
+	}
+	t->size = (uint64_t)st.st_size;
+	fd = s->fd;
+	s->fd = -1;
+	if (close(fd) == -1) {
+		set_error(t, FETCH_RETRY, FERR_WRITE, "close: %s",
+		    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	if (rename_noreplace(s->dirfd, s->part, s->base) == -1) {
+		if (errno == EEXIST)
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "'%s/%s' already exists", t->dir, t->name);
+		else
+			set_error(t, FETCH_RETRY, FERR_WRITE, "rename: %s",
+			    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	t->outcome = FETCH_OK;
+	t->errkind = FERR_NONE;
+	t->error[0] = '\0';
+}
+
+/* CURLE_OK: what the final response says. */
+static void
+finish_status(struct transfer *t, struct fetch_state *s)
+{
+	long st = t->http_status;
+
+	if (st >= 200 && st <= 299) {
+		if (!s->started && response_start(s) == -1)
+			return; /* the cause is reported by the caller */
+		finish_ok(t, s);
+		return;
+	}
+	if (st == 416 && s->resume_from > 0) {
+		/* Asked for bytes past the end: if what we hold is the whole
+		 * resource (a crash between the last write and the rename),
+		 * it is done; else the .part is stale. */
+		if (s->cr_total >= 0 && (uint64_t)s->cr_total == s->offset) {
+			finish_ok(t, s);
+			return;
+		}
+		part_truncate(s);
+		set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
+		return;
+	}
+	if (st == 408 || st == 429)
+		set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
+	else if (st >= 400 && st <= 499)
+		set_error(t, FETCH_FAIL, FERR_HTTP_4XX, "HTTP %ld", st);
+	else if (st >= 500 && st <= 599)
+		set_error(t, FETCH_RETRY, FERR_HTTP_5XX, "HTTP %ld", st);
+	else if (st >= 300 && st <= 399)
+		set_error(t, FETCH_FAIL, FERR_OTHER,
+		    "HTTP %ld redirect without a usable Location", st);
+	else
+		set_error(t, FETCH_FAIL, FERR_OTHER, "unexpected HTTP status %ld",
+		    st);
+}
+
+/* Ended by our own write callback. */
+static void
+finish_cause(struct transfer *t, struct fetch_state *s)
+{
+	char eb[128];
+
+	switch (s->cause) {
+	case CAUSE_WRITE:
+		set_error(t, FETCH_RETRY, FERR_WRITE, "write: %s",
+		    errstr(s->cause_errno, eb, sizeof(eb)));
+		break;
+	case CAUSE_MAXSIZE:
+		set_error(t, FETCH_FAIL, FERR_OTHER,
+		    "file exceeds max_file_size (%lld bytes)",
+		    t->params.max_file_size);
+		break;
+	case CAUSE_RANGE:
+		part_truncate(s);
+		set_error(t, FETCH_RETRY, FERR_OTHER,
+		    "server sent the wrong range");
+		break;
+	case CAUSE_NONE:
+		break;
+	}
+}
+
+static int
+is_http_url(const char *u)
+{
+	return strncasecmp(u, "http://", 7) == 0 ||
+	    strncasecmp(u, "https://", 8) == 0;
+}
+
+/* libcurl failed with res: transient or not, and which kind. */
+static void
+finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
+{
+	enum fetch_outcome o = FETCH_RETRY;
+	enum fetch_errkind k = FERR_OTHER;
+	const char *msg = s->errbuf[0] != '\0' ? s->errbuf :
+	    curl_easy_strerror(res);
+
+	switch (res) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		k = FERR_DNS;
+		break;
+	case CURLE_COULDNT_CONNECT:
+		k = FERR_CONNECT;
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		k = FERR_TIMEOUT;
+		break;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		k = FERR_RESET;
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		set_error(t, FETCH_FAIL, FERR_PROTOCOL_REFUSED, "%s: %s",
+		    is_http_url(t->url) ? "redirect to a refused protocol" :
+		    "refused protocol", msg);
+		return;
+	case CURLE_FILESIZE_EXCEEDED:
+		set_error(t, FETCH_FAIL, FERR_OTHER,
+		    "file exceeds max_file_size (%lld bytes)",
+		    t->params.max_file_size);
+		return;
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		o = FETCH_FAIL;
+		break;
+	case CURLE_WRITE_ERROR:
+		k = FERR_WRITE;
+		break;
+	default:
+		break;
+	}
+	set_error(t, o, k, "%s", msg);
+}
+
+void
+fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
+{
+	struct fetch_state *s = t->state;
+	curl_off_t us = 0, ra = -1;
+	long code = 0;
+
+	if (s == NULL)
+		return;
+	/* So nothing libcurl does later can write into freed memory. */
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, (char *)NULL);
+
+	if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
+		t->http_status = code;
+	if (curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &us) ==
+	    CURLE_OK)
+		t->ttfb = (double)us / 1e6;
+	us = 0;
+	if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+		t->seconds = (double)us / 1e6;
+	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK &&
+	    ra > 0)
+		t->retry_after = (long)ra;
+	else
+		t->retry_after = -1;
+
+	if (s->cause != CAUSE_NONE)
+		finish_cause(t, s);
+	else if (res == CURLE_ABORTED_BY_CALLBACK &&
+	    __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED))
+		set_error(t, FETCH_RETRY, FERR_OTHER, "cancelled");
+	else if (res == CURLE_OK) {
+		finish_status(t, s);
+		if (s->cause != CAUSE_NONE)
+			finish_cause(t, s);
+	} else
+		finish_curl(t, s, res);
+
+	state_free(s);
+	t->state = NULL;
+}
+
+void
+fetch_run(struct transfer *t, CURL *easy, CURLSH *share)
+{
+	CURLcode res;
+
+	if (fetch_begin(t, easy, share) == -1)
+		return;
+	res = curl_easy_perform(easy);
+	fetch_finish(t, easy, res);
+}
+
+struct transfer *
+fetch_transfer_new(const char *url, const char *host, const char *dir,
+    const char *name)
+{
+	struct transfer *t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->attempt = 1;
+	t->retry_after = -1;
+	if ((url != NULL && (t->url = strdup(url)) == NULL) ||
+	    (host != NULL && (t->host = strdup(host)) == NULL) ||
+	    (dir != NULL && (t->dir = strdup(dir)) == NULL) ||
+	    (name != NULL && (t->name = strdup(name)) == NULL)) {
+		fetch_transfer_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+fetch_transfer_free(struct transfer *t)
+{
+	if (t == NULL)
+		return;
+	state_free(t->state);
+	free(t->url);
+	free(t->host);
+	free(t->dir);
+	free(t->name);
+	free(t);
+}

@@ -1,0 +1,651 @@
+/*
+ * fetchd.c: the daemon's main: options, wiring, the main loop, teardown.
+ *
+ * One thread owns all state (jobs, scheduler, spool, stats); it runs one
+ * libevent loop for inotify on spool/new, signals (as events), timers and
+ * the completions engines hand back. Engines only run transfers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "config.h"
+#include "engine.h"
+#include "fetch.h"
+#include "jobs.h"
+#include "log.h"
+#include "sched.h"
+#include "spool.h"
+
+#define PENDING_MAX 4096        /* names from inotify waiting for a claim */
+#define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
+
+struct old_engine {
+	TAILQ_ENTRY(old_engine) entry;
+	struct engine *engine;
+};
+TAILQ_HEAD(old_engine_list, old_engine);
+
+struct daemon {
+	const char *cfgpath;
+	struct config cfg;
+	struct event_base *base;
+	struct spool spool;
+	struct sched *sched;
+	struct jobs *jobs;
+	struct engine *engine;
+	struct old_engine_list draining;  /* engines replaced by a reload */
+
+	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace;
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
+
+	char **pending;                 /* job names to claim, FIFO */
+	size_t npending, pending_head;
+	int rescan_wanted;              /* names were dropped or skipped */
+	int stopping;
+	int paused;
+};
+
+static void dispatch_soon(struct daemon *);
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: fetchd [-c config] [-t] [-V] [-h]\n"
+	    "  -c config  configuration file (default %s)\n"
+	    "  -t         check the configuration and exit\n"
+	    "  -V         print the version and exit\n"
+	    "  -h         this help\n", SYSCONFDIR "/fetchd/fetchd.conf");
+}
+
+static void
+notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* Raise the descriptor limit as far as the hard limit allows: the event
+ * engine keeps one socket per transfer. */
+static void
+raise_nofile(long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < want)
+		log_warnx("open file limit %ld is low for %ld transfers",
+		    (long)rl.rlim_cur, want);
+}
+
+/*
+ * Claiming. inotify names go into a bounded FIFO; they are claimed while
+ * there is room for another active job. When names had to be dropped (or
+ * the FIFO was full) a rescan of new/ picks them up later.
+ */
+static void
+pending_add(const char *name, void *arg)
+{
+	struct daemon *d = arg;
+	size_t slot;
+
+	if (d->npending == PENDING_MAX) {
+		d->rescan_wanted = 1;
+		return;
+	}
+	slot = (d->pending_head + d->npending) % PENDING_MAX;
+	if ((d->pending[slot] = strdup(name)) == NULL) {
+		d->rescan_wanted = 1;
+		return;
+	}
+	d->npending++;
+}
+
+static void
+claim_pending(struct daemon *d)
+{
+	char claimed[SPOOL_NAME_MAX + 16], *name;
+
+	while (!d->stopping && d->npending > 0 && !jobs_full(d->jobs)) {
+		name = d->pending[d->pending_head];
+		d->pending[d->pending_head] = NULL;
+		d->pending_head = (d->pending_head + 1) % PENDING_MAX;
+		d->npending--;
+		switch (spool_claim(&d->spool, name, claimed, sizeof(claimed))) {
+		case SPOOL_CLAIMED:
+			log_info("job %s claimed%s%s", name,
+			    strcmp(name, claimed) != 0 ? " as " : "",
+			    strcmp(name, claimed) != 0 ? claimed : "");
+			if (jobs_start(d->jobs, claimed, 0) == -1)
+				log_warnx("job %s stays in active/", claimed);
+			break;
+		case SPOOL_REJECTED:
+			log_warnx("%s in new/ rejected; see failed/", name);
+			break;
+		case SPOOL_GONE:
+			break;
+		case SPOOL_ERROR:
+			d->rescan_wanted = 1;
+			break;
+		}
+		free(name);
+	}
+	if (d->npending > 0 && jobs_full(d->jobs))
+		return;
+	if (d->rescan_wanted && !d->stopping && !jobs_full(d->jobs)) {
+		d->rescan_wanted = 0;
+		if (spool_scan_new(&d->spool, RESCAN_MIN_AGE, pending_add,
+		    d) > 0)
+			claim_pending(d);
+	}
+}
+
+static void
+inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int overflow = 0;
+
+	if (spool_watch_read(&d->spool, pending_add, d, &overflow) == -1 ||
+	    overflow)
+		d->rescan_wanted = 1;
+	claim_pending(d);
+}
+
+static void
+rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv = { d->cfg.rescan_interval, 0 };
+
+	d->rescan_wanted = 1;
+	claim_pending(d);
+	evtimer_add(d->ev_rescan, &tv);
+}
+
+/*
+ * Dispatch: refill the scheduler from the jobs, then hand ready transfers
+ * to the engine while it has room. Runs as a deferred event so a burst of
+ * completions is handled in one pass.
+ */
+static void
+dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct transfer *t;
+
+	if (d->stopping)
+		return;
+	jobs_refill(d->jobs);
+	while (!d->paused && engine_has_room(d->engine) &&
+	    (t = sched_pop(d->sched)) != NULL) {
+		t->progress = 0;
+		if (engine_submit(d->engine, t) == -1) {
+			sched_release(d->sched, t);
+			if (sched_push(d->sched, t) == -1)
+				fatalx("cannot put a transfer back");
+			break;
+		}
+	}
+	claim_pending(d);
+}
+
+static void
+dispatch_soon(struct daemon *d)
+{
+	if (!d->stopping)
+		event_active(d->ev_dispatch, 0, 0);
+}
+
+static void
+hook_work_ready(void *arg)
+{
+	dispatch_soon(arg);
+}
+
+static void
+hook_job_finished(const char *name, int failed, void *arg)
+{
+	struct daemon *d = arg;
+
+	/* A slot for another job: there may be names we could not take. */
+	d->rescan_wanted = 1;
+	dispatch_soon(d);
+}
+
+static void
+stop_now(struct daemon *d)
+{
+	struct old_engine *oe;
+
+	if (d->ev_grace != NULL)
+		evtimer_del(d->ev_grace);
+	jobs_stop(d->jobs);
+	while ((oe = TAILQ_FIRST(&d->draining)) != NULL) {
+		TAILQ_REMOVE(&d->draining, oe, entry);
+		engine_free(oe->engine);
+		free(oe);
+	}
+	engine_free(d->engine);
+	d->engine = NULL;
+	event_base_loopbreak(d->base);
+}
+
+static long
+inflight_total(struct daemon *d)
+{
+	struct old_engine *oe;
+	long n = d->engine != NULL ? d->engine->inflight : 0;
+
+	TAILQ_FOREACH(oe, &d->draining, entry)
+		n += oe->engine->inflight;
+	return n;
+}
+
+/* Engines replaced by a reload are freed once their last transfer is in. */
+static void
+reap_drained(struct daemon *d)
+{
+	struct old_engine *oe, *next;
+
+	for (oe = TAILQ_FIRST(&d->draining); oe != NULL; oe = next) {
+		next = TAILQ_NEXT(oe, entry);
+		if (oe->engine->inflight > 0)
+			continue;
+		log_info("%s engine drained", oe->engine->ops->name);
+		TAILQ_REMOVE(&d->draining, oe, entry);
+		engine_free(oe->engine);
+		free(oe);
+	}
+}
+
+/* Completion of any engine, on the main loop. */
+static void
+transfer_done(struct transfer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	sched_release(d->sched, t);
+	jobs_transfer_done(d->jobs, t);
+	if (d->stopping) {
+		if (inflight_total(d) == 0 && d->engine != NULL) {
+			log_info("every transfer is in; stopping");
+			event_base_loopbreak(d->base);
+		}
+		return;
+	}
+	dispatch_soon(d);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("grace period over: stopping %ld transfers (their .part "
+	    "files are kept for resume)", inflight_total(d));
+	stop_now(d);
+}
+
+static void
+sigterm_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv = { d->cfg.shutdown_grace, 0 };
+	struct old_engine *oe;
+
+	if (d->stopping) {
+		log_info("second signal: stopping now");
+		stop_now(d);
+		return;
+	}
+	notify("STOPPING=1");
+	d->stopping = 1;
+	log_info("signal %d: stopping; %ld transfers in flight, grace %lds",
+	    (int)sig, inflight_total(d), d->cfg.shutdown_grace);
+	if (d->ev_inotify != NULL)
+		event_del(d->ev_inotify);
+	evtimer_del(d->ev_rescan);
+	engine_drain(d->engine);
+	TAILQ_FOREACH(oe, &d->draining, entry)
+		engine_drain(oe->engine);
+	if (inflight_total(d) == 0) {
+		event_base_loopbreak(d->base);
+		return;
+	}
+	evtimer_add(d->ev_grace, &tv);
+}
+
+static void
+log_restart_option(const struct config_option *opt, void *arg)
+{
+	if (!opt->reloadable)
+		log_warnx("reload: %s.%s changed; it takes effect at the next "
+		    "start", opt->section, opt->key);
+}
+
+/*
+ * SIGHUP: read the file again. A bad file changes nothing. A changed model
+ * or count starts a new engine for new work while the old one drains.
+ */
+static void
+sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct config nc;
+	struct engine *ne;
+	struct old_engine *oe;
+	char err[1024];
+	int switch_engine;
+
+	if (d->stopping)
+		return;
+	notify("RELOADING=1");
+	if (config_load(d->cfgpath, &nc, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		notify("READY=1");
+		return;
+	}
+	config_diff(&d->cfg, &nc, log_restart_option, NULL);
+	/* Options read only at start keep their running values. */
+	free(nc.spool_dir);
+	free(nc.download_dir);
+	free(nc.socket_path);
+	free(nc.metrics_listen);
+	nc.spool_dir = strdup(d->cfg.spool_dir);
+	nc.download_dir = strdup(d->cfg.download_dir);
+	nc.socket_path = strdup(d->cfg.socket_path);
+	nc.metrics_listen = strdup(d->cfg.metrics_listen);
+	nc.socket_mode = d->cfg.socket_mode;
+	if (nc.spool_dir == NULL || nc.download_dir == NULL ||
+	    nc.socket_path == NULL || nc.metrics_listen == NULL) {
+		log_warnx("reload: out of memory");
+		config_free(&nc);
+		notify("READY=1");
+		return;
+	}
+	switch_engine = nc.model != d->cfg.model || nc.count != d->cfg.count;
+	ne = NULL;
+	if (switch_engine &&
+	    (ne = engine_new(nc.model, &nc, d->base, transfer_done, d)) == NULL) {
+		log_warnx("reload: cannot start the %s engine; keeping the "
+		    "running configuration", config_model_name(nc.model));
+		config_free(&nc);
+		notify("READY=1");
+		return;
+	}
+	if (ne != NULL) {
+		if ((oe = calloc(1, sizeof(*oe))) == NULL)
+			fatal("reload");
+		log_info("switching engine: %s x%ld -> %s x%ld",
+		    d->engine->ops->name, d->engine->count, ne->ops->name,
+		    ne->count);
+		engine_drain(d->engine);
+		oe->engine = d->engine;
+		TAILQ_INSERT_TAIL(&d->draining, oe, entry);
+		d->engine = ne;
+	}
+	config_free(&d->cfg);
+	d->cfg = nc;
+	log_setlevel(d->cfg.log_level);
+	sched_set_per_host(d->sched, d->cfg.per_host);
+	jobs_set_config(d->jobs, &d->cfg);
+	log_info("configuration reloaded from %s", d->cfgpath);
+	notify("READY=1");
+	reap_drained(d);
+	dispatch_soon(d);
+}
+
+#ifdef HAVE_SYSTEMD
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	notify("WATCHDOG=1");
+}
+#endif
+
+static int
+check_config(const char *path)
+{
+	struct config cfg;
+	char err[1024];
+
+	if (config_load(path, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (engine_find(cfg.model) == NULL) {
+		fprintf(stderr, "%s: workers.model '%s' is not available in "
+		    "this build\n", path, config_model_name(cfg.model));
+		config_free(&cfg);
+		return 1;
+	}
+	config_free(&cfg);
+	printf("fetchd: the configuration file %s syntax is ok\n"
+	    "fetchd: configuration file %s test is successful\n", path, path);
+	return 0;
+}
+
+static void
+recover_cb(const char *job, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("job %s: resuming", job);
+	if (jobs_start(d->jobs, job, 1) == -1)
+		log_warnx("job %s: cannot resume; left in active/", job);
+}
+
+static int
+make_dir(const char *path)
+{
+	if (mkdir(path, 0750) == -1 && errno != EEXIST) {
+		log_warn("%s", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+daemon_run(struct daemon *d)
+{
+	struct jobs_hooks hooks = {
+		.work_ready = hook_work_ready,
+		.job_finished = hook_job_finished,
+	};
+	struct timeval tv;
+	char err[1024];
+	int fd;
+#ifdef HAVE_SYSTEMD
+	uint64_t wd_usec;
+#endif
+
+	raise_nofile(d->cfg.count + 64);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (spool_open(&d->spool, d->cfg.spool_dir, err, sizeof(err)) == -1) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	/* One daemon per spool: a second one would claim the same jobs. */
+	if (flock(d->spool.rootfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			log_errorx("another fetchd is already using the spool "
+			    "%s", d->cfg.spool_dir);
+		else
+			log_error("flock %s", d->cfg.spool_dir);
+		return -1;
+	}
+	if (make_dir(d->cfg.download_dir) == -1)
+		return -1;
+	if ((d->pending = calloc(PENDING_MAX, sizeof(*d->pending))) == NULL)
+		fatal("calloc");
+	d->sched = sched_new(d->base, d->cfg.per_host, hook_work_ready, d);
+	d->jobs = jobs_new(d->base, &d->spool, d->sched, &d->cfg, &hooks, d);
+	if (d->sched == NULL || d->jobs == NULL)
+		fatalx("out of memory");
+	d->engine = engine_new(d->cfg.model, &d->cfg, d->base, transfer_done,
+	    d);
+	if (d->engine == NULL)
+		return -1;
+
+	d->ev_dispatch = event_new(d->base, -1, 0, dispatch_cb, d);
+	d->ev_rescan = evtimer_new(d->base, rescan_cb, d);
+	d->ev_grace = evtimer_new(d->base, grace_cb, d);
+	d->ev_sigterm = evsignal_new(d->base, SIGTERM, sigterm_cb, d);
+	d->ev_sigint = evsignal_new(d->base, SIGINT, sigterm_cb, d);
+	d->ev_sighup = evsignal_new(d->base, SIGHUP, sighup_cb, d);
+	if (d->ev_dispatch == NULL || d->ev_rescan == NULL ||
+	    d->ev_grace == NULL || d->ev_sigterm == NULL ||
+	    d->ev_sigint == NULL || d->ev_sighup == NULL ||
+	    event_add(d->ev_sigterm, NULL) == -1 ||
+	    event_add(d->ev_sigint, NULL) == -1 ||
+	    event_add(d->ev_sighup, NULL) == -1)
+		fatalx("cannot set up events");
+
+	/* Recovery first: jobs left in active/ by the last run. */
+	if (spool_recover(&d->spool, recover_cb, d) == -1)
+		log_warnx("recovery of %s/active failed", d->cfg.spool_dir);
+
+	if ((fd = spool_watch(&d->spool)) == -1) {
+		log_warnx("no inotify watch on new/; relying on rescans every "
+		    "%lds", d->cfg.rescan_interval);
+	} else {
+		d->ev_inotify = event_new(d->base, fd, EV_READ | EV_PERSIST,
+		    inotify_cb, d);
+		if (d->ev_inotify == NULL ||
+		    event_add(d->ev_inotify, NULL) == -1)
+			fatalx("cannot watch the spool");
+	}
+	/* What arrived while no one watched: old files now, young ones at
+	 * the first rescan (they may still be being written). */
+	if (spool_scan_new(&d->spool, RESCAN_MIN_AGE, pending_add, d) == -1)
+		log_warnx("cannot scan %s/new", d->cfg.spool_dir);
+	tv.tv_sec = RESCAN_MIN_AGE;
+	tv.tv_usec = 0;
+	evtimer_add(d->ev_rescan, &tv);
+
+#ifdef HAVE_SYSTEMD
+	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		d->ev_watchdog = event_new(d->base, -1, EV_PERSIST,
+		    watchdog_cb, d);
+		tv.tv_sec = wd_usec / 2 / 1000000;
+		tv.tv_usec = wd_usec / 2 % 1000000;
+		if (d->ev_watchdog != NULL)
+			event_add(d->ev_watchdog, &tv);
+	}
+#endif
+	log_info("ready: model %s, %ld workers, per_host %ld, spool %s",
+	    d->engine->ops->name, d->engine->count, d->cfg.per_host,
+	    d->cfg.spool_dir);
+	notify("READY=1");
+	claim_pending(d);
+	dispatch_soon(d);
+
+	if (event_base_dispatch(d->base) == -1)
+		log_warnx("event loop failed");
+	if (d->engine != NULL)
+		stop_now(d);
+	return 0;
+}
+
+static void
+daemon_teardown(struct daemon *d)
+{
+	struct event *evs[] = { d->ev_inotify, d->ev_rescan, d->ev_dispatch,
+		d->ev_grace, d->ev_sigterm, d->ev_sigint, d->ev_sighup,
+		d->ev_watchdog };
+	size_t i;
+
+	sched_free(d->sched);
+	jobs_free(d->jobs);
+	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i] != NULL)
+			event_free(evs[i]);
+	if (d->pending != NULL) {
+		for (i = 0; i < PENDING_MAX; i++)
+			free(d->pending[i]);
+		free(d->pending);
+	}
+	if (d->spool.root != NULL)
+		spool_close(&d->spool);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon d;
+	char err[1024];
+	int ch, test = 0, rc;
+
+	memset(&d, 0, sizeof(d));
+	TAILQ_INIT(&d.draining);
+	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";
+	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			d.cfgpath = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("fetchd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (test)
+		return check_config(d.cfgpath);
+
+	log_init("fetchd", LOG_LVL_INFO);
+	if (config_load(d.cfgpath, &d.cfg, err, sizeof(err)) == -1) {
+		log_errorx("%s", err);
+		return 1;
+	}
+	log_setlevel(d.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (fetch_global_init() == -1)
+		fatalx("libcurl initialisation failed");
+	rc = daemon_run(&d) == 0 ? 0 : 1;
+	daemon_teardown(&d);
+	fetch_global_cleanup();
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,786 @@
+/*
+ * job.c: job file parsing.
+ *
+ * Owns the job line grammar (a URL, then optional key=value fields), the
+ * confinement rules for out= paths, the file name fetchd derives from a URL
+ * when out= is absent, and a streaming line reader over a job file.
+ *
+ * URLs go through libcurl's URL API with default flags, so fetchd accepts
+ * exactly what libcurl will later fetch: no scheme guessing, no default
+ * scheme, no unsupported schemes. Only http and https pass. A URL may carry
+ * userinfo (user:pass@host); it is kept in the entry because the transfer
+ * needs it, which is why no message built here ever quotes a URL: whoever
+ * logs an entry must redact it first.
+ *
+ * Nothing here touches the file system beyond read(2) and lseek(2) on a
+ * descriptor the caller owns, and nothing keeps global state.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "job.h"
+
+#define JOB_READ_BUF (64 * 1024)   /* reader buffer; > JOB_LINE_MAX + 2 */
+#define JOB_SCHEME_SHOW 40          /* scheme bytes quoted in a message */
+#define JOB_KEY_SHOW 32             /* field name bytes quoted in a message */
+
+struct job_reader {
+	int fd;
+	char *buf;              /* JOB_READ_BUF bytes */
+	size_t start;           /* first unconsumed byte */
+	size_t end;             /* one past the last byte read */
+	unsigned long lineno;   /* lines started so far */
+	int eof;
+	int skipping;           /* inside an over-long line, drop to '\n' */
+	int failed;             /* a read error happened: sticky */
+	int read_errno;
+};
+
+static void	job_err(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	job_is_blank(unsigned char);
+static int	job_is_control(unsigned char);
+static int	job_hexval(unsigned char);
+static int	job_ascii_lower(int);
+static size_t	job_scheme_prefix(const char *);
+static int	job_parse_url(const char *, struct job_entry *, char *,
+		    size_t);
+static int	job_parse_sha256(const char *, size_t, unsigned char *);
+static size_t	job_utf8_cut(const unsigned char *, size_t, size_t);
+static void	job_sanitize_name(char *);
+static int	job_reader_line(struct job_reader *, const char *, size_t,
+		    struct job_entry *, char *, size_t);
+static int	job_reader_fill(struct job_reader *);
+static int	job_line_too_long(const char *, size_t);
+
+/* printf into err when the caller gave room for a message. */
+static void
+job_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int
+job_is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* C0 controls and DEL; the caller decides whether a tab is a separator. */
+static int
+job_is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static int
+job_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Locale-free: a UTF-8 host or scheme byte must never be "lowered". */
+static int
+job_ascii_lower(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+void
+job_entry_free(struct job_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->url);
+	free(e->host);
+	free(e->out);
+	e->url = NULL;
+	e->host = NULL;
+	e->out = NULL;
+}
+
+int
+job_scheme_allowed(const char *scheme)
+{
+	if (scheme == NULL)
+		return 0;
+	return strcasecmp(scheme, "http") == 0 ||
+	    strcasecmp(scheme, "https") == 0;
+}
+
+/*
+ * Length of an RFC 3986 scheme followed by ':' at the start of s, or 0. Only
+ * used to name the scheme libcurl refused; libcurl decides what a URL is.
+ */
+static size_t
+job_scheme_prefix(const char *s)
+{
+	size_t n;
+	int c;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		c = job_ascii_lower(s[n]);
+		if (n > 0 && c == ':')
+			return n;
+		if (c >= 'a' && c <= 'z')
+			continue;
+		if (n > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '-' ||
+		    c == '.'))
+			continue;
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * Hand the URL to libcurl and keep its normalised form and the lower-cased
+ * host. Messages never quote the URL itself (it may hold a password); the
+ * scheme is safe to quote because job_scheme_prefix() admits only scheme
+ * characters.
+ */
+static int
+job_parse_url(const char *s, struct job_entry *e, char *err, size_t errlen)
+{
+	CURLU *u;
+	CURLUcode rc;
+	char *scheme = NULL, *host = NULL, *url = NULL, *p;
+	char lower[JOB_SCHEME_SHOW + 1];
+	size_t i, n;
+
+	if ((u = curl_url()) == NULL) {
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = curl_url_set(u, CURLUPART_URL, s, 0);
+	if (rc == CURLUE_UNSUPPORTED_SCHEME) {
+		n = job_scheme_prefix(s);
+		if (n > 0) {
+			/* Lower-cased, as libcurl reports an accepted one. */
+			if (n > JOB_SCHEME_SHOW)
+				n = JOB_SCHEME_SHOW;
+			for (i = 0; i < n; i++)
+				lower[i] = (char)job_ascii_lower(s[i]);
+			lower[n] = '\0';
+			job_err(err, errlen,
+			    "scheme '%s' not allowed (http and https only)",
+			    lower);
+		} else
+			job_err(err, errlen,
+			    "unsupported scheme (http and https only)");
+		goto fail;
+	}
+	if (rc == CURLUE_BAD_SCHEME) {
+		job_err(err, errlen,
+		    "URL has no scheme (http:// or https:// required)");
+		goto fail;
+	}
+	if (rc == CURLUE_NO_HOST) {
+		job_err(err, errlen, "URL has an empty host");
+		goto fail;
+	}
+	if (rc == CURLUE_OUT_OF_MEMORY) {
+		job_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (rc != CURLUE_OK) {
+		job_err(err, errlen, "bad URL: %s", curl_url_strerror(rc));
+		goto fail;
+	}
+
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+		job_err(err, errlen, "URL has no scheme");
+		goto fail;
+	}
+	if (!job_scheme_allowed(scheme)) {
+		job_err(err, errlen,
+		    "scheme '%.*s' not allowed (http and https only)",
+		    JOB_SCHEME_SHOW, scheme);
+		goto fail;
+	}
+	rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+	if (rc == CURLUE_OUT_OF_MEMORY) {
+		job_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (rc != CURLUE_OK || host == NULL || host[0] == '\0') {
+		job_err(err, errlen, "URL has an empty host");
+		goto fail;
+	}
+	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+		job_err(err, errlen, "bad URL: cannot be normalised");
+		goto fail;
+	}
+
+	/*
+	 * Copy out of curl's allocator so job_entry_free() can use free().
+	 * The URL keeps any userinfo: logs must never print e->url as is.
+	 */
+	e->url = strdup(url);
+	e->host = strdup(host);
+	if (e->url == NULL || e->host == NULL) {
+		job_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Host names compare case-insensitively; per-host caps need one key. */
+	for (p = e->host; *p != '\0'; p++)
+		*p = (char)job_ascii_lower(*p);
+
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(url);
+	curl_url_cleanup(u);
+	return 0;
+
+fail:
+	free(e->url);
+	free(e->host);
+	e->url = NULL;
+	e->host = NULL;
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(url);
+	curl_url_cleanup(u);
+	return -1;
+}
+
+static int
+job_parse_sha256(const char *v, size_t len, unsigned char *out)
+{
+	size_t i;
+	int hi, lo;
+
+	if (len != 64)
+		return -1;
+	for (i = 0; i < 32; i++) {
+		hi = job_hexval((unsigned char)v[2 * i]);
+		lo = job_hexval((unsigned char)v[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/*
+ * The line is checked for control bytes before it is split, so the column
+ * in the message is the byte column in the file and a NUL cannot end a
+ * field early. Fields are split on runs of spaces and tabs; a '#' starts a
+ * comment only as the first non-blank byte, later it is part of a URL.
+ */
+int
+job_parse_line(const char *line, size_t len, unsigned long lineno,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)line;
+	size_t i, pos, tok, toklen, klen;
+	const char *val;
+	char *urlstr = NULL;
+	int have_out = 0, have_sha = 0;
+
+	memset(e, 0, sizeof(*e));
+	e->lineno = lineno;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (len > JOB_LINE_MAX) {
+		job_err(err, errlen, "line too long (max %d bytes)",
+		    JOB_LINE_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (s[i] != '\t' && job_is_control(s[i])) {
+			job_err(err, errlen,
+			    "control byte 0x%02x at column %zu", s[i], i + 1);
+			return -1;
+		}
+	}
+
+	pos = 0;
+	while (pos < len && job_is_blank(s[pos]))
+		pos++;
+	if (pos == len || s[pos] == '#')
+		return 0;
+
+	/* The URL: the first field. */
+	tok = pos;
+	while (pos < len && !job_is_blank(s[pos]))
+		pos++;
+	toklen = pos - tok;
+	if ((urlstr = strndup(line + tok, toklen)) == NULL) {
+		job_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (job_parse_url(urlstr, e, err, errlen) == -1)
+		goto fail;
+	free(urlstr);
+	urlstr = NULL;
+
+	/* key=value fields. */
+	for (;;) {
+		while (pos < len && job_is_blank(s[pos]))
+			pos++;
+		if (pos == len)
+			break;
+		tok = pos;
+		while (pos < len && !job_is_blank(s[pos]))
+			pos++;
+		toklen = pos - tok;
+
+		val = memchr(line + tok, '=', toklen);
+		if (val == NULL) {
+			job_err(err, errlen,
+			    "field '%.*s' is not key=value", (int)(toklen >
+			    JOB_KEY_SHOW ? JOB_KEY_SHOW : toklen), line + tok);
+			goto fail;
+		}
+		klen = (size_t)(val - (line + tok));
+		val++;
+		if (klen == 3 && memcmp(line + tok, "out", 3) == 0) {
+			if (have_out++) {
+				job_err(err, errlen, "duplicate field 'out'");
+				goto fail;
+			}
+			e->out = strndup(val, toklen - klen - 1);
+			if (e->out == NULL) {
+				job_err(err, errlen, "out of memory");
+				goto fail;
+			}
+			if (!job_out_valid(e->out, err, errlen))
+				goto fail;
+		} else if (klen == 6 && memcmp(line + tok, "sha256", 6) == 0) {
+			if (have_sha++) {
+				job_err(err, errlen,
+				    "duplicate field 'sha256'");
+				goto fail;
+			}
+			if (job_parse_sha256(val, toklen - klen - 1,
+			    e->sha256) == -1) {
+				job_err(err, errlen,
+				    "sha256 must be 64 hex digits");
+				goto fail;
+			}
+			e->has_sha256 = 1;
+		} else {
+			job_err(err, errlen, "unknown field '%.*s'",
+			    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen),
+			    line + tok);
+			goto fail;
+		}
+	}
+	return 1;
+
+fail:
+	free(urlstr);
+	job_entry_free(e);
+	e->has_sha256 = 0;
+	memset(e->sha256, 0, sizeof(e->sha256));
+	return -1;
+}
+
+/*
+ * out= names a file under the job's own download directory. Checking it
+ * lexically is enough here because the writer opens each component with
+ * O_NOFOLLOW under that directory; what is refused is anything that could
+ * climb out (absolute, ".."), alias ("." and "a//b"), collide with fetchd's
+ * own ".part" files, or confuse a terminal or a result file.
+ */
+int
+job_out_valid(const char *out, char *err, size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)out;
+	size_t i, comp, clen;
+
+	if (out == NULL || out[0] == '\0') {
+		job_err(err, errlen, "out= is empty");
+		return 0;
+	}
+	if (out[0] == '/') {
+		job_err(err, errlen, "out= must be a relative path");
+		return 0;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if (job_is_control(s[i])) {
+			job_err(err, errlen, "out= has control byte 0x%02x",
+			    s[i]);
+			return 0;
+		}
+		if (s[i] == '\\') {
+			job_err(err, errlen, "out= has a backslash");
+			return 0;
+		}
+	}
+	if (i > JOB_PATH_MAX) {
+		job_err(err, errlen, "out= is longer than %d bytes",
+		    JOB_PATH_MAX);
+		return 0;
+	}
+
+	comp = 0;
+	for (i = 0;; i++) {
+		if (s[i] != '/' && s[i] != '\0')
+			continue;
+		clen = i - comp;
+		if (clen == 0) {
+			job_err(err, errlen, "out= has an empty component");
+			return 0;
+		}
+		if ((clen == 1 && s[comp] == '.') ||
+		    (clen == 2 && s[comp] == '.' && s[comp + 1] == '.')) {
+			job_err(err, errlen, "out= has a '%.*s' component",
+			    (int)clen, out + comp);
+			return 0;
+		}
+		if (clen > JOB_NAME_MAX) {
+			job_err(err, errlen,
+			    "out= has a component longer than %d bytes",
+			    JOB_NAME_MAX);
+			return 0;
+		}
+		if (clen >= 5 &&
+		    memcmp(out + comp + clen - 5, ".part", 5) == 0) {
+			job_err(err, errlen,
+			    "out= has a component ending in \".part\"");
+			return 0;
+		}
+		if (s[i] == '\0')
+			break;
+		comp = i + 1;
+	}
+	return 1;
+}
+
+/*
+ * Where to cut s (len bytes) to at most max bytes without splitting a UTF-8
+ * sequence. Bytes that are not valid UTF-8 are cut where they fall.
+ */
+static size_t
+job_utf8_cut(const unsigned char *s, size_t len, size_t max)
+{
+	size_t n, k;
+
+	if (len <= max)
+		return len;
+	n = max;
+	for (k = 0; k < 3 && n > 0 && (s[n] & 0xc0) == 0x80; k++)
+		n--;
+	if (n < max && s[n] >= 0xc0)
+		return n;
+	return max;
+}
+
+/* Replace in place what a file name must not hold; leading dots go. */
+static void
+job_sanitize_name(char *name)
+{
+	unsigned char *p;
+	size_t skip;
+
+	for (p = (unsigned char *)name; *p != '\0'; p++) {
+		if (job_is_control(*p) || strchr("/\\:*?\"<>|", *p) != NULL)
+			*p = '_';
+	}
+	skip = strspn(name, ".");
+	memmove(name, name + skip, strlen(name + skip) + 1);
+}
+
+/*
+ * The path is taken still percent-encoded and split on '/' first, so an
+ * encoded "%2F" stays inside its segment and becomes '_' after decoding.
+ * A trailing slash does not make the name empty: "https://h/a/b/" names
+ * "b". Decoding is done here rather than by libcurl so that "%00" is just
+ * another control byte to replace instead of an error.
+ */
+void
+job_name_from_url(const char *url, char *buf, size_t len)
+{
+	CURLU *u = NULL;
+	char *path = NULL, *name = NULL;
+	const char *seg, *segend, *p;
+	size_t seglen, n, o;
+	int hi, lo;
+
+	if (buf == NULL || len == 0)
+		return;
+	buf[0] = '\0';
+
+	if ((u = curl_url()) == NULL)
+		goto fallback;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto fallback;
+	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto fallback;
+
+	/* Last non-empty segment. */
+	segend = path + strlen(path);
+	while (segend > path && segend[-1] == '/')
+		segend--;
+	seg = segend;
+	while (seg > path && seg[-1] != '/')
+		seg--;
+	seglen = (size_t)(segend - seg);
+	if (seglen == 0)
+		goto fallback;
+
+	if ((name = malloc(seglen + 1)) == NULL)
+		goto fallback;
+	for (p = seg, o = 0; p < segend; p++) {
+		if (*p == '%' && segend - p >= 3 &&
+		    (hi = job_hexval((unsigned char)p[1])) >= 0 &&
+		    (lo = job_hexval((unsigned char)p[2])) >= 0) {
+			/* A decoded NUL must not end the string early. */
+			name[o++] = (hi << 4 | lo) == 0 ? '_' :
+			    (char)(hi << 4 | lo);
+			p += 2;
+		} else
+			name[o++] = *p;
+	}
+	name[o] = '\0';
+	job_sanitize_name(name);
+
+	n = job_utf8_cut((unsigned char *)name, strlen(name), JOB_NAME_MAX);
+	name[n] = '\0';
+	if (n == 0)
+		goto fallback;
+	/* Never collide with the ".part" file fetchd writes a download to. */
+	if (n >= 5 && strcmp(name + n - 5, ".part") == 0) {
+		if (n == JOB_NAME_MAX)
+			name[n - 1] = '_';
+		else {
+			char *grown = realloc(name, n + 2);
+
+			if (grown == NULL) {
+				name[n - 1] = '_';
+			} else {
+				name = grown;
+				name[n] = '_';
+				name[n + 1] = '\0';
+			}
+		}
+	}
+	n = job_utf8_cut((unsigned char *)name, strlen(name), len - 1);
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	free(name);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return;
+
+fallback:
+	snprintf(buf, len, "%s", "index.html");
+	free(name);
+	curl_free(path);
+	curl_url_cleanup(u);
+}
+
+struct job_reader *
+job_reader_new(int fd)
+{
+	struct job_reader *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if ((r->buf = malloc(JOB_READ_BUF)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->fd = fd;
+	return r;
+}
+
+void
+job_reader_free(struct job_reader *r)
+{
+	if (r == NULL)
+		return;
+	free(r->buf);
+	free(r);
+}
+
+unsigned long
+job_reader_lineno(const struct job_reader *r)
+{
+	return r->lineno;
+}
+
+/*
+ * A read error is sticky: the reader cannot know what the lost bytes held,
+ * so a second pass after one would be a guess too.
+ */
+int
+job_reader_rewind(struct job_reader *r)
+{
+	if (r->failed) {
+		errno = r->read_errno;
+		return -1;
+	}
+	if (lseek(r->fd, 0, SEEK_SET) == (off_t)-1)
+		return -1;
+	r->start = r->end = 0;
+	r->lineno = 0;
+	r->eof = 0;
+	r->skipping = 0;
+	return 0;
+}
+
+/* Over JOB_LINE_MAX once a "\r" of a "\r\n" ending is left out. */
+static int
+job_line_too_long(const char *line, size_t len)
+{
+	if (len > JOB_LINE_MAX + 1)
+		return 1;
+	return len == JOB_LINE_MAX + 1 && line[len - 1] != '\r';
+}
+
+/* Parse one complete line (newline removed) and add the "line N:" prefix. */
+static int
+job_reader_line(struct job_reader *r, const char *line, size_t len,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	char msg[JOB_ERR_MAX];
+	int rv;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	rv = job_parse_line(line, len, r->lineno, e, msg, sizeof(msg));
+	if (rv == -1)
+		job_err(err, errlen, "line %lu: %s", r->lineno, msg);
+	return rv;
+}
+
+/*
+ * Move the unconsumed tail to the front and read more after it. Returns 1
+ * when bytes arrived, 0 at end of file, -1 on a read error.
+ */
+static int
+job_reader_fill(struct job_reader *r)
+{
+	ssize_t n;
+
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	for (;;) {
+		n = read(r->fd, r->buf + r->end, JOB_READ_BUF - r->end);
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	if (n == -1) {
+		r->failed = 1;
+		r->read_errno = errno;
+		return -1;
+	}
+	if (n == 0) {
+		r->eof = 1;
+		return 0;
+	}
+	r->end += (size_t)n;
+	return 1;
+}
+
+/*
+ * Memory stays at one JOB_READ_BUF whatever the file holds: a line is
+ * reported too long as soon as more than JOB_LINE_MAX bytes (plus a
+ * possible '\r') of it are buffered, and the rest of it is dropped as it
+ * arrives.
+ */
+int
+job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
+    size_t errlen)
+{
+	char *nl;
+	size_t avail;
+	int rv;
+
+	memset(e, 0, sizeof(*e));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	for (;;) {
+		if (r->failed) {
+			job_err(err, errlen, "line %lu: read error: %s",
+			    r->lineno + 1, strerror(r->read_errno));
+			return -1;
+		}
+		avail = r->end - r->start;
+		nl = memchr(r->buf + r->start, '\n', avail);
+		if (nl != NULL) {
+			size_t llen = (size_t)(nl - (r->buf + r->start));
+			const char *line = r->buf + r->start;
+
+			r->start += llen + 1;
+			if (r->skipping) {
+				r->skipping = 0;
+				continue;
+			}
+			r->lineno++;
+			if (job_line_too_long(line, llen)) {
+				job_err(err, errlen,
+				    "line %lu: line too long (max %d bytes)",
+				    r->lineno, JOB_LINE_MAX);
+				return -1;
+			}
+			rv = job_reader_line(r, line, llen, e, err, errlen);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
+
+		/* No newline buffered. */
+		if (r->skipping) {
+			r->start = r->end;
+		} else if (avail > JOB_LINE_MAX + 1) {
+			r->lineno++;
+			r->skipping = 1;
+			r->start = r->end;
+			job_err(err, errlen,
+			    "line %lu: line too long (max %d bytes)",
+			    r->lineno, JOB_LINE_MAX);
+			return -1;
+		}
+		if (r->eof) {
+			if (r->start == r->end)
+				return 0;
+			/* A last line without a newline still counts. */
+			avail = r->end - r->start;
+			r->lineno++;
+			r->start = r->end;
+			if (job_line_too_long(r->buf + r->end - avail, avail)) {
+				job_err(err, errlen,
+				    "line %lu: line too long (max %d bytes)",
+				    r->lineno, JOB_LINE_MAX);
+				return -1;
+			}
+			rv = job_reader_line(r, r->buf + r->end - avail, avail,
+			    e, err, errlen);
+			if (rv != 0)
+				return rv;
+			continue;
+		}
+		if (job_reader_fill(r) == -1)
+			continue;   /* reported at the top of the loop */
+	}
+}

@@ -1,0 +1,87 @@
+/*
+ * jobs.h: the claimed jobs the daemon is working on. Main loop only.
+ *
+ * A job is validated first (the whole file, streamed, so a malformed job
+ * fails before anything is fetched), then read again a window at a time:
+ * each URL becomes a transfer for the scheduler, results are written to
+ * active/J.result in job order, and results that finish out of order wait
+ * in the window and in active/J.journal. The journal also records the file
+ * name reserved for each URL, so a restart resumes exactly where the last
+ * run stopped.
+ */
+#ifndef FETCHD_JOBS_H
+#define FETCHD_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "sched.h"
+#include "spool.h"
+
+#define JOBS_WINDOW 1024        /* URLs of one job between its first
+                                   unfinished one and the last one read */
+#define JOBS_ACTIVE_MAX 64      /* jobs claimed at once; the rest wait in new/ */
+
+struct jobs;
+
+/* Notifications to the daemon (stats, dispatching more work). */
+struct jobs_hooks {
+	void (*transfer_final)(const struct transfer *, void *);
+	void (*transfer_retry)(const struct transfer *, void *);
+	void (*job_finished)(const char *name, int failed, void *);
+	void (*work_ready)(void *);     /* the scheduler has new transfers */
+};
+
+struct job_info {
+	const char *name;
+	const char *state;      /* "validating", "running", "finishing" */
+	size_t urls;            /* URLs in the job (after validation) */
+	size_t done, failed;    /* URLs finished so far */
+	size_t running;         /* transfers out */
+	uint64_t bytes;         /* bytes of finished files + in flight */
+};
+
+struct jobs *jobs_new(struct event_base *base, struct spool *sp,
+    struct sched *s, const struct config *cfg, const struct jobs_hooks *hooks,
+    void *arg);
+void jobs_free(struct jobs *js);
+
+/* The config to use from now on (after a reload). */
+void jobs_set_config(struct jobs *js, const struct config *cfg);
+
+/* Start a job claimed into active/ (resume: found there at start). 0/-1. */
+int jobs_start(struct jobs *js, const char *name, int resume);
+
+/* Read more URLs of the running jobs into the scheduler, up to the budget. */
+void jobs_refill(struct jobs *js);
+
+/*
+ * A transfer came back from an engine. Retries, records the result or
+ * (stopping) drops it to be resumed by the next run. Frees t.
+ */
+void jobs_transfer_done(struct jobs *js, struct transfer *t);
+
+/* Stop reading jobs; transfers that come back from now on are not retried
+ * (they stay resumable). */
+void jobs_stop(struct jobs *js);
+
+size_t jobs_count(const struct jobs *js);
+int jobs_full(const struct jobs *js);   /* JOBS_ACTIVE_MAX reached */
+
+/* Sum of t->progress over every live transfer (for rate sampling). */
+uint64_t jobs_inflight_bytes(const struct jobs *js);
+
+/* Call cb for each job. */
+void jobs_foreach(const struct jobs *js,
+    void (*cb)(const struct job_info *, void *), void *arg);
+
+/* Cancel a job by name: queued transfers are dropped, running ones are
+ * cancelled through cancel(t, arg); the job ends in failed/ with
+ * "cancelled" rows. 0, or -1 when there is no such job. */
+int jobs_cancel(struct jobs *js, const char *name,
+    void (*cancel)(struct transfer *, void *), void *arg);
+
+#endif
