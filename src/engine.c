@@ -16,14 +16,10 @@ engine_find(int model)
 	switch (model) {
 	case MODEL_THREADS:
 		return &engine_threads;
-#ifdef HAVE_ENGINE_EVENT
 	case MODEL_EVENT:
 		return &engine_event;
-#endif
-#ifdef HAVE_ENGINE_PROCESS
 	case MODEL_PROCESS:
 		return &engine_process;
-#endif
 	default:
 		return NULL;
 	}

@@ -59,6 +59,7 @@ struct fetch_state {
 	EVP_MD_CTX *md;         /* only when t->has_sha256 */
 	uint64_t offset;        /* bytes in name.part now */
 	uint64_t resume_from;   /* offset asked for with Range */
+	char range[32];         /* "N-" for CURLOPT_RANGE */
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
@@ -703,7 +704,8 @@ open_part(struct transfer *t, struct fetch_state *s)
 	struct stat st;
 	char eb[128], shown[PATH_MAX];
 	int acc = t->has_sha256 ? O_RDWR : O_WRONLY, flags;
-	const int base = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+	const int base = O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+	int e;
 
 	snprintf(shown, sizeof(shown), "%s/%s%s", t->dir, t->name, FETCH_PART);
 	s->fd = openat(s->dirfd, s->part, acc | base);
@@ -711,7 +713,14 @@ open_part(struct transfer *t, struct fetch_state *s)
 		s->fd = openat(s->dirfd, s->part, acc | base | O_CREAT | O_EXCL,
 		    FETCH_FILE_MODE);
 	if (s->fd == -1) {
-		open_error(t, s->dirfd, s->part, shown, errno, FETCH_RETRY);
+		e = errno;
+		if (fstatat(s->dirfd, s->part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+			set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "'%s' is not a regular file", shown);
+			return -1;
+		}
+		open_error(t, s->dirfd, s->part, shown, e, FETCH_RETRY);
 		return -1;
 	}
 	if (fstat(s->fd, &st) == -1) {
@@ -788,8 +797,13 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	SETOPT(CURLOPT_XFERINFODATA, (void *)s);
 	SETOPT(CURLOPT_NOPROGRESS, 0L);
-	if (s->offset > 0)
-		SETOPT(CURLOPT_RESUME_FROM_LARGE, (curl_off_t)s->offset);
+	/* CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: libcurl fails
+	 * a resume answered by a 200 itself, where we want to start over. */
+	if (s->offset > 0) {
+		snprintf(s->range, sizeof(s->range), "%llu-",
+		    (unsigned long long)s->offset);
+		SETOPT(CURLOPT_RANGE, s->range);
+	}
 	return 0;
 optfail:
 	set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,

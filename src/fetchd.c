@@ -23,12 +23,15 @@
 #endif
 
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "fetch.h"
 #include "jobs.h"
 #include "log.h"
+#include "proto.h"
 #include "sched.h"
 #include "spool.h"
+#include "stats.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
@@ -48,6 +51,8 @@ struct daemon {
 	struct jobs *jobs;
 	struct engine *engine;
 	struct old_engine_list draining;  /* engines replaced by a reload */
+	struct stats *stats;
+	struct control *control;
 
 	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
@@ -125,7 +130,7 @@ pending_add(const char *name, void *arg)
 }
 
 static void
-claim_pending(struct daemon *d)
+claim_names(struct daemon *d, int *failed)
 {
 	char claimed[SPOOL_NAME_MAX + 16], *name;
 
@@ -144,22 +149,37 @@ claim_pending(struct daemon *d)
 			break;
 		case SPOOL_REJECTED:
 			log_warnx("%s in new/ rejected; see failed/", name);
+			stats_job_finished(d->stats, name, 1);
 			break;
 		case SPOOL_GONE:
 			break;
 		case SPOOL_ERROR:
-			d->rescan_wanted = 1;
+			/* Left in new/: the periodic rescan tries again. */
+			*failed = 1;
 			break;
 		}
 		free(name);
 	}
-	if (d->npending > 0 && jobs_full(d->jobs))
-		return;
-	if (d->rescan_wanted && !d->stopping && !jobs_full(d->jobs)) {
+}
+
+/*
+ * Claim what inotify reported while there is room; when names were lost
+ * (queue full, overflow, a job slot freed) rescan new/ once. An entry that
+ * cannot be claimed waits for the periodic rescan, so a persistent error
+ * never spins.
+ */
+static void
+claim_pending(struct daemon *d)
+{
+	int failed = 0;
+
+	claim_names(d, &failed);
+	if (d->rescan_wanted && !failed && !d->stopping &&
+	    d->npending == 0 && !jobs_full(d->jobs)) {
 		d->rescan_wanted = 0;
 		if (spool_scan_new(&d->spool, RESCAN_MIN_AGE, pending_add,
 		    d) > 0)
-			claim_pending(d);
+			claim_names(d, &failed);
 	}
 }
 
@@ -227,10 +247,27 @@ hook_work_ready(void *arg)
 }
 
 static void
+hook_transfer_final(const struct transfer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	stats_transfer_final(d->stats, t);
+}
+
+static void
+hook_transfer_retry(const struct transfer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	stats_transfer_retry(d->stats, t);
+}
+
+static void
 hook_job_finished(const char *name, int failed, void *arg)
 {
 	struct daemon *d = arg;
 
+	stats_job_finished(d->stats, name, failed);
 	/* A slot for another job: there may be names we could not take. */
 	d->rescan_wanted = 1;
 	dispatch_soon(d);
@@ -288,6 +325,8 @@ transfer_done(struct transfer *t, void *arg)
 {
 	struct daemon *d = arg;
 
+	stats_attempt(d->stats, t);
+	t->progress = 0;        /* counted: the rate sampler must not see it */
 	sched_release(d->sched, t);
 	jobs_transfer_done(d->jobs, t);
 	if (d->stopping) {
@@ -348,26 +387,27 @@ log_restart_option(const struct config_option *opt, void *arg)
 }
 
 /*
- * SIGHUP: read the file again. A bad file changes nothing. A changed model
- * or count starts a new engine for new work while the old one drains.
+ * SIGHUP and `reload`: read the file again. A bad file changes nothing. A
+ * changed model or count starts a new engine for new work while the old
+ * one drains. 0, or -1 with the reason in err.
  */
-static void
-sighup_cb(evutil_socket_t sig, short what, void *arg)
+static int
+reload(struct daemon *d, char *err, size_t errlen)
 {
-	struct daemon *d = arg;
 	struct config nc;
 	struct engine *ne;
 	struct old_engine *oe;
-	char err[1024];
 	int switch_engine;
 
-	if (d->stopping)
-		return;
+	if (d->stopping) {
+		snprintf(err, errlen, "fetchd is stopping");
+		return -1;
+	}
 	notify("RELOADING=1");
-	if (config_load(d->cfgpath, &nc, err, sizeof(err)) == -1) {
+	if (config_load(d->cfgpath, &nc, err, errlen) == -1) {
 		log_warnx("reload: %s; keeping the running configuration", err);
 		notify("READY=1");
-		return;
+		return -1;
 	}
 	config_diff(&d->cfg, &nc, log_restart_option, NULL);
 	/* Options read only at start keep their running values. */
@@ -382,20 +422,22 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 	nc.socket_mode = d->cfg.socket_mode;
 	if (nc.spool_dir == NULL || nc.download_dir == NULL ||
 	    nc.socket_path == NULL || nc.metrics_listen == NULL) {
+		snprintf(err, errlen, "out of memory");
 		log_warnx("reload: out of memory");
 		config_free(&nc);
 		notify("READY=1");
-		return;
+		return -1;
 	}
 	switch_engine = nc.model != d->cfg.model || nc.count != d->cfg.count;
 	ne = NULL;
 	if (switch_engine &&
 	    (ne = engine_new(nc.model, &nc, d->base, transfer_done, d)) == NULL) {
-		log_warnx("reload: cannot start the %s engine; keeping the "
-		    "running configuration", config_model_name(nc.model));
+		snprintf(err, errlen, "cannot start the %s engine; keeping "
+		    "the running configuration", config_model_name(nc.model));
+		log_warnx("reload: %s", err);
 		config_free(&nc);
 		notify("READY=1");
-		return;
+		return -1;
 	}
 	if (ne != NULL) {
 		if ((oe = calloc(1, sizeof(*oe))) == NULL)
@@ -417,6 +459,138 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 	notify("READY=1");
 	reap_drained(d);
 	dispatch_soon(d);
+	return 0;
+}
+
+static void
+sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char err[1024];
+
+	(void)reload(arg, err, sizeof(err));
+}
+
+/*
+ * The control socket's commands and the stats the daemon feeds.
+ */
+static json_t *
+ctl_stats(void *arg)
+{
+	struct daemon *d = arg;
+	struct stats_live lv;
+	struct engine_stats es;
+	struct old_engine *oe;
+	double now = stats_now();
+
+	memset(&lv, 0, sizeof(lv));
+	lv.model = config_model_name(d->cfg.model);
+	lv.paused = d->paused;
+	if (d->engine != NULL) {
+		engine_get_stats(d->engine, &es);
+		lv.model = d->engine->ops->name;
+		lv.workers = es.workers;
+		lv.workers_busy = es.busy;
+		lv.children_restarted = es.restarts;
+	}
+	TAILQ_FOREACH(oe, &d->draining, entry) {
+		engine_get_stats(oe->engine, &es);
+		lv.workers_busy += es.busy;
+		lv.children_restarted += es.restarts;
+	}
+	lv.jobs_queued = stats_count_queued(d->stats, d->spool.newfd, now);
+	lv.jobs_active = (long)jobs_count(d->jobs);
+	lv.transfers_queued = (long)(sched_ready(d->sched) +
+	    sched_waiting(d->sched));
+	lv.transfers_active = inflight_total(d);
+	lv.inflight_bytes = jobs_inflight_bytes(d->jobs);
+	return stats_json(d->stats, &lv, now);
+}
+
+static json_t *
+ctl_jobs(void *arg)
+{
+	struct daemon *d = arg;
+
+	return stats_jobs_json(d->stats, d->jobs, d->spool.newfd);
+}
+
+static void
+ctl_pause(void *arg, int paused)
+{
+	struct daemon *d = arg;
+
+	if (d->paused != paused)
+		log_info("%s from the control socket", paused ?
+		    "paused: no new transfers start" : "resumed");
+	d->paused = paused;
+	if (!paused)
+		dispatch_soon(d);
+}
+
+static int
+ctl_paused(void *arg)
+{
+	struct daemon *d = arg;
+
+	return d->paused;
+}
+
+/*
+ * An engine may only be asked about its own transfers, and which engine
+ * owns t is not recorded. With one engine that is d->engine; while a
+ * replaced one drains, set the flag fetch.c's progress callback honours.
+ */
+static void
+cancel_transfer(struct transfer *t, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (TAILQ_EMPTY(&d->draining) && d->engine != NULL)
+		engine_cancel(d->engine, t);
+	else
+		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+}
+
+static int
+ctl_cancel(void *arg, const char *job)
+{
+	struct daemon *d = arg;
+
+	if (d->stopping || jobs_cancel(d->jobs, job, cancel_transfer, d) == -1)
+		return -1;
+	dispatch_soon(d);
+	return 0;
+}
+
+static int
+ctl_reload(void *arg, char *err, size_t errlen)
+{
+	return reload(arg, err, errlen);
+}
+
+static uint64_t
+stats_inflight(void *arg)
+{
+	struct daemon *d = arg;
+
+	return d->jobs != NULL ? jobs_inflight_bytes(d->jobs) : 0;
+}
+
+/* Every second, after the rate sample: the service manager's status. */
+static void
+stats_tick(void *arg)
+{
+	struct daemon *d = arg;
+	char line[480], status[512];
+	json_t *st;
+
+	if (getenv("NOTIFY_SOCKET") == NULL || d->stopping ||
+	    d->jobs == NULL || (st = ctl_stats(d)) == NULL)
+		return;
+	proto_status_line(st, line, sizeof(line));
+	json_decref(st);
+	snprintf(status, sizeof(status), "STATUS=%s", line);
+	notify(status);
 }
 
 #ifdef HAVE_SYSTEMD
@@ -473,8 +647,18 @@ static int
 daemon_run(struct daemon *d)
 {
 	struct jobs_hooks hooks = {
+		.transfer_final = hook_transfer_final,
+		.transfer_retry = hook_transfer_retry,
 		.work_ready = hook_work_ready,
 		.job_finished = hook_job_finished,
+	};
+	struct control_hooks chooks = {
+		.stats = ctl_stats,
+		.jobs = ctl_jobs,
+		.pause = ctl_pause,
+		.paused = ctl_paused,
+		.cancel = ctl_cancel,
+		.reload = ctl_reload,
 	};
 	struct timeval tv;
 	char err[1024];
@@ -497,6 +681,20 @@ daemon_run(struct daemon *d)
 			    "%s", d->cfg.spool_dir);
 		else
 			log_error("flock %s", d->cfg.spool_dir);
+		return -1;
+	}
+	if ((d->stats = stats_new(d->base, stats_inflight, stats_tick, d)) ==
+	    NULL)
+		fatalx("out of memory");
+	d->control = control_new(d->base, d->cfg.socket_path,
+	    d->cfg.socket_mode, &chooks, d, err, sizeof(err));
+	if (d->control == NULL) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	if (d->cfg.metrics_listen[0] != '\0' && control_metrics(d->control,
+	    d->cfg.metrics_listen, err, sizeof(err)) == -1) {
+		log_errorx("%s", err);
 		return -1;
 	}
 	if (make_dir(d->cfg.download_dir) == -1)
@@ -580,6 +778,7 @@ daemon_teardown(struct daemon *d)
 		d->ev_watchdog };
 	size_t i;
 
+	control_free(d->control);
 	sched_free(d->sched);
 	jobs_free(d->jobs);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
@@ -592,6 +791,7 @@ daemon_teardown(struct daemon *d)
 	}
 	if (d->spool.root != NULL)
 		spool_close(&d->spool);
+	stats_free(d->stats);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	config_free(&d->cfg);
@@ -604,6 +804,9 @@ main(int argc, char *argv[])
 	char err[1024];
 	int ch, test = 0, rc;
 
+	/* A child of the process engine (engine_process.c), never by hand. */
+	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
+		return engine_process_worker_main(argv[2]);
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

@@ -399,11 +399,11 @@ fail:
 }
 
 /*
- * out= names a file under the job's own download directory. Checking it
- * lexically is enough here because the writer opens each component with
- * O_NOFOLLOW under that directory; what is refused is anything that could
- * climb out (absolute, ".."), alias ("." and "a//b"), collide with fetchd's
- * own ".part" files, or confuse a terminal or a result file.
+ * out= names a file under the job's own download directory. This is the
+ * lexical half of the confinement: it refuses anything that could climb
+ * out (absolute, ".."), alias ("." and "a//b"), collide with fetchd's own
+ * ".part" files, or confuse a terminal or a result file. Symlinks planted
+ * in the directory are the writer's to refuse; a string cannot show them.
  */
 int
 job_out_valid(const char *out, char *err, size_t errlen)

@@ -59,6 +59,9 @@ log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+static void log_vemit(enum log_level, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {

@@ -42,13 +42,13 @@
 #include "log.h"
 #include "sched.h"
 
-#define HEAP_NONE	SIZE_MAX
-#define HEAP_MIN	16
-#define HTAB_MIN	16
+#define HEAP_NONE SIZE_MAX
+#define HEAP_MIN 16
+#define HTAB_MIN 16
 /* Longest retry delay honoured, in seconds, so a timeval never overflows. */
-#define SCHED_DELAY_MAX	1e8
+#define SCHED_DELAY_MAX 1e8
 /* A timer firing this early (coarse monotonic clock) still counts as due. */
-#define SCHED_SLACK	0.001
+#define SCHED_SLACK 0.001
 
 /* Chained hash table with the links inside the objects. */
 struct hlink {
@@ -58,7 +58,7 @@ struct hlink {
 
 struct htab {
 	struct hlink **slot;
-	size_t nslot;           /* a power of two */
+	size_t nslot; /* a power of two */
 	size_t n;
 };
 
@@ -80,9 +80,9 @@ struct sched_bucket;
 struct sched_item {
 	struct transfer *t;
 	struct sched_bucket *b;
-	uint64_t seq;           /* readiness order; tie-break for deadlines */
-	double deadline;        /* monotonic seconds, while waiting */
-	size_t hidx;            /* index in the timer heap while waiting */
+	uint64_t seq;	 /* readiness order; tie-break for deadlines */
+	double deadline; /* monotonic seconds, while waiting */
+	size_t hidx;	 /* index in the timer heap while waiting */
 	TAILQ_ENTRY(sched_item) link;
 };
 TAILQ_HEAD(sched_items, sched_item);
@@ -100,9 +100,9 @@ struct sched_job {
 	void *owner;
 	size_t nbuckets;
 	TAILQ_HEAD(, sched_bucket) buckets;
-	struct heap heap;       /* eligible buckets, capacity >= nbuckets */
-	uint64_t turn;          /* when last served or created */
-	size_t ridx;            /* in s->ring, HEAP_NONE when not eligible */
+	struct heap heap; /* eligible buckets, capacity >= nbuckets */
+	uint64_t turn;	  /* when last served or created */
+	size_t ridx;	  /* in s->ring, HEAP_NONE when not eligible */
 };
 
 struct sched_bucket {
@@ -113,7 +113,7 @@ struct sched_bucket {
 	struct sched_items waiting;
 	size_t nready;
 	size_t nwaiting;
-	size_t hidx;            /* in job->heap, HEAP_NONE when not eligible */
+	size_t hidx; /* in job->heap, HEAP_NONE when not eligible */
 	TAILQ_ENTRY(sched_bucket) jentry;
 	LIST_ENTRY(sched_bucket) hentry;
 };
@@ -130,8 +130,8 @@ struct sched {
 	struct htab hosts;
 	struct htab jobs;
 	struct htab buckets;
-	struct heap ring;       /* eligible jobs, capacity >= jobs.n */
-	struct heap timers;             /* waiting items, capacity >= nwaiting */
+	struct heap ring;   /* eligible jobs, capacity >= jobs.n */
+	struct heap timers; /* waiting items, capacity >= nwaiting */
 	size_t nready;
 	size_t nwaiting;
 	size_t nrunning;
@@ -236,7 +236,7 @@ htab_remove(struct htab *h, struct hlink *l)
 	struct hlink **p;
 
 	for (p = &h->slot[l->hash & (h->nslot - 1)]; *p != NULL;
-	    p = &(*p)->next) {
+	     p = &(*p)->next) {
 		if (*p == l) {
 			*p = l->next;
 			h->n--;
@@ -386,7 +386,7 @@ bucket_setidx(void *a, size_t i)
 	((struct sched_bucket *)a)->hidx = i;
 }
 
-static const struct heap_ops bucket_heap_ops = { bucket_less, bucket_setidx };
+static const struct heap_ops bucket_heap_ops = {bucket_less, bucket_setidx};
 
 static int
 item_less(const void *a, const void *b)
@@ -404,7 +404,7 @@ item_setidx(void *a, size_t i)
 	((struct sched_item *)a)->hidx = i;
 }
 
-static const struct heap_ops item_heap_ops = { item_less, item_setidx };
+static const struct heap_ops item_heap_ops = {item_less, item_setidx};
 
 static int
 job_less(const void *a, const void *b)
@@ -419,7 +419,7 @@ job_setidx(void *a, size_t i)
 	((struct sched_job *)a)->ridx = i;
 }
 
-static const struct heap_ops job_heap_ops = { job_less, job_setidx };
+static const struct heap_ops job_heap_ops = {job_less, job_setidx};
 
 static int
 host_ok(const struct sched *s, const struct sched_host *h)
@@ -460,7 +460,7 @@ host_update(struct sched *s, struct sched_host *h)
 	struct sched_bucket *b;
 
 	LIST_FOREACH(b, &h->buckets, hentry)
-		bucket_update(s, b);
+	bucket_update(s, b);
 }
 
 static struct sched_host *
@@ -538,8 +538,8 @@ job_gc(struct sched *s, struct sched_job *j)
 }
 
 static struct sched_bucket *
-bucket_get(struct sched *s, struct sched_job *j, struct sched_host *h,
-    int create)
+bucket_get(
+    struct sched *s, struct sched_job *j, struct sched_host *h, int create)
 {
 	uint64_t hash = hash_pair(s, j, h);
 	struct sched_bucket *b;
@@ -651,8 +651,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct sched *
-sched_new(struct event_base *base, long per_host, void (*wake)(void *),
-    void *arg)
+sched_new(
+    struct event_base *base, long per_host, void (*wake)(void *), void *arg)
 {
 	struct sched *s;
 
@@ -664,8 +664,8 @@ sched_new(struct event_base *base, long per_host, void (*wake)(void *),
 	s->per_host = per_host < 0 ? 0 : per_host;
 	if (getrandom(&s->seed, sizeof(s->seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(s->seed))
-		s->seed = mix64((uint64_t)(uintptr_t)s ^
-		    (uint64_t)(mono_now() * 1e9));
+		s->seed = mix64(
+		    (uint64_t)(uintptr_t)s ^ (uint64_t)(mono_now() * 1e9));
 	if (htab_init(&s->hosts) == -1 || htab_init(&s->jobs) == -1 ||
 	    htab_init(&s->buckets) == -1)
 		goto fail;
@@ -790,7 +790,7 @@ sched_enqueue(struct sched *s, struct transfer *t, int wait, double delay)
 		bucket_update(s, b);
 		return 0;
 	}
-	if (!(delay > 0))       /* also NaN */
+	if (!(delay > 0)) /* also NaN */
 		delay = 0;
 	if (delay > SCHED_DELAY_MAX)
 		delay = SCHED_DELAY_MAX;
@@ -900,7 +900,7 @@ sched_remove_owner(struct sched *s, void *owner,
 		if (b->hidx != HEAP_NONE)
 			heap_remove(&j->heap, b->hidx, &bucket_heap_ops);
 		TAILQ_FOREACH(it, &b->waiting, link)
-			heap_remove(&s->timers, it->hidx, &item_heap_ops);
+		heap_remove(&s->timers, it->hidx, &item_heap_ops);
 		s->nready -= b->nready;
 		s->nwaiting -= b->nwaiting;
 		n += b->nready + b->nwaiting;
@@ -908,7 +908,7 @@ sched_remove_owner(struct sched *s, void *owner,
 		b->nready = b->nwaiting = 0;
 		TAILQ_CONCAT(&out, &b->ready, link);
 		TAILQ_CONCAT(&out, &b->waiting, link);
-		bucket_gc(s, b);        /* the last one frees j */
+		bucket_gc(s, b); /* the last one frees j */
 	}
 	if (waited > 0) {
 		heap_shrink(&s->timers, s->nwaiting);
@@ -947,8 +947,8 @@ sched_running(const struct sched *s)
  * NaN inputs count as 0, so the result is never negative.
  */
 double
-sched_backoff(int attempt, double base, double max, long retry_after,
-    unsigned *seed)
+sched_backoff(
+    int attempt, double base, double max, long retry_after, unsigned *seed)
 {
 	static unsigned fallback = 1;
 	double d;

@@ -120,7 +120,7 @@ elif awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s + 0 <= m + 0) }'; 
 	echo "ok: systemd-analyze security: exposure $score (at most $max_exposure)"
 else
 	echo "FAIL: systemd-analyze security: exposure $score is above $max_exposure:"
-	printf '%s\n' "$out" | grep -v '^ *✓'
+	printf '%s\n' "$out" | grep -v '^ *[+✓] '
 	fail=1
 fi
 
@@ -162,19 +162,20 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit $fail
 fi
 
+tfail=0
 out=$(systemd-tmpfiles --create --root="$fs" fetchd.conf 2>&1)
 rc=$?
 if [ "$rc" -ne 0 ]; then
 	echo "FAIL: systemd-tmpfiles --create fetchd.tmpfiles (status $rc):"
 	printf '%s\n' "$out"
-	fail=1
+	tfail=1
 fi
 # path mode: every directory is owned by fetchd:fetchd.
 while read -r path mode; do
 	got=$(stat -c '%a %u %g' "$fs$path" 2>/dev/null)
 	if [ "$got" != "$mode $uid $gid" ]; then
 		echo "FAIL: tmpfiles: $path is \"${got:-missing}\", want \"$mode $uid $gid\""
-		fail=1
+		tfail=1
 	fi
 done <<EOF
 /var/spool/fetchd 750
@@ -187,5 +188,9 @@ done <<EOF
 /var/lib/fetchd/downloads 750
 /run/fetchd 750
 EOF
-[ "$fail" -eq 0 ] && echo "ok: systemd-tmpfiles: spool, state and runtime directories with their modes"
+if [ "$tfail" -eq 0 ]; then
+	echo "ok: systemd-tmpfiles: spool, state and runtime directories, owners and modes"
+else
+	fail=1
+fi
 exit $fail

@@ -1,0 +1,755 @@
+/*
+ * control.c: the control socket. A Unix stream socket; each client sends
+ * request lines and gets one JSON object per line back (proto.h). The
+ * commands' effects belong to the daemon (control_hooks); this file owns
+ * the sockets and keeps a misbehaving client from hurting the daemon:
+ *
+ *  - peer credentials: root, the daemon's uid, or a member of the socket
+ *    file's group (the kernel's own check on the file mode comes first);
+ *  - a request line is at most PROTO_LINE_MAX bytes: the input buffer
+ *    stops there, and a longer line is answered with an error and closed;
+ *  - a client without a complete request for CONTROL_IDLE_TIMEOUT seconds
+ *    is closed (watchers are exempt while connected), one that does not
+ *    read its replies for CONTROL_WRITE_TIMEOUT seconds too, and a watcher
+ *    whose queued output passes CONTROL_OUTPUT_MAX is dropped;
+ *  - at most CONTROL_CLIENTS_MAX clients; more are told so and closed;
+ *  - writes never raise SIGPIPE (the daemon ignores it) and every path
+ *    that ends a client frees it, so a client hanging up costs nothing.
+ *
+ * Everything runs on the main loop between transfers' completions; a
+ * request only reads counters, so serving it never stalls a transfer.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "control.h"
+#include "log.h"
+#include "proto.h"
+
+#define ACCEPT_BURST 64         /* connections taken per wakeup */
+#define ARGS_MAX 4              /* words in a request */
+
+struct client {
+	TAILQ_ENTRY(client) entry;
+	struct control *ctl;
+	struct bufferevent *bev;
+	struct event *watch;            /* the interval timer of `watch` */
+	int closing;                    /* close once the output is out */
+	uid_t uid;
+	pid_t pid;
+};
+TAILQ_HEAD(client_list, client);
+
+struct control {
+	struct event_base *base;
+	char *path;
+	dev_t dev;                      /* the socket file we made */
+	ino_t ino;
+	gid_t gid;                      /* its group */
+	int fd;
+	struct event *ev_accept, *ev_resume;
+	struct client_list clients;
+	size_t nclients;
+	struct control_hooks hooks;
+	void *arg;
+	struct evhttp *http;
+};
+
+static void client_free(struct client *);
+static void client_close_soon(struct client *);
+
+/*
+ * Replies.
+ */
+static int
+dump_cb(const char *buf, size_t size, void *arg)
+{
+	return evbuffer_add(arg, buf, size);
+}
+
+/* Queue obj (stolen) with "proto" first, as one line. */
+static void
+client_send(struct client *c, json_t *obj)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	json_t *reply;
+
+	if (obj == NULL)
+		obj = proto_error("out of memory");
+	if ((reply = proto_reply()) == NULL || obj == NULL ||
+	    json_object_update(reply, obj) == -1 ||
+	    json_dump_callback(reply, dump_cb, out,
+	    JSON_COMPACT | JSON_REAL_PRECISION(15)) == -1 ||
+	    evbuffer_add(out, "\n", 1) == -1) {
+		log_warnx("control: cannot queue a reply; closing the client");
+		client_close_soon(c);
+	}
+	json_decref(reply);
+	json_decref(obj);
+}
+
+static void
+client_error(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+client_error(struct client *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	client_send(c, proto_error(msg));
+}
+
+/*
+ * Send the rest, then close: write_cb frees the client once the output is
+ * out. Never frees it here, so callers may still look at c.
+ */
+static void
+client_close_soon(struct client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Commands.
+ */
+static void
+watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->closing)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+	    CONTROL_OUTPUT_MAX) {
+		log_debug("control: pid %ld does not read its watch stream; "
+		    "dropping it", (long)c->pid);
+		client_free(c);
+		return;
+	}
+	client_send(c, c->ctl->hooks.stats(c->ctl->arg));
+}
+
+static void
+cmd_watch(struct client *c, int argc, char **argv)
+{
+	struct timeval wtv = { CONTROL_WRITE_TIMEOUT, 0 }, tv;
+	long ms = PROTO_WATCH_DEFAULT_MS;
+	char *end;
+
+	if (argc > 2) {
+		client_error(c, "usage: watch [ms]");
+		return;
+	}
+	if (argc == 2) {
+		errno = 0;
+		ms = strtol(argv[1], &end, 10);
+		if (errno != 0 || *end != '\0' || end == argv[1] ||
+		    ms < PROTO_WATCH_MIN_MS || ms > PROTO_WATCH_MAX_MS) {
+			client_error(c, "watch: the interval is %d to %d ms",
+			    PROTO_WATCH_MIN_MS, PROTO_WATCH_MAX_MS);
+			return;
+		}
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	c->watch = event_new(c->ctl->base, -1, EV_PERSIST, watch_cb, c);
+	if (c->watch == NULL || event_add(c->watch, &tv) == -1) {
+		client_error(c, "out of memory");
+		return;
+	}
+	/* A watcher is idle by design: only the write timeout applies. */
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	client_send(c, c->ctl->hooks.stats(c->ctl->arg));
+}
+
+static void
+cmd_run(struct client *c, int argc, char **argv)
+{
+	struct control *ctl = c->ctl;
+	const char *cmd = argv[0];
+	char err[1024], word[64];
+
+	if (strcmp(cmd, PROTO_REQ_PING) == 0 && argc == 1) {
+		client_send(c, json_pack("{s:b,s:s,s:I}", PROTO_KEY_PONG, 1,
+		    PROTO_KEY_VERSION, PACKAGE_VERSION, PROTO_KEY_PID,
+		    (json_int_t)getpid()));
+	} else if (strcmp(cmd, PROTO_REQ_STATS) == 0 && argc == 1) {
+		client_send(c, ctl->hooks.stats(ctl->arg));
+	} else if (strcmp(cmd, PROTO_REQ_JOBS) == 0 && argc == 1) {
+		client_send(c, ctl->hooks.jobs(ctl->arg));
+	} else if (strcmp(cmd, PROTO_REQ_WATCH) == 0) {
+		cmd_watch(c, argc, argv);
+	} else if ((strcmp(cmd, PROTO_REQ_PAUSE) == 0 ||
+	    strcmp(cmd, PROTO_REQ_RESUME) == 0) && argc == 1) {
+		ctl->hooks.pause(ctl->arg, cmd[0] == 'p');
+		client_send(c, json_pack("{s:b}", PROTO_KEY_PAUSED,
+		    ctl->hooks.paused(ctl->arg)));
+	} else if (strcmp(cmd, PROTO_REQ_CANCEL) == 0 && argc == 2) {
+		if (ctl->hooks.cancel(ctl->arg, argv[1]) == -1) {
+			proto_printable(argv[1], strlen(argv[1]), word,
+			    sizeof(word));
+			client_error(c, "no such job: %s", word);
+		} else
+			client_send(c, json_pack("{s:s}", PROTO_KEY_CANCELLED,
+			    argv[1]));
+	} else if (strcmp(cmd, PROTO_REQ_RELOAD) == 0 && argc == 1) {
+		err[0] = '\0';
+		if (ctl->hooks.reload(ctl->arg, err, sizeof(err)) == -1)
+			client_error(c, "reload: %s", err);
+		else
+			client_send(c, json_pack("{s:b}", PROTO_KEY_RELOADED,
+			    1));
+	} else {
+		proto_printable(cmd, strlen(cmd), word, sizeof(word));
+		if (strcmp(word, PROTO_REQ_PING) == 0 ||
+		    strcmp(word, PROTO_REQ_STATS) == 0 ||
+		    strcmp(word, PROTO_REQ_JOBS) == 0 ||
+		    strcmp(word, PROTO_REQ_PAUSE) == 0 ||
+		    strcmp(word, PROTO_REQ_RESUME) == 0 ||
+		    strcmp(word, PROTO_REQ_CANCEL) == 0 ||
+		    strcmp(word, PROTO_REQ_RELOAD) == 0)
+			client_error(c, "%s: wrong number of arguments", word);
+		else
+			client_error(c, "unknown command: %s", word);
+	}
+}
+
+static void
+client_request(struct client *c, char *line, size_t n)
+{
+	char *argv[ARGS_MAX];
+	int argc;
+
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n > PROTO_LINE_MAX) {
+		client_error(c, "request longer than %d bytes", PROTO_LINE_MAX);
+		client_close_soon(c);
+		return;
+	}
+	if (strlen(line) != n) {
+		client_error(c, "request holds a NUL byte");
+		client_close_soon(c);
+		return;
+	}
+	if ((argc = proto_split(line, argv, ARGS_MAX)) == -1) {
+		client_error(c, "too many arguments");
+		return;
+	}
+	if (argc == 0)
+		return;         /* a blank line asks nothing */
+	cmd_run(c, argc, argv);
+}
+
+/*
+ * Client events.
+ */
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char *line;
+	size_t n;
+
+	while (!c->closing && c->watch == NULL &&
+	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
+		client_request(c, line, n);
+		free(line);
+	}
+	if (c->closing)
+		return;
+	if (c->watch != NULL) {
+		/* A watcher's further input is ignored. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (!c->closing && evbuffer_get_length(in) > PROTO_LINE_MAX) {
+		client_error(c, "request longer than %d bytes", PROTO_LINE_MAX);
+		client_close_soon(c);
+	}
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->closing)
+		client_free(c);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line;
+
+	if ((what & BEV_EVENT_EOF) && !c->closing && c->watch == NULL &&
+	    (n = evbuffer_get_length(in)) > 0 && n <= PROTO_LINE_MAX) {
+		/* The client said its last word without a newline and shut
+		 * down its side: still answer it. */
+		if ((line = malloc(n + 1)) != NULL) {
+			evbuffer_remove(in, line, n);
+			line[n] = '\0';
+			client_request(c, line, n);
+			free(line);
+		}
+		client_close_soon(c);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    !c->closing) {
+		client_error(c, "idle for %d s; closing", CONTROL_IDLE_TIMEOUT);
+		client_close_soon(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !c->closing && c->watch == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/* Half-closed after a request: finish the reply. */
+		client_close_soon(c);
+		return;
+	}
+	client_free(c);
+}
+
+static void
+client_free(struct client *c)
+{
+	struct control *ctl = c->ctl;
+
+	log_debug("control: client pid %ld gone", (long)c->pid);
+	TAILQ_REMOVE(&ctl->clients, c, entry);
+	ctl->nclients--;
+	if (c->watch != NULL)
+		event_free(c->watch);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/*
+ * Credentials.
+ */
+static int
+peer_in_group(int fd, const struct ucred *cr, gid_t gid)
+{
+	gid_t stackgroups[64], *groups = stackgroups;
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[4096];
+	int n, i, found = 0;
+#ifdef SO_PEERGROUPS
+	socklen_t len = sizeof(stackgroups);
+	int rv;
+#endif
+
+	if (cr->gid == gid)
+		return 1;
+#ifdef SO_PEERGROUPS
+	/* The peer's own supplementary groups, as the kernel knows them. */
+	rv = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	if (rv == -1 && errno == ERANGE) {
+		if ((groups = malloc(len)) == NULL)
+			return 0;
+		rv = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	}
+	if (rv == 0)
+		for (i = 0; i < (int)(len / sizeof(gid_t)); i++)
+			if (groups[i] == gid)
+				found = 1;
+	if (groups != stackgroups)
+		free(groups);
+	if (rv == 0 || errno != ENOPROTOOPT)
+		return found;
+#endif
+	/* Older kernels: the groups the user database gives the peer's
+	 * user. */
+	if (getpwuid_r(cr->uid, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 ||
+	    pwp == NULL)
+		return 0;
+	n = sizeof(stackgroups) / sizeof(stackgroups[0]);
+	if (getgrouplist(pw.pw_name, pw.pw_gid, stackgroups, &n) == -1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (stackgroups[i] == gid)
+			found = 1;
+	return found;
+}
+
+/* Tell a connection we will not serve why, without blocking, and close. */
+static void
+refuse(int fd, const char *msg)
+{
+	json_t *o;
+	char *s;
+
+	if ((o = proto_error(msg)) != NULL &&
+	    (s = json_dumps(o, JSON_COMPACT)) != NULL) {
+		(void)send(fd, s, strlen(s), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)send(fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		free(s);
+	}
+	json_decref(o);
+	close(fd);
+}
+
+static void
+client_new(struct control *ctl, int fd)
+{
+	struct timeval rtv = { CONTROL_IDLE_TIMEOUT, 0 };
+	struct timeval wtv = { CONTROL_WRITE_TIMEOUT, 0 };
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct client *c;
+	json_t *o;
+	char msg[256];
+	int ok;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1) {
+		log_warn("control: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	errno = 0;
+	ok = cr.uid == 0 || cr.uid == geteuid() ||
+	    peer_in_group(fd, &cr, ctl->gid);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		refuse(fd, "out of memory");
+		return;
+	}
+	c->ctl = ctl;
+	c->uid = cr.uid;
+	c->pid = cr.pid;
+	if ((c->bev = bufferevent_socket_new(ctl->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(c);
+		refuse(fd, "out of memory");
+		return;
+	}
+	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
+	ctl->nclients++;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* Room for one request line and its "\r\n": no more is read until
+	 * it is handled. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_LINE_MAX + 2);
+	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
+	if (!ok) {
+		log_warnx("control: refused uid %ld (pid %ld): not root, the "
+		    "daemon's user or a member of group %ld", (long)cr.uid,
+		    (long)cr.pid, (long)ctl->gid);
+		snprintf(msg, sizeof(msg), "permission denied: uid %ld is not "
+		    "root, the daemon's user or a member of the socket's "
+		    "group (gid %ld)", (long)cr.uid, (long)ctl->gid);
+		if ((o = proto_error(msg)) != NULL)
+			json_object_set_new(o, PROTO_KEY_DENIED, json_true());
+		client_send(c, o);
+		client_close_soon(c);
+		return;
+	}
+	log_debug("control: client uid %ld pid %ld", (long)cr.uid,
+	    (long)cr.pid);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+
+	if (event_add(ctl->ev_accept, NULL) == -1)
+		log_warnx("control: cannot listen again");
+}
+
+static void
+accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+	struct timeval tv = { 1, 0 };
+	int i, cfd;
+
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of descriptors or memory: pause accepting
+			 * for a second rather than spin on the socket. */
+			log_warn("control: accept");
+			event_del(ctl->ev_accept);
+			evtimer_add(ctl->ev_resume, &tv);
+			return;
+		}
+		if (ctl->nclients >= CONTROL_CLIENTS_MAX) {
+			log_debug("control: %d clients; refusing another",
+			    CONTROL_CLIENTS_MAX);
+			refuse(cfd, "too many clients; try again later");
+			continue;
+		}
+		client_new(ctl, cfd);
+	}
+}
+
+/*
+ * The listening socket.
+ */
+static int
+bind_socket(int fd, const struct sockaddr_un *sun, unsigned mode)
+{
+	mode_t old;
+	int rv;
+
+	/* The file is created with the mode asked for, never more open:
+	 * no window between bind() and a chmod(). */
+	old = umask(~mode & 0777);
+	rv = bind(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	umask(old);
+	return rv;
+}
+
+/* 1 when someone accepts connections at sun, 0 when no one does. */
+static int
+socket_live(const struct sockaddr_un *sun)
+{
+	int fd, rv, saved;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return 1;       /* cannot tell: do not remove it */
+	rv = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	saved = errno;
+	close(fd);
+	if (rv == 0 || saved == EAGAIN)
+		return 1;       /* alive (EAGAIN: its backlog is full) */
+	return saved != ECONNREFUSED && saved != ENOENT;
+}
+
+struct control *
+control_new(struct event_base *base, const char *path, unsigned mode,
+    const struct control_hooks *hooks, void *arg, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct control *ctl;
+	struct stat sb;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long", path);
+		return NULL;
+	}
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ctl->fd = -1;
+	ctl->base = base;
+	ctl->hooks = *hooks;
+	ctl->arg = arg;
+	TAILQ_INIT(&ctl->clients);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+
+	if ((ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (bind_socket(ctl->fd, &sun, mode) == -1) {
+		if (errno != EADDRINUSE) {
+			snprintf(err, errlen, "cannot bind the control socket "
+			    "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; "
+			    "not replacing it", path);
+			goto fail;
+		}
+		if (socket_live(&sun)) {
+			snprintf(err, errlen, "another fetchd is already "
+			    "listening on %s", path);
+			goto fail;
+		}
+		log_info("removing the stale control socket %s", path);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove the stale socket "
+			    "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (bind_socket(ctl->fd, &sun, mode) == -1) {
+			snprintf(err, errlen, "cannot bind the control socket "
+			    "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	if ((ctl->path = strdup(path)) == NULL) {
+		unlink(path);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (lstat(path, &sb) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	ctl->dev = sb.st_dev;
+	ctl->ino = sb.st_ino;
+	ctl->gid = sb.st_gid;
+	if (chmod(path, mode) == -1)    /* bits umask cannot give */
+		log_warn("chmod %s", path);
+	if (listen(ctl->fd, SOMAXCONN) == -1) {
+		snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	ctl->ev_accept = event_new(base, ctl->fd, EV_READ | EV_PERSIST,
+	    accept_cb, ctl);
+	ctl->ev_resume = evtimer_new(base, resume_cb, ctl);
+	if (ctl->ev_accept == NULL || ctl->ev_resume == NULL ||
+	    event_add(ctl->ev_accept, NULL) == -1) {
+		snprintf(err, errlen, "cannot set up the control socket events");
+		goto fail;
+	}
+	log_info("control socket %s (mode %04o, group %ld)", path, mode,
+	    (long)ctl->gid);
+	return ctl;
+fail:
+	control_free(ctl);
+	return NULL;
+}
+
+void
+control_free(struct control *ctl)
+{
+	struct client *c;
+	struct stat sb;
+
+	if (ctl == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&ctl->clients)) != NULL)
+		client_free(c);
+	if (ctl->http != NULL)
+		evhttp_free(ctl->http);
+	if (ctl->ev_accept != NULL)
+		event_free(ctl->ev_accept);
+	if (ctl->ev_resume != NULL)
+		event_free(ctl->ev_resume);
+	if (ctl->fd != -1)
+		close(ctl->fd);
+	/* Remove the socket only if it is still the one we made. */
+	if (ctl->path != NULL && lstat(ctl->path, &sb) == 0 &&
+	    sb.st_dev == ctl->dev && sb.st_ino == ctl->ino)
+		unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+}
+
+size_t
+control_clients(const struct control *ctl)
+{
+	return ctl->nclients;
+}
+
+/*
+ * The Prometheus endpoint.
+ */
+static void
+metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct control *ctl = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer *buf;
+	char *text = NULL;
+	json_t *st;
+
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics here");
+		return;
+	}
+	if ((st = ctl->hooks.stats(ctl->arg)) != NULL)
+		text = proto_prometheus(st);
+	json_decref(st);
+	if (text == NULL || (buf = evbuffer_new()) == NULL) {
+		free(text);
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	evbuffer_add(buf, text, strlen(text));
+	free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, HTTP_OK, "OK", buf);
+	evbuffer_free(buf);
+}
+
+int
+control_metrics(struct control *ctl, const char *listen, char *err,
+    size_t errlen)
+{
+	char host[256];
+	const char *colon;
+	size_t n;
+	long port;
+
+	if ((colon = strrchr(listen, ':')) == NULL ||
+	    (n = (size_t)(colon - listen)) == 0 || n >= sizeof(host)) {
+		snprintf(err, errlen, "metrics_listen %s is not host:port",
+		    listen);
+		return -1;
+	}
+	if (listen[0] == '[' && listen[n - 1] == ']') {
+		memcpy(host, listen + 1, n - 2);
+		host[n - 2] = '\0';
+	} else {
+		memcpy(host, listen, n);
+		host[n] = '\0';
+	}
+	port = strtol(colon + 1, NULL, 10);
+	if ((ctl->http = evhttp_new(ctl->base)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	evhttp_set_allowed_methods(ctl->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_timeout(ctl->http, CONTROL_IDLE_TIMEOUT);
+	evhttp_set_max_headers_size(ctl->http, 8192);
+	evhttp_set_max_body_size(ctl->http, 0);
+	evhttp_set_gencb(ctl->http, metrics_cb, ctl);
+	if (evhttp_bind_socket_with_handle(ctl->http, host,
+	    (ev_uint16_t)port) == NULL) {
+		snprintf(err, errlen, "cannot serve metrics on %s: %s", listen,
+		    strerror(errno));
+		evhttp_free(ctl->http);
+		ctl->http = NULL;
+		return -1;
+	}
+	log_info("metrics on http://%s/metrics", listen);
+	return 0;
+}

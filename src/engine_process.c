@@ -1,0 +1,1466 @@
+/*
+ * engine_process.c: the forked-children model. workers.count worker
+ * processes, started once when the engine starts, each running a blocking
+ * fetch_run() loop on one reused easy handle (so each child keeps its own
+ * connection cache). The parent talks to each child over a SOCK_SEQPACKET
+ * socketpair: it sends a transfer, the child reports progress every
+ * PROGRESS_MS and then the result. Everything on the parent side runs on
+ * the main loop; completions are handed back through engine_complete() from
+ * a deferred event, never from inside submit() or cancel().
+ *
+ * A child is fork() followed at once by exec of our own binary
+ * (/proc/self/exe, which names the running image even after a package
+ * upgrade replaced the file) with "--worker 3". The exec matters: the parent
+ * may be multithreaded (the threads engine still draining during a live
+ * switch) and a forked copy of such a process can inherit locks held by
+ * other threads (libcurl, OpenSSL); a fresh image starts clean. Between fork
+ * and exec the child only makes async-signal-safe calls: parent-death
+ * signal, default signal dispositions, the socket onto fd 3, every other
+ * descriptor above 2 closed. So a child holds fds 0-3 and what libcurl
+ * opens, never the spool, the control socket or the inotify descriptor.
+ *
+ * A child that dies (crash, kill -9) shows up as EOF on its socket and as
+ * SIGCHLD (a libevent signal event). Only our own pids are ever waited for,
+ * one by one. Its transfer comes back as FETCH_RETRY so the scheduler tries
+ * it again, resuming from the .part file; the slot gets a new child, at most
+ * RESTART_BURST restarts per second, the rest delayed by a timer.
+ *
+ * In the child, the main thread runs transfers and a second thread owns the
+ * socket's reading side: it takes TRANSFER messages into a one-slot mailbox,
+ * sets the cancelled flag on CANCEL or when the parent goes away (EOF), and
+ * sends PROGRESS while a transfer runs. Sends from the two threads are whole
+ * messages; PROGRESS and RESULT are sent under one lock so a result is never
+ * followed by a stale progress report.
+ *
+ * Wire format: every message starts with a version byte, a type byte and
+ * the 64-bit transfer id; integers in host order (both ends are the same
+ * binary); strings are a 32-bit length, the bytes and a NUL. A version
+ * mismatch or a malformed message kills the child.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+
+#define PROC_VERSION 1
+#define PROC_FD 3                       /* the socket, in the child */
+#define PROC_EXE "/proc/self/exe"
+#define PROC_URL_MAX 8192
+#define PROC_PATH_MAX 4096              /* dir and name */
+#define PROC_ERR_MAX (FETCH_ERR_MAX - 1)
+#define PROC_MSG_MAX (32 * 1024)        /* holds a TRANSFER at every maximum */
+
+#define PROGRESS_MS 250                 /* child: progress report interval */
+#define START_WAIT_MS 10000             /* start(): every child says hello */
+#define STOP_CANCEL_MS 5000             /* stop(): results after CANCEL */
+#define STOP_EXIT_MS 2000               /* stop(): exit after EOF */
+#define DEAD_KILL_MS 2000               /* closed but not exited: SIGKILL */
+#define TICK_MS 100                     /* reaping and restart timer */
+#define RESTART_BURST 10                /* restarts allowed ... */
+#define RESTART_WINDOW 1.0              /* ... per this many seconds */
+
+enum proc_msg {
+	MSG_HELLO = 1,          /* child: ready; u64 pid */
+	MSG_TRANSFER,           /* parent: run this */
+	MSG_CANCEL,             /* parent: stop the transfer with this id */
+	MSG_PROGRESS,           /* child: u64 body bytes so far */
+	MSG_RESULT,             /* child: how it ended */
+};
+
+/* --- messages, both sides ------------------------------------------------ */
+
+struct msg {
+	unsigned char *buf;
+	size_t len;             /* bytes written, or bytes received */
+	size_t cap;
+	size_t off;             /* reader position */
+	int bad;                /* overflow or short read */
+};
+
+static void
+msg_init(struct msg *m, unsigned char *buf, size_t cap, size_t len)
+{
+	m->buf = buf;
+	m->cap = cap;
+	m->len = len;
+	m->off = 0;
+	m->bad = 0;
+}
+
+static void
+put(struct msg *m, const void *p, size_t n)
+{
+	if (m->bad || m->cap - m->len < n) {
+		m->bad = 1;
+		return;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+}
+
+static void
+put_u8(struct msg *m, unsigned v)
+{
+	uint8_t b = (uint8_t)v;
+
+	put(m, &b, 1);
+}
+
+static void
+put_u64(struct msg *m, uint64_t v)
+{
+	put(m, &v, sizeof(v));
+}
+
+static void
+put_i64(struct msg *m, int64_t v)
+{
+	put(m, &v, sizeof(v));
+}
+
+static void
+put_dbl(struct msg *m, double v)
+{
+	put(m, &v, sizeof(v));
+}
+
+static void
+put_str(struct msg *m, const char *s, size_t max)
+{
+	size_t n;
+	uint32_t n32;
+
+	if (s == NULL)
+		s = "";
+	if ((n = strlen(s)) > max) {
+		m->bad = 1;
+		return;
+	}
+	n32 = (uint32_t)n;
+	put(m, &n32, sizeof(n32));
+	put(m, s, n + 1);
+}
+
+static void
+put_hdr(struct msg *m, enum proc_msg type, uint64_t id)
+{
+	put_u8(m, PROC_VERSION);
+	put_u8(m, type);
+	put_u64(m, id);
+}
+
+static void
+get(struct msg *m, void *p, size_t n)
+{
+	if (m->bad || m->len - m->off < n) {
+		m->bad = 1;
+		memset(p, 0, n);
+		return;
+	}
+	memcpy(p, m->buf + m->off, n);
+	m->off += n;
+}
+
+static unsigned
+get_u8(struct msg *m)
+{
+	uint8_t b;
+
+	get(m, &b, 1);
+	return b;
+}
+
+static uint64_t
+get_u64(struct msg *m)
+{
+	uint64_t v;
+
+	get(m, &v, sizeof(v));
+	return v;
+}
+
+static int64_t
+get_i64(struct msg *m)
+{
+	int64_t v;
+
+	get(m, &v, sizeof(v));
+	return v;
+}
+
+static double
+get_dbl(struct msg *m)
+{
+	double v;
+
+	get(m, &v, sizeof(v));
+	return v;
+}
+
+/* A string inside the buffer (NUL-terminated there), or NULL when it is
+ * longer than max, runs past the end or holds a NUL. */
+static const char *
+get_str(struct msg *m, size_t max)
+{
+	uint32_t n;
+	const char *s;
+
+	get(m, &n, sizeof(n));
+	if (m->bad || n > max || m->len - m->off < (size_t)n + 1) {
+		m->bad = 1;
+		return NULL;
+	}
+	s = (const char *)m->buf + m->off;
+	if (s[n] != '\0' || memchr(s, '\0', n) != NULL) {
+		m->bad = 1;
+		return NULL;
+	}
+	m->off += (size_t)n + 1;
+	return s;
+}
+
+/* Header: 0 with type and id, or -1 (wrong version, too short). */
+static int
+get_hdr(struct msg *m, unsigned *type, uint64_t *id)
+{
+	if (get_u8(m) != PROC_VERSION)
+		return -1;
+	*type = get_u8(m);
+	*id = get_u64(m);
+	return m->bad ? -1 : 0;
+}
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- the parent ---------------------------------------------------------- */
+
+enum child_state {
+	CHILD_NONE = 0,         /* no process: waiting to be started */
+	CHILD_STARTING,         /* forked, no HELLO yet */
+	CHILD_IDLE,
+	CHILD_BUSY,
+	CHILD_DEAD,             /* socket closed, not yet reaped */
+};
+
+struct procs;
+
+struct child {
+	struct procs *ps;
+	long slot;
+	enum child_state state;
+	pid_t pid;              /* -1 when none */
+	int fd;                 /* our end of the socketpair, -1 when closed */
+	struct event *ev;
+	struct transfer *t;     /* running here (also while DEAD) */
+	int closing;            /* we closed it on purpose: no restart */
+	double dead_since;
+	int killed;             /* SIGKILL sent */
+	char why[64];           /* why we killed it, "" when we did not */
+	TAILQ_ENTRY(child) idle_entry;
+};
+
+TAILQ_HEAD(child_list, child);
+
+struct procs {
+	struct engine *engine;
+	struct event_base *base;
+	struct child *children;
+	long nchildren;
+	struct child_list idle;
+	struct transfer_list queue;     /* submitted, no child free yet */
+	struct transfer_list done;      /* to hand back from ev_done */
+	long nqueued, nbusy, restarts;
+	int stopping;
+	int dirty;                      /* procs_maintain() has work */
+	int storm;                      /* restarts are being held back */
+	double restart_times[RESTART_BURST];
+	int restart_next;
+	int maxfd;                      /* highest fd a child may inherit */
+
+	struct event *ev_sigchld;
+	struct event *ev_timer;
+	struct event *ev_done;
+	unsigned char *rbuf, *sbuf;     /* PROC_MSG_MAX each */
+	struct pollfd *pfds;            /* stop() and start() waits */
+	struct child **pmap;
+};
+
+static void child_read(struct child *);
+static void procs_maintain(struct procs *);
+static void procs_stop(struct engine *);
+
+static void
+set_result(struct transfer *t, enum fetch_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_result(struct transfer *t, enum fetch_outcome o, const char *fmt, ...)
+{
+	va_list ap;
+
+	t->outcome = o;
+	t->errkind = FERR_OTHER;
+	va_start(ap, fmt);
+	vsnprintf(t->error, sizeof(t->error), fmt, ap);
+	va_end(ap);
+}
+
+/* t goes back to the main loop from ev_done, never from the caller. */
+static void
+procs_finish(struct procs *ps, struct transfer *t)
+{
+	t->engine_data = NULL;
+	TAILQ_INSERT_TAIL(&ps->done, t, entry);
+	if (ps->ev_done != NULL)
+		event_active(ps->ev_done, EV_READ, 0);
+}
+
+/*
+ * The child side of fork(): async-signal-safe calls only, then exec. The
+ * signal mask the parent blocked everything with is still in force, so no
+ * handler of the parent's (libevent's, writing to the parent's socket) can
+ * run here before the dispositions are back to default.
+ */
+static void __attribute__((noreturn))
+child_exec(int fd, pid_t ppid, int maxfd)
+{
+	static char arg0[] = "fetchd: worker", arg1[] = "--worker",
+	    arg2[] = "3";
+	char *argv[] = { arg0, arg1, arg2, NULL };
+	struct sigaction sa;
+	sigset_t none;
+	int sig, i;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		_exit(127);
+	/* The parent died before that took effect: no one would kill us. */
+	if (getppid() != ppid)
+		_exit(127);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	if (fd == PROC_FD) {
+		if (fcntl(fd, F_SETFD, 0) == -1)
+			_exit(127);
+	} else if (dup2(fd, PROC_FD) == -1)
+		_exit(127);
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, PROC_FD + 1, ~0U, 0) == -1)
+#endif
+		for (i = PROC_FD + 1; i <= maxfd; i++)
+			(void)close(i);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(PROC_EXE, argv);
+	_exit(127);
+}
+
+static void
+child_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+	struct procs *ps = c->ps;
+
+	child_read(c);
+	procs_maintain(ps);
+}
+
+/* Fork and exec a worker into slot c. 0, or -1 (logged). */
+static int
+child_spawn(struct procs *ps, struct child *c)
+{
+	sigset_t all, old;
+	pid_t pid, self = getpid();
+	int sv[2], err, fl;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("process engine: socketpair");
+		return -1;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		child_exec(sv[1], self, ps->maxfd);
+	err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
+	if (pid == -1) {
+		errno = err;
+		log_warn("process engine: fork");
+		close(sv[0]);
+		return -1;
+	}
+	c->pid = pid;
+	c->fd = sv[0];
+	c->state = CHILD_STARTING;
+	c->t = NULL;
+	c->closing = 0;
+	c->killed = 0;
+	c->why[0] = '\0';
+	if ((fl = fcntl(c->fd, F_GETFL)) == -1 ||
+	    fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    (c->ev = event_new(ps->base, c->fd, EV_READ | EV_PERSIST,
+	    child_read_cb, c)) == NULL || event_add(c->ev, NULL) == -1) {
+		log_warnx("process engine: cannot watch worker %ld", c->slot);
+		kill(pid, SIGKILL);
+		if (c->ev != NULL)
+			event_free(c->ev);
+		c->ev = NULL;
+		close(c->fd);
+		c->fd = -1;
+		c->state = CHILD_DEAD;
+		c->dead_since = mono();
+		c->killed = 1;
+		snprintf(c->why, sizeof(c->why), "no event for its socket");
+		return -1;
+	}
+	log_debug("process engine: worker %ld is pid %ld", c->slot, (long)pid);
+	return 0;
+}
+
+/* Close our end: the child sees EOF and exits. Its transfer, if any, stays
+ * with it until it is reaped. */
+static void
+child_close(struct child *c)
+{
+	struct procs *ps = c->ps;
+
+	if (c->state == CHILD_IDLE)
+		TAILQ_REMOVE(&ps->idle, c, idle_entry);
+	if (c->ev != NULL)
+		event_free(c->ev);
+	c->ev = NULL;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	if (c->state != CHILD_DEAD)
+		c->dead_since = mono();
+	c->state = CHILD_DEAD;
+	ps->dirty = 1;
+}
+
+/* The child broke (EOF, a reset, a protocol error when why is set: then it
+ * is killed). */
+static void
+child_lost(struct child *c, const char *why)
+{
+	if (c->state == CHILD_DEAD || c->state == CHILD_NONE)
+		return;
+	if (why != NULL && c->pid > 0) {
+		log_warnx("process engine: worker %ld (pid %ld): %s; killing it",
+		    c->slot, (long)c->pid, why);
+		snprintf(c->why, sizeof(c->why), "%s", why);
+		kill(c->pid, SIGKILL);
+		c->killed = 1;
+	}
+	child_close(c);
+}
+
+/* The child's process is gone (status -1: unknown). Its transfer goes back
+ * to be retried; the slot waits for procs_maintain() to fill it. */
+static void
+child_reaped(struct child *c, int status)
+{
+	struct procs *ps = c->ps;
+	struct transfer *t = c->t;
+	char how[64];
+
+	if (status == -1)
+		snprintf(how, sizeof(how), "was lost");
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "died (signal %d)", WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "exited (status %d)",
+		    WEXITSTATUS(status));
+	if (!c->closing && !ps->stopping)
+		log_warnx("process engine: worker %ld (pid %ld) %s%s", c->slot,
+		    (long)c->pid, how, t != NULL ?
+		    "; its transfer will be retried" : "");
+	else
+		log_debug("process engine: worker %ld (pid %ld) %s", c->slot,
+		    (long)c->pid, how);
+	if (t != NULL) {
+		if (c->why[0] != '\0')
+			set_result(t, FETCH_RETRY, "worker process killed: %s",
+			    c->why);
+		else
+			set_result(t, FETCH_RETRY, "worker process %s", how);
+		c->t = NULL;
+		ps->nbusy--;
+		procs_finish(ps, t);
+	}
+	/* procs_maintain() replaces it unless it was closed on purpose. */
+	c->pid = -1;
+	c->state = CHILD_NONE;
+	ps->dirty = 1;
+}
+
+/*
+ * waitpid(pid, WNOHANG) for this child only: other code in the process
+ * may have children of its own. 1 when it is gone (and handled), 0 when
+ * still running.
+ */
+static int
+child_try_reap(struct child *c)
+{
+	int status = -1;
+	pid_t r;
+
+	if (c->pid <= 0) {
+		if (c->state == CHILD_DEAD)
+			c->state = CHILD_NONE;
+		return 1;
+	}
+	do
+		r = waitpid(c->pid, &status, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	if (r == -1)
+		status = -1;    /* ECHILD: someone reaped it for us */
+	if (c->state != CHILD_DEAD) {
+		/* Exited before we saw EOF: take what it sent first. */
+		child_read(c);
+		child_close(c);
+	}
+	child_reaped(c, status);
+	return 1;
+}
+
+static int
+child_send(struct child *c, const struct msg *m)
+{
+	ssize_t n;
+
+	do
+		n = send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n == (ssize_t)m->len)
+		return 0;
+	if (n == -1 && (errno == EPIPE || errno == ECONNRESET ||
+	    errno == ECONNREFUSED))
+		child_lost(c, NULL);
+	else
+		child_lost(c, "cannot send to it");
+	return -1;
+}
+
+static int
+transfer_fits(const struct transfer *t)
+{
+	return (t->url == NULL || strlen(t->url) <= PROC_URL_MAX) &&
+	    (t->dir == NULL || strlen(t->dir) <= PROC_PATH_MAX) &&
+	    (t->name == NULL || strlen(t->name) <= PROC_PATH_MAX);
+}
+
+/* Hand t to the idle child c. 0, or -1 with c lost and t still ours. */
+static int
+child_run(struct child *c, struct transfer *t)
+{
+	struct procs *ps = c->ps;
+	struct msg m;
+
+	msg_init(&m, ps->sbuf, PROC_MSG_MAX, 0);
+	put_hdr(&m, MSG_TRANSFER, t->id);
+	put(&m, &t->attempt, sizeof(t->attempt));
+	put_u8(&m, t->has_sha256 ? 1 : 0);
+	put(&m, t->sha256, sizeof(t->sha256));
+	put(&m, &t->params, sizeof(t->params));
+	put_str(&m, t->url, PROC_URL_MAX);
+	put_str(&m, t->dir, PROC_PATH_MAX);
+	put_str(&m, t->name, PROC_PATH_MAX);
+	if (m.bad)
+		fatalx("process engine: transfer %llu does not fit a message",
+		    (unsigned long long)t->id);
+	if (child_send(c, &m) == -1)
+		return -1;
+	TAILQ_REMOVE(&ps->idle, c, idle_entry);
+	c->state = CHILD_BUSY;
+	c->t = t;
+	t->engine_data = c;
+	ps->nbusy++;
+	return 0;
+}
+
+static void
+child_cancel(struct child *c)
+{
+	struct msg m;
+	unsigned char buf[16];
+
+	msg_init(&m, buf, sizeof(buf), 0);
+	put_hdr(&m, MSG_CANCEL, c->t->id);
+	(void)child_send(c, &m);
+}
+
+/* Queued transfers to idle children. */
+static void
+procs_kick(struct procs *ps)
+{
+	struct transfer *t;
+	struct child *c;
+
+	while ((t = TAILQ_FIRST(&ps->queue)) != NULL &&
+	    (c = TAILQ_FIRST(&ps->idle)) != NULL) {
+		TAILQ_REMOVE(&ps->queue, t, entry);
+		ps->nqueued--;
+		if (child_run(c, t) == -1) {
+			TAILQ_INSERT_HEAD(&ps->queue, t, entry);
+			ps->nqueued++;
+		}
+	}
+}
+
+/* Draining with nothing left to start, or stopping: idle children go. */
+static void
+procs_retire_idle(struct procs *ps)
+{
+	struct child *c;
+
+	if (!ps->stopping &&
+	    (!ps->engine->draining || !TAILQ_EMPTY(&ps->queue)))
+		return;
+	while ((c = TAILQ_FIRST(&ps->idle)) != NULL) {
+		c->closing = 1;
+		child_close(c);
+	}
+}
+
+static void
+child_idle(struct child *c)
+{
+	struct procs *ps = c->ps;
+
+	c->state = CHILD_IDLE;
+	TAILQ_INSERT_TAIL(&ps->idle, c, idle_entry);
+	procs_kick(ps);
+	procs_retire_idle(ps);
+}
+
+static void
+child_result(struct child *c, struct msg *m)
+{
+	struct procs *ps = c->ps;
+	struct transfer *t = c->t;
+	const char *err, *name;
+	unsigned outcome, errkind;
+	char *copy;
+
+	outcome = get_u8(m);
+	errkind = get_u8(m);
+	t->http_status = (long)get_i64(m);
+	t->size = get_u64(m);
+	t->received = get_u64(m);
+	t->ttfb = get_dbl(m);
+	t->seconds = get_dbl(m);
+	t->retry_after = (long)get_i64(m);
+	err = get_str(m, PROC_ERR_MAX);
+	name = get_str(m, PROC_PATH_MAX);
+	if (m->bad || m->off != m->len || outcome > FETCH_FAIL ||
+	    errkind >= FERR__COUNT || name[0] == '\0') {
+		child_lost(c, "malformed result");
+		return;
+	}
+	t->outcome = (enum fetch_outcome)outcome;
+	t->errkind = (enum fetch_errkind)errkind;
+	snprintf(t->error, sizeof(t->error), "%s", err);
+	if (t->name == NULL || strcmp(t->name, name) != 0) {
+		/* fetch_run() keeps the name; should that change, follow. */
+		if ((copy = strdup(name)) == NULL)
+			fatal("process engine: result name");
+		free(t->name);
+		t->name = copy;
+	}
+	__atomic_store_n(&t->progress, t->received, __ATOMIC_RELAXED);
+	c->t = NULL;
+	ps->nbusy--;
+	procs_finish(ps, t);
+	child_idle(c);
+}
+
+static void
+child_message(struct child *c, unsigned char *buf, size_t len)
+{
+	struct msg m;
+	unsigned type;
+	uint64_t id;
+
+	msg_init(&m, buf, len, len);
+	if (get_hdr(&m, &type, &id) == -1) {
+		child_lost(c, "protocol version mismatch");
+		return;
+	}
+	switch (type) {
+	case MSG_HELLO:
+		if (c->state != CHILD_STARTING) {
+			child_lost(c, "unexpected hello");
+			return;
+		}
+		child_idle(c);
+		return;
+	case MSG_PROGRESS:
+		if (c->state == CHILD_BUSY && c->t->id == id)
+			__atomic_store_n(&c->t->progress, get_u64(&m),
+			    __ATOMIC_RELAXED);
+		return;
+	case MSG_RESULT:
+		if (c->state != CHILD_BUSY || c->t->id != id) {
+			child_lost(c, "result for a transfer it does not run");
+			return;
+		}
+		child_result(c, &m);
+		return;
+	default:
+		child_lost(c, "unknown message");
+		return;
+	}
+}
+
+/* Every message waiting on c's socket; EOF or an error loses c. */
+static void
+child_read(struct child *c)
+{
+	struct procs *ps = c->ps;
+	ssize_t n;
+
+	while (c->fd != -1) {
+		n = recv(c->fd, ps->rbuf, PROC_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			child_lost(c, NULL);
+			return;
+		}
+		if ((size_t)n > PROC_MSG_MAX) {
+			child_lost(c, "message too long");
+			return;
+		}
+		child_message(c, ps->rbuf, (size_t)n);
+	}
+}
+
+static int
+procs_want_children(struct procs *ps)
+{
+	return !ps->stopping &&
+	    (!ps->engine->draining || !TAILQ_EMPTY(&ps->queue));
+}
+
+/* A restart now, within RESTART_BURST per RESTART_WINDOW? */
+static int
+restart_allowed(struct procs *ps, double now)
+{
+	if (now - ps->restart_times[ps->restart_next] < RESTART_WINDOW)
+		return 0;
+	ps->restart_times[ps->restart_next] = now;
+	ps->restart_next = (ps->restart_next + 1) % RESTART_BURST;
+	return 1;
+}
+
+/*
+ * Reap closed children (SIGKILL for those that will not go), start new ones
+ * in empty slots, and keep the timer running while either is pending. Runs
+ * after every event the engine handles; it only scans the children when a
+ * child was closed or reaped since (dirty), so progress reports stay cheap
+ * with thousands of children.
+ */
+static void
+procs_maintain(struct procs *ps)
+{
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	struct child *c;
+	double now;
+	int pending = 0;
+	long i;
+
+	if (!ps->dirty || ps->stopping)
+		return;
+	ps->dirty = 0;
+	now = mono();
+	for (i = 0; i < ps->nchildren; i++) {
+		c = &ps->children[i];
+		if (c->state != CHILD_DEAD)
+			continue;
+		if (child_try_reap(c))
+			continue;
+		if (!c->killed && now - c->dead_since >= DEAD_KILL_MS / 1000.0) {
+			kill(c->pid, SIGKILL);
+			c->killed = 1;
+		}
+		pending = 1;
+	}
+	for (i = 0; i < ps->nchildren && procs_want_children(ps); i++) {
+		c = &ps->children[i];
+		if (c->state != CHILD_NONE || c->closing)
+			continue;
+		if (!restart_allowed(ps, now)) {
+			if (!ps->storm)
+				log_warnx("process engine: workers keep dying; "
+				    "at most %d restarts per second",
+				    RESTART_BURST);
+			ps->storm = 1;
+			pending = 1;
+			break;
+		}
+		ps->storm = 0;
+		if (child_spawn(ps, c) == -1)
+			pending = 1;
+		else
+			ps->restarts++;
+	}
+	if (pending) {
+		ps->dirty = 1;
+		if (!evtimer_pending(ps->ev_timer, NULL))
+			evtimer_add(ps->ev_timer, &tv);
+	}
+}
+
+static void
+procs_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct procs *ps = arg;
+
+	ps->dirty = 1;
+	procs_maintain(ps);
+}
+
+/* SIGCHLD: one of ours, maybe. Each known pid is asked on its own. */
+static void
+procs_sigchld_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct procs *ps = arg;
+	long i;
+
+	for (i = 0; i < ps->nchildren; i++)
+		if (ps->children[i].state != CHILD_NONE)
+			(void)child_try_reap(&ps->children[i]);
+	procs_maintain(ps);
+}
+
+/* Hand back what is done. The engine may be freed by the last
+ * engine_complete(): nothing here touches it afterwards. */
+static void
+procs_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct procs *ps = arg;
+	struct engine *e = ps->engine;
+	struct transfer_list done;
+	struct transfer *t;
+
+	TAILQ_INIT(&done);
+	TAILQ_CONCAT(&done, &ps->done, entry);
+	while ((t = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, t, entry);
+		engine_complete(e, t);
+	}
+}
+
+/*
+ * Block until no child matching want() is left or the deadline passes,
+ * reading every message that arrives (start: HELLOs; stop: RESULTs).
+ */
+static void
+procs_wait(struct procs *ps, int (*want)(const struct child *), long ms)
+{
+	double deadline = mono() + ms / 1000.0, left;
+	struct child *c;
+	long i;
+	int n, dead, timeout;
+
+	for (;;) {
+		n = dead = 0;
+		for (i = 0; i < ps->nchildren; i++) {
+			c = &ps->children[i];
+			if (!want(c))
+				continue;
+			if (c->state == CHILD_DEAD) {
+				if (!child_try_reap(c))
+					dead = 1;
+				continue;
+			}
+			ps->pfds[n].fd = c->fd;
+			ps->pfds[n].events = POLLIN;
+			ps->pfds[n].revents = 0;
+			ps->pmap[n++] = c;
+		}
+		if (n == 0 && !dead)
+			return;
+		if ((left = deadline - mono()) <= 0)
+			return;
+		timeout = (int)(left * 1000) + 1;
+		if (dead && timeout > 10)
+			timeout = 10;
+		if (poll(ps->pfds, (nfds_t)n, timeout) == -1 && errno != EINTR)
+			return;
+		for (i = 0; i < n; i++)
+			if (ps->pfds[i].revents != 0)
+				child_read(ps->pmap[i]);
+	}
+}
+
+static int
+child_starting(const struct child *c)
+{
+	return c->state == CHILD_STARTING;
+}
+
+static int
+child_has_transfer(const struct child *c)
+{
+	return c->t != NULL;
+}
+
+static int
+procs_start(struct engine *e, const struct config *cfg,
+    struct event_base *base)
+{
+	struct procs *ps;
+	struct rlimit rl;
+	long i;
+
+	if ((ps = calloc(1, sizeof(*ps))) == NULL)
+		return -1;
+	e->priv = ps;
+	ps->engine = e;
+	ps->base = base;
+	TAILQ_INIT(&ps->idle);
+	TAILQ_INIT(&ps->queue);
+	TAILQ_INIT(&ps->done);
+	for (i = 0; i < RESTART_BURST; i++)
+		ps->restart_times[i] = -1e9;
+	ps->maxfd = 65535;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		ps->maxfd = rl.rlim_cur > (1 << 20) ? (1 << 20) :
+		    (int)rl.rlim_cur;
+	if (access(PROC_EXE, X_OK) == -1) {
+		log_warn("process engine: %s", PROC_EXE);
+		goto fail;
+	}
+	if ((ps->children = calloc(cfg->count, sizeof(*ps->children))) ==
+	    NULL || (ps->pfds = calloc(cfg->count, sizeof(*ps->pfds))) ==
+	    NULL || (ps->pmap = calloc(cfg->count, sizeof(*ps->pmap))) ==
+	    NULL || (ps->rbuf = malloc(PROC_MSG_MAX)) == NULL ||
+	    (ps->sbuf = malloc(PROC_MSG_MAX)) == NULL) {
+		log_warn("process engine");
+		goto fail;
+	}
+	ps->nchildren = cfg->count;
+	for (i = 0; i < ps->nchildren; i++) {
+		ps->children[i].ps = ps;
+		ps->children[i].slot = i;
+		ps->children[i].pid = -1;
+		ps->children[i].fd = -1;
+	}
+	ps->ev_sigchld = evsignal_new(base, SIGCHLD, procs_sigchld_cb, ps);
+	ps->ev_timer = evtimer_new(base, procs_timer_cb, ps);
+	ps->ev_done = event_new(base, -1, 0, procs_done_cb, ps);
+	if (ps->ev_sigchld == NULL || ps->ev_timer == NULL ||
+	    ps->ev_done == NULL || event_add(ps->ev_sigchld, NULL) == -1) {
+		log_warnx("process engine: cannot set up events");
+		goto fail;
+	}
+	for (i = 0; i < ps->nchildren; i++)
+		if (child_spawn(ps, &ps->children[i]) == -1)
+			goto fail;
+	/* Exec and libcurl start-up are paid once, here, in parallel. */
+	procs_wait(ps, child_starting, START_WAIT_MS);
+	for (i = 0; i < ps->nchildren; i++) {
+		if (ps->children[i].state != CHILD_IDLE) {
+			log_warnx("process engine: worker %ld did not start", i);
+			goto fail;
+		}
+	}
+	log_info("process engine: %ld worker processes", ps->nchildren);
+	return 0;
+fail:
+	procs_stop(e);
+	return -1;
+}
+
+static int
+procs_submit(struct engine *e, struct transfer *t)
+{
+	struct procs *ps = e->priv;
+	struct child *c;
+
+	t->engine_data = NULL;
+	if (!transfer_fits(t)) {
+		set_result(t, FETCH_FAIL, "URL or path too long");
+		procs_finish(ps, t);
+		return 0;
+	}
+	while ((c = TAILQ_FIRST(&ps->idle)) != NULL)
+		if (child_run(c, t) == 0)
+			break;
+	if (c == NULL) {
+		TAILQ_INSERT_TAIL(&ps->queue, t, entry);
+		ps->nqueued++;
+	}
+	procs_maintain(ps);
+	return 0;
+}
+
+/*
+ * A queued transfer comes back at once (through ev_done); a running one is
+ * told to stop and comes back with its result.
+ */
+static void
+procs_cancel(struct engine *e, struct transfer *t)
+{
+	struct procs *ps = e->priv;
+	struct child *c = t->engine_data;
+	struct transfer *q;
+
+	if (c != NULL) {
+		if (c->state == CHILD_BUSY && c->t == t)
+			child_cancel(c);
+		procs_maintain(ps);
+		return;
+	}
+	TAILQ_FOREACH(q, &ps->queue, entry)
+		if (q == t)
+			break;
+	if (q == NULL)
+		return;         /* on its way back already */
+	TAILQ_REMOVE(&ps->queue, t, entry);
+	ps->nqueued--;
+	set_result(t, FETCH_RETRY, "cancelled");
+	procs_finish(ps, t);
+}
+
+static void
+procs_drain(struct engine *e)
+{
+	procs_retire_idle(e->priv);
+	procs_maintain(e->priv);
+}
+
+/*
+ * Queued transfers come back cancelled; running ones are cancelled and
+ * their results awaited (STOP_CANCEL_MS, then their children are killed);
+ * every socket is closed and every child waited for (SIGKILL after
+ * STOP_EXIT_MS). Every transfer is handed back before this returns.
+ */
+static void
+procs_stop(struct engine *e)
+{
+	struct procs *ps = e->priv;
+	struct transfer_list done;
+	struct transfer *t;
+	struct child *c;
+	double deadline;
+	int status, left;
+	long i;
+
+	if (ps == NULL)
+		return;
+	ps->stopping = 1;
+	while ((t = TAILQ_FIRST(&ps->queue)) != NULL) {
+		TAILQ_REMOVE(&ps->queue, t, entry);
+		ps->nqueued--;
+		set_result(t, FETCH_RETRY, "cancelled");
+		procs_finish(ps, t);
+	}
+	for (i = 0; i < ps->nchildren; i++) {
+		c = &ps->children[i];
+		if (c->state == CHILD_IDLE || c->state == CHILD_STARTING) {
+			c->closing = 1;
+			child_close(c);
+		} else if (c->state == CHILD_BUSY)
+			child_cancel(c);
+	}
+	if (ps->pfds != NULL)
+		procs_wait(ps, child_has_transfer, STOP_CANCEL_MS);
+	for (i = 0; i < ps->nchildren; i++) {
+		c = &ps->children[i];
+		if (c->state == CHILD_BUSY)
+			child_lost(c, "no result after cancel");
+		c->closing = 1;
+		if (c->state != CHILD_NONE)
+			child_close(c);
+	}
+	deadline = mono() + STOP_EXIT_MS / 1000.0;
+	for (;;) {
+		left = 0;
+		for (i = 0; i < ps->nchildren; i++)
+			if (ps->children[i].state != CHILD_NONE &&
+			    !child_try_reap(&ps->children[i]))
+				left++;
+		if (left == 0)
+			break;
+		if (mono() >= deadline) {
+			for (i = 0; i < ps->nchildren; i++) {
+				c = &ps->children[i];
+				if (c->state == CHILD_NONE)
+					continue;
+				kill(c->pid, SIGKILL);
+				status = -1;
+				while (waitpid(c->pid, &status, 0) == -1 &&
+				    errno == EINTR)
+					;
+				child_reaped(c, status);
+			}
+			break;
+		}
+		poll(NULL, 0, 5);
+	}
+
+	TAILQ_INIT(&done);
+	TAILQ_CONCAT(&done, &ps->done, entry);
+	if (ps->ev_sigchld != NULL)
+		event_free(ps->ev_sigchld);
+	if (ps->ev_timer != NULL)
+		event_free(ps->ev_timer);
+	if (ps->ev_done != NULL)
+		event_free(ps->ev_done);
+	free(ps->children);
+	free(ps->pfds);
+	free(ps->pmap);
+	free(ps->rbuf);
+	free(ps->sbuf);
+	free(ps);
+	e->priv = NULL;
+	while ((t = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, t, entry);
+		engine_complete(e, t);
+	}
+}
+
+static void
+procs_stats(struct engine *e, struct engine_stats *st)
+{
+	struct procs *ps = e->priv;
+
+	if (ps == NULL)
+		return;
+	st->workers = ps->nchildren;
+	st->busy = ps->nbusy;
+	st->queued = ps->nqueued;
+	st->restarts = ps->restarts;
+}
+
+const struct engine_ops engine_process = {
+	.name = "process",
+	.start = procs_start,
+	.submit = procs_submit,
+	.cancel = procs_cancel,
+	.drain = procs_drain,
+	.stop = procs_stop,
+	.stats = procs_stats,
+};
+
+/* --- the child ------------------------------------------------------------ */
+
+struct worker {
+	int fd;
+	pthread_mutex_t lock;   /* guards job, reported, eof and sends */
+	pthread_cond_t cond;
+	struct transfer *job;   /* received and not yet answered */
+	uint64_t reported;      /* progress last sent for job */
+	int eof;                /* the parent is gone: finish and exit */
+	unsigned char *rbuf;    /* the reader thread's */
+};
+
+static void __attribute__((noreturn))
+worker_fatal(const char *why)
+{
+	log_warnx("worker %ld: %s", (long)getpid(), why);
+	_exit(2);
+}
+
+/* A whole message, blocking; the caller holds the lock or is alone. */
+static int
+worker_send(struct worker *w, const struct msg *m)
+{
+	ssize_t n;
+
+	do
+		n = send(w->fd, m->buf, m->len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)m->len ? 0 : -1;
+}
+
+static void
+worker_progress(struct worker *w)
+{
+	unsigned char buf[32];
+	struct msg m;
+	uint64_t p;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->job != NULL && !w->eof &&
+	    (p = __atomic_load_n(&w->job->progress, __ATOMIC_RELAXED)) !=
+	    w->reported) {
+		msg_init(&m, buf, sizeof(buf), 0);
+		put_hdr(&m, MSG_PROGRESS, w->job->id);
+		put_u64(&m, p);
+		if (worker_send(w, &m) == 0)
+			w->reported = p;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void
+worker_eof(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->eof = 1;
+	if (w->job != NULL)
+		__atomic_store_n(&w->job->cancelled, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static struct transfer *
+worker_decode(struct msg *m, uint64_t id)
+{
+	struct transfer *t;
+	struct fetch_params params;
+	unsigned char sha[32];
+	const char *url, *dir, *name;
+	int attempt, has_sha;
+
+	get(m, &attempt, sizeof(attempt));
+	has_sha = get_u8(m);
+	get(m, sha, sizeof(sha));
+	get(m, &params, sizeof(params));
+	url = get_str(m, PROC_URL_MAX);
+	dir = get_str(m, PROC_PATH_MAX);
+	name = get_str(m, PROC_PATH_MAX);
+	if (m->bad || m->off != m->len)
+		worker_fatal("malformed transfer");
+	if ((t = fetch_transfer_new(url, NULL, dir, name)) == NULL)
+		worker_fatal("out of memory");
+	t->id = id;
+	t->attempt = attempt;
+	t->has_sha256 = has_sha != 0;
+	memcpy(t->sha256, sha, sizeof(sha));
+	t->params = params;
+	t->params.user_agent[sizeof(t->params.user_agent) - 1] = '\0';
+	t->params.proxy[sizeof(t->params.proxy) - 1] = '\0';
+	t->params.ca_file[sizeof(t->params.ca_file) - 1] = '\0';
+	return t;
+}
+
+/* One message from the parent. 1 when it brought a new transfer. */
+static int
+worker_message(struct worker *w, size_t len)
+{
+	struct transfer *t;
+	struct msg m;
+	unsigned type;
+	uint64_t id;
+
+	msg_init(&m, w->rbuf, len, len);
+	if (get_hdr(&m, &type, &id) == -1)
+		worker_fatal("protocol version mismatch");
+	switch (type) {
+	case MSG_TRANSFER:
+		t = worker_decode(&m, id);
+		pthread_mutex_lock(&w->lock);
+		if (w->job != NULL)
+			worker_fatal("a transfer while busy");
+		w->job = t;
+		w->reported = 0;
+		pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		return 1;
+	case MSG_CANCEL:
+		pthread_mutex_lock(&w->lock);
+		if (w->job != NULL && w->job->id == id)
+			__atomic_store_n(&w->job->cancelled, 1,
+			    __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&w->lock);
+		return 0;
+	default:
+		worker_fatal("unknown message");
+	}
+}
+
+/*
+ * The reader thread: the only one reading the socket. Between messages,
+ * while a transfer runs, it reports progress every PROGRESS_MS.
+ */
+static void *
+worker_reader(void *arg)
+{
+	struct worker *w = arg;
+	struct pollfd pfd;
+	double next = 0, now;
+	ssize_t n;
+	int busy, timeout, r;
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		busy = w->job != NULL;
+		pthread_mutex_unlock(&w->lock);
+		timeout = -1;
+		if (busy) {
+			now = mono();
+			timeout = now >= next ? 0 :
+			    (int)((next - now) * 1000) + 1;
+		}
+		pfd.fd = w->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, timeout);
+		if (r == -1 && errno != EINTR)
+			break;
+		if (busy && (now = mono()) >= next) {
+			worker_progress(w);
+			next = now + PROGRESS_MS / 1000.0;
+		}
+		if (r <= 0)
+			continue;
+		n = recv(w->fd, w->rbuf, PROC_MSG_MAX, MSG_TRUNC);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((size_t)n > PROC_MSG_MAX)
+			worker_fatal("message too long");
+		if (worker_message(w, (size_t)n) == 1)
+			next = mono() + PROGRESS_MS / 1000.0;
+	}
+	worker_eof(w);
+	return NULL;
+}
+
+static void
+worker_result(struct worker *w, struct transfer *t)
+{
+	unsigned char buf[512 + PROC_PATH_MAX];
+	struct msg m;
+
+	msg_init(&m, buf, sizeof(buf), 0);
+	put_hdr(&m, MSG_RESULT, t->id);
+	put_u8(&m, t->outcome);
+	put_u8(&m, t->errkind);
+	put_i64(&m, t->http_status);
+	put_u64(&m, t->size);
+	put_u64(&m, t->received);
+	put_dbl(&m, t->ttfb);
+	put_dbl(&m, t->seconds);
+	put_i64(&m, t->retry_after);
+	t->error[sizeof(t->error) - 1] = '\0';
+	put_str(&m, t->error, PROC_ERR_MAX);
+	put_str(&m, t->name, PROC_PATH_MAX);
+	if (m.bad)
+		worker_fatal("result does not fit a message");
+	pthread_mutex_lock(&w->lock);
+	if (!w->eof && worker_send(w, &m) == -1)
+		w->eof = 1;
+	w->job = NULL;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int
+engine_process_worker_main(const char *fdarg)
+{
+	struct worker w;
+	struct transfer *t;
+	struct stat st;
+	struct msg m;
+	unsigned char hello[32];
+	pthread_attr_t attr;
+	pthread_t reader;
+	CURL *easy;
+	char *end;
+	long fd;
+
+	errno = 0;
+	fd = strtol(fdarg, &end, 10);
+	if (errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX ||
+	    fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "fetchd: --worker is started by fetchd itself "
+		    "(workers.model = process)\n");
+		return 2;
+	}
+	log_init("fetchd worker", LOG_LVL_WARN);
+	prctl(PR_SET_NAME, "fetchd-worker");
+	/* The parent controls our life: its socket closing, SIGTERM or its
+	 * death. A terminal's ^C or hangup is for the parent alone. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+
+	memset(&w, 0, sizeof(w));
+	w.fd = (int)fd;
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	if ((w.rbuf = malloc(PROC_MSG_MAX)) == NULL)
+		worker_fatal("out of memory");
+	if (fetch_global_init() == -1)
+		worker_fatal("libcurl initialisation failed");
+	if ((easy = curl_easy_init()) == NULL)
+		worker_fatal("curl_easy_init failed");
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (pthread_create(&reader, &attr, worker_reader, &w) != 0)
+		worker_fatal("cannot start the reader thread");
+	pthread_attr_destroy(&attr);
+
+	msg_init(&m, hello, sizeof(hello), 0);
+	put_hdr(&m, MSG_HELLO, 0);
+	put_u64(&m, (uint64_t)getpid());
+	pthread_mutex_lock(&w.lock);
+	if (worker_send(&w, &m) == -1)
+		w.eof = 1;
+	pthread_mutex_unlock(&w.lock);
+
+	for (;;) {
+		pthread_mutex_lock(&w.lock);
+		while (w.job == NULL && !w.eof)
+			pthread_cond_wait(&w.cond, &w.lock);
+		t = w.job;
+		pthread_mutex_unlock(&w.lock);
+		if (t == NULL)
+			break;
+		fetch_run(t, easy, NULL);
+		worker_result(&w, t);
+		fetch_transfer_free(t);
+	}
+	/* EOF: the reader has ended or is about to (it saw EOF first). */
+	shutdown(w.fd, SHUT_RDWR);
+	pthread_join(reader, NULL);
+	curl_easy_cleanup(easy);
+	fetch_global_cleanup();
+	close(w.fd);
+	free(w.rbuf);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * proto.h: the control protocol shared by fetchd (control.c) and fetchctl.
+ *
+ * A client sends one request line (a command and its arguments separated
+ * by blanks, at most PROTO_LINE_MAX bytes before the newline); the daemon
+ * answers with JSON objects, one per line, each carrying "proto":
+ * PROTO_VERSION. An error is {"proto":1,"error":"..."}; a refusal on
+ * credentials adds "denied":true. `watch` answers with a stats object every
+ * interval until the client goes.
+ *
+ * The Prometheus text and the one-line summary are derived here from the
+ * stats object, so the daemon has a single stats generator (stats_json) and
+ * fetchctl, the metrics endpoint and the service status line agree.
+ */
+#ifndef FETCHD_PROTO_H
+#define FETCHD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define PROTO_VERSION 1
+#define PROTO_LINE_MAX 4096     /* bytes in a request, newline excluded */
+
+/* Requests. */
+#define PROTO_REQ_PING "ping"
+#define PROTO_REQ_STATS "stats"
+#define PROTO_REQ_JOBS "jobs"
+#define PROTO_REQ_WATCH "watch"     /* watch [ms] */
+#define PROTO_REQ_PAUSE "pause"
+#define PROTO_REQ_RESUME "resume"
+#define PROTO_REQ_CANCEL "cancel"   /* cancel JOB */
+#define PROTO_REQ_RELOAD "reload"
+
+#define PROTO_WATCH_DEFAULT_MS 1000
+#define PROTO_WATCH_MIN_MS 100
+#define PROTO_WATCH_MAX_MS 60000
+
+/* Reply keys beyond the stats object's own. */
+#define PROTO_KEY_PROTO "proto"
+#define PROTO_KEY_ERROR "error"
+#define PROTO_KEY_DENIED "denied"
+#define PROTO_KEY_PONG "pong"
+#define PROTO_KEY_VERSION "version"
+#define PROTO_KEY_PID "pid"
+#define PROTO_KEY_PAUSED "paused"
+#define PROTO_KEY_CANCELLED "cancelled"
+#define PROTO_KEY_RELOADED "reloaded"
+
+/* Exit statuses of fetchctl. */
+enum proto_exit {
+	PROTO_EXIT_OK = 0,
+	PROTO_EXIT_ERROR = 1,           /* the daemon answered with an error,
+	                                   or the command failed otherwise */
+	PROTO_EXIT_USAGE = 2,
+	PROTO_EXIT_NOT_RUNNING = 3,     /* no socket, or no one listening */
+	PROTO_EXIT_DENIED = 4,          /* permission denied, or another
+	                                   connection failure */
+};
+
+/* {"proto":1}; NULL on allocation failure. */
+json_t *proto_reply(void);
+
+/* {"proto":1,"error":msg}. msg is made valid UTF-8 and printable first. */
+json_t *proto_error(const char *msg);
+
+/*
+ * Copy s into buf as printable ASCII: other bytes become '?', at most
+ * len - 1 bytes. For echoing a client's words back in an error.
+ */
+void proto_printable(const char *s, size_t n, char *buf, size_t len);
+
+/*
+ * Split a request line in place into at most max words separated by
+ * blanks. Returns the number of words, or -1 when there are more.
+ */
+int proto_split(char *line, char **argv, int max);
+
+/*
+ * The Prometheus text exposition format (version 0.0.4) of a stats object:
+ * HELP and TYPE lines, names prefixed "fetchd_", counters ending in
+ * "_total", latencies as summaries in seconds. Returns a malloc'ed string,
+ * or NULL on allocation failure.
+ */
+char *proto_prometheus(const json_t *stats);
+
+/* One line summing up a stats object (throughput, transfers, jobs,
+ * latency), for `fetchctl watch` and the service manager's status. */
+void proto_status_line(const json_t *stats, char *buf, size_t len);
+
+/* "12.3 MiB" style, into buf. */
+void proto_fmt_bytes(double bytes, char *buf, size_t len);
+
+/* Value of a path "a.b.c" in obj, or NULL. */
+const json_t *proto_get(const json_t *obj, const char *path);
+
+/* Number at path (integer, real or boolean) or def. */
+double proto_num(const json_t *obj, const char *path, double def);
+
+#endif

@@ -1,0 +1,738 @@
+/*
+ * check_engine.c: the engine contract (engine.h), one suite run unchanged
+ * against every model this build has, plus what only the process engine
+ * must do (its children die, are reaped and replaced; other children of
+ * the process are left alone).
+ *
+ * The engines are driven the way fetchd drives them: transfers prepared on
+ * the main loop with fetch_prepare(), engine_submit() while there is room,
+ * completions through the done() callback on an event_base this file runs.
+ * The HTTP side is tests/httpd.py on loopback. The process engine execs
+ * /proc/self/exe, which here is this test program: main() therefore answers
+ * "--worker FD" the way fetchd does.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "engine.h"
+#include "fetch.h"
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+#define COUNT 2
+
+static const int models[] = { MODEL_THREADS, MODEL_EVENT, MODEL_PROCESS };
+#define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
+
+static pid_t srv_pid = -1, main_pid;
+static int srv_port;
+static char srv_dir[64], srv_log[128];
+
+static char tmp[64], jdir[128];
+static struct config cfg;
+static struct event_base *base;
+static struct engine *eng;
+static int model;
+static uint64_t seq;
+static TAILQ_HEAD(, transfer) done_list;
+static int ndone;
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static int
+rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	remove(path);
+	return 0;
+}
+
+static void
+rm_rf(const char *path)
+{
+	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --- the test server ---------------------------------------------------- */
+
+static void
+server_stop(void)
+{
+	double deadline;
+	int status;
+
+	if (srv_pid <= 0 || getpid() != main_pid)
+		return;
+	kill(srv_pid, SIGTERM);
+	deadline = now() + 5;
+	while (waitpid(srv_pid, &status, WNOHANG) == 0) {
+		if (now() > deadline) {
+			kill(srv_pid, SIGKILL);
+			waitpid(srv_pid, &status, 0);
+			break;
+		}
+		pause_ms(20);
+	}
+	srv_pid = -1;
+	rm_rf(srv_dir);
+}
+
+static void
+server_start(void)
+{
+	const char *py = getenv("PYTHON3"), *src = getenv("TESTS_SRCDIR");
+	char script[1024], portfile[128], buf[32];
+	double deadline;
+	FILE *f;
+	int status;
+
+	if (py == NULL || *py == '\0')
+		py = "python3";
+	if (src == NULL || *src == '\0')
+		src = SRCDIR "/tests";
+	snprintf(script, sizeof(script), "%s/httpd.py", src);
+	snprintf(srv_dir, sizeof(srv_dir), "/tmp/check_engine_srv.XXXXXX");
+	if (mkdtemp(srv_dir) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(portfile, sizeof(portfile), "%s/port", srv_dir);
+	snprintf(srv_log, sizeof(srv_log), "%s/log", srv_dir);
+	main_pid = getpid();
+	if ((srv_pid = fork()) == -1) {
+		perror("fork");
+		exit(1);
+	}
+	if (srv_pid == 0) {
+		execlp(py, py, script, "--port-file", portfile, "--log", srv_log,
+		    (char *)NULL);
+		perror(py);
+		_exit(127);
+	}
+	atexit(server_stop);
+	deadline = now() + 20;
+	for (;;) {
+		if ((f = fopen(portfile, "r")) != NULL) {
+			if (fgets(buf, sizeof(buf), f) != NULL)
+				srv_port = atoi(buf);
+			fclose(f);
+			if (srv_port > 0)
+				break;
+		}
+		if (waitpid(srv_pid, &status, WNOHANG) == srv_pid) {
+			fprintf(stderr, "%s exited before listening\n", script);
+			srv_pid = -1;
+			exit(1);
+		}
+		if (now() > deadline) {
+			fprintf(stderr, "%s did not start\n", script);
+			exit(1);
+		}
+		pause_ms(20);
+	}
+}
+
+/* Requests for key in the server's log so far. */
+static int
+requests_for(const char *key)
+{
+	char line[8192];
+	FILE *f;
+	int n = 0;
+
+	if ((f = fopen(srv_log, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_t *o = json_loads(line, 0, NULL), *k;
+
+		if (o == NULL)
+			continue;
+		k = json_object_get(o, "key");
+		if (json_is_string(k) && strcmp(json_string_value(k), key) == 0)
+			n++;
+		json_decref(o);
+	}
+	fclose(f);
+	return n;
+}
+
+/* --- driving an engine ---------------------------------------------------- */
+
+static void
+done_cb(struct transfer *t, void *arg)
+{
+	ck_assert_ptr_eq(arg, &done_list);
+	TAILQ_INSERT_TAIL(&done_list, t, owner_entry);
+	ndone++;
+}
+
+/* Run the loop until pred() holds; fail the test after timeout seconds. */
+static void
+run_until(int (*pred)(void *), void *arg, double timeout, const char *what)
+{
+	double deadline = now() + timeout;
+	struct timeval tv = { 0, 20000 };
+
+	while (!pred(arg)) {
+		if (now() > deadline)
+			ck_abort_msg("timed out waiting for %s (%s engine)", what,
+			    config_model_name(model));
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+static int
+ndone_at_least(void *arg)
+{
+	return ndone >= *(int *)arg;
+}
+
+static int
+has_progress(void *arg)
+{
+	struct transfer *t = arg;
+
+	return __atomic_load_n(&t->progress, __ATOMIC_RELAXED) > 0;
+}
+
+static void
+wait_done(int n, double timeout)
+{
+	run_until(ndone_at_least, &n, timeout, "completions");
+}
+
+static struct transfer *
+new_transfer(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A prepared transfer for httpd.py's /f/<name>?<query>. */
+static struct transfer *
+new_transfer(const char *name, const char *fmt, ...)
+{
+	char q[2048], url[4096];
+	struct transfer *t;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f/%s?%s", srv_port,
+	    name, q);
+	t = fetch_transfer_new(url, "127.0.0.1", jdir, name);
+	ck_assert_ptr_nonnull(t);
+	t->id = ++seq;
+	fetch_params_from_config(&t->params, &cfg);
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	return t;
+}
+
+static void
+submit(struct transfer *t)
+{
+	t->progress = 0;
+	ck_assert_msg(engine_submit(eng, t) == 0, "%s engine refused a "
+	    "transfer", config_model_name(model));
+}
+
+static struct transfer *
+take_done(void)
+{
+	struct transfer *t = TAILQ_FIRST(&done_list);
+
+	ck_assert_ptr_nonnull(t);
+	TAILQ_REMOVE(&done_list, t, owner_entry);
+	return t;
+}
+
+static struct transfer *
+find_done(uint64_t id)
+{
+	struct transfer *t;
+
+	TAILQ_FOREACH(t, &done_list, owner_entry)
+		if (t->id == id)
+			return t;
+	ck_abort_msg("transfer %llu did not come back", (unsigned long long)id);
+	return NULL;
+}
+
+static void
+free_done(void)
+{
+	struct transfer *t;
+
+	while ((t = TAILQ_FIRST(&done_list)) != NULL) {
+		TAILQ_REMOVE(&done_list, t, owner_entry);
+		fetch_transfer_free(t);
+	}
+}
+
+/* httpd.py's body: byte i is (i * 7 + seed) % 251. */
+static void
+assert_body(const char *name, size_t size, int seed)
+{
+	char path[512];
+	unsigned char *buf;
+	struct stat st;
+	size_t i;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", jdir, name);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq((size_t)st.st_size, size);
+	ck_assert_ptr_nonnull(buf = malloc(size + 1));
+	ck_assert_int_ne(fd = open(path, O_RDONLY), -1);
+	ck_assert_int_eq(read(fd, buf, size + 1), (ssize_t)size);
+	close(fd);
+	for (i = 0; i < size; i++)
+		if (buf[i] != (unsigned char)((i * 7 + (size_t)seed) % 251))
+			ck_abort_msg("%s: byte %zu differs", path, i);
+	free(buf);
+}
+
+static long long
+part_size(const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s.part", jdir, name);
+	return lstat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static void
+setup(int i)
+{
+	model = models[i];
+	snprintf(tmp, sizeof(tmp), "/tmp/check_engine.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
+	ck_assert_int_eq(config_defaults(&cfg), 0);
+	cfg.model = model;
+	cfg.count = COUNT;
+	cfg.connect_timeout = 5;
+	TAILQ_INIT(&done_list);
+	ndone = 0;
+	ck_assert_ptr_nonnull(base = event_base_new());
+	eng = engine_new(model, &cfg, base, done_cb, &done_list);
+	ck_assert_msg(eng != NULL, "the %s engine did not start",
+	    config_model_name(model));
+}
+
+static void
+teardown(void)
+{
+	engine_free(eng);
+	eng = NULL;
+	free_done();
+	event_base_free(base);
+	base = NULL;
+	config_free(&cfg);
+	rm_rf(tmp);
+}
+
+/* Check runs setup before each test; the model is the loop index. */
+#define ENGINE_TEST(name)                                              \
+	static void name##_body(void);                                 \
+	START_TEST(name)                                               \
+	{                                                              \
+		if (engine_find(models[_i]) == NULL)                   \
+			return;                                        \
+		setup(_i);                                             \
+		name##_body();                                         \
+		teardown();                                            \
+	}                                                              \
+	END_TEST                                                       \
+	static void name##_body(void)
+
+/* --- the contract, every engine ------------------------------------------ */
+
+/* Transfers submitted while there is room all come back, ok, byte-exact. */
+ENGINE_TEST(test_runs_transfers)
+{
+	struct engine_stats st;
+	struct transfer *t;
+	char name[32];
+	int i, submitted = 0, n = 9;
+
+	while (ndone < n) {
+		while (submitted < n && engine_has_room(eng)) {
+			snprintf(name, sizeof(name), "r%d.bin", submitted);
+			submit(new_transfer(name, "size=%d&seed=%d",
+			    20000 + submitted, submitted));
+			submitted++;
+		}
+		engine_get_stats(eng, &st);
+		ck_assert_int_eq(st.workers, COUNT);
+		ck_assert_int_le(st.busy + st.queued, COUNT);
+		i = ndone + 1;
+		wait_done(i, 20);
+	}
+	ck_assert_int_eq(eng->inflight, 0);
+	for (i = 0; i < n; i++) {
+		t = take_done();
+		ck_assert_msg(t->outcome == FETCH_OK, "%s: %s", t->name,
+		    t->error);
+		ck_assert_int_eq(t->http_status, 200);
+		ck_assert_uint_eq(t->size, t->received);
+		ck_assert_str_eq(t->error, "");
+		assert_body(t->name, t->size, (int)(t->size - 20000));
+		fetch_transfer_free(t);
+	}
+	engine_get_stats(eng, &st);
+	ck_assert_int_eq(st.busy, 0);
+	ck_assert_int_eq(st.queued, 0);
+}
+END_TEST
+
+/* The main loop sees the bytes of a transfer while it runs. */
+ENGINE_TEST(test_progress_while_running)
+{
+	struct transfer *t = new_transfer("p.bin", "size=%d&drip=%d&seed=3",
+	    150000, 100000);
+
+	submit(t);
+	run_until(has_progress, t, 10, "progress");
+	ck_assert_int_eq(ndone, 0);
+	ck_assert_uint_lt(__atomic_load_n(&t->progress, __ATOMIC_RELAXED),
+	    150000);
+	wait_done(1, 20);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_msg(t->outcome == FETCH_OK, "%s", t->error);
+	assert_body("p.bin", 150000, 3);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A running transfer cancelled comes back soon as a retry, .part kept. */
+ENGINE_TEST(test_cancel_running)
+{
+	struct transfer *t = new_transfer("c.bin", "size=%d&drip=%d",
+	    2000000, 100000);
+	double t0;
+
+	submit(t);
+	run_until(has_progress, t, 10, "progress");
+	t0 = now();
+	engine_cancel(eng, t);
+	wait_done(1, 5);
+	ck_assert_double_lt(now() - t0, 3);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_str_eq(t->error, "cancelled");
+	ck_assert_int_gt(part_size("c.bin"), 0);
+	ck_assert_int_lt(part_size("c.bin"), 2000000);
+	ck_assert_int_eq(eng->inflight, 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* engine_free() with transfers running: each comes back (a retry) before
+ * it returns. */
+ENGINE_TEST(test_free_returns_everything)
+{
+	struct transfer *a = new_transfer("fa.bin", "size=%d&drip=%d",
+	    2000000, 100000);
+	struct transfer *b = new_transfer("fb.bin", "size=%d&drip=%d",
+	    2000000, 100000);
+
+	submit(a);
+	submit(b);
+	run_until(has_progress, a, 10, "progress");
+	run_until(has_progress, b, 10, "progress");
+	engine_free(eng);
+	eng = NULL;
+	ck_assert_int_eq(ndone, 2);
+	ck_assert_int_eq(find_done(a->id)->outcome, FETCH_RETRY);
+	ck_assert_int_eq(find_done(b->id)->outcome, FETCH_RETRY);
+	ck_assert_int_gt(part_size("fa.bin"), 0);
+	ck_assert_int_gt(part_size("fb.bin"), 0);
+	/* teardown frees a NULL engine */
+}
+END_TEST
+
+/* Draining: no new work, what runs finishes normally. */
+ENGINE_TEST(test_drain_finishes_inflight)
+{
+	struct transfer *a = new_transfer("da.bin", "size=%d&drip=%d&seed=4",
+	    100000, 200000);
+	struct transfer *b = new_transfer("db.bin", "size=10");
+
+	submit(a);
+	engine_drain(eng);
+	ck_assert(!engine_has_room(eng));
+	ck_assert_int_eq(engine_submit(eng, b), -1);
+	fetch_transfer_free(b);
+	wait_done(1, 20);
+	ck_assert_ptr_eq(take_done(), a);
+	ck_assert_msg(a->outcome == FETCH_OK, "%s", a->error);
+	assert_body("da.bin", 100000, 4);
+	fetch_transfer_free(a);
+}
+END_TEST
+
+/* --- the process engine ---------------------------------------------------- */
+
+/* Live children of this process named comm (zombies counted apart). */
+static int
+children(const char *comm, pid_t *pids, int max, int *zombies)
+{
+	char path[300], buf[512], *p;
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+	int n = 0, ppid;
+	char state;
+
+	*zombies = 0;
+	ck_assert_ptr_nonnull(d = opendir("/proc"));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		p = fgets(buf, sizeof(buf), f);
+		fclose(f);
+		if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+		    sscanf(p + 2, "%c %d", &state, &ppid) != 2 ||
+		    ppid != getpid())
+			continue;
+		if (state == 'Z') {
+			(*zombies)++;
+			continue;
+		}
+		*p = '\0';
+		if ((p = strchr(buf, '(')) == NULL || strcmp(p + 1, comm) != 0)
+			continue;
+		if (n < max)
+			pids[n] = atoi(de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+pool_whole(void *arg)
+{
+	struct engine_stats st;
+	pid_t pids[8];
+	int z;
+
+	engine_get_stats(eng, &st);
+	return children("fetchd-worker", pids, 8, &z) == COUNT && z == 0 &&
+	    st.restarts == *(long *)arg;
+}
+
+/* Which worker holds name.part open. */
+static pid_t
+writer_of(const char *name)
+{
+	char want[512], link[512], path[64];
+	pid_t pids[8];
+	int i, n, z, fd;
+	ssize_t k;
+
+	snprintf(want, sizeof(want), "%s/%s.part", jdir, name);
+	n = children("fetchd-worker", pids, 8, &z);
+	for (i = 0; i < n && i < 8; i++)
+		for (fd = 4; fd < 64; fd++) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d",
+			    (int)pids[i], fd);
+			if ((k = readlink(path, link, sizeof(link) - 1)) <= 0)
+				continue;
+			link[k] = '\0';
+			if (strcmp(link, want) == 0)
+				return pids[i];
+		}
+	return -1;
+}
+
+/* A worker killed mid-transfer: the transfer comes back as a retry naming
+ * the signal, the worker is reaped and replaced, the restart counted, and
+ * the new worker runs the retry (resumed from the .part) to the end. */
+START_TEST(test_process_child_killed)
+{
+	struct engine_stats st;
+	struct transfer *t;
+	long want = 0;
+	long long kept;
+	pid_t victim;
+	double deadline;
+
+	setup(2);
+	run_until(pool_whole, &want, 10, "the workers");
+	t = new_transfer("k.bin", "size=%d&drip=%d&seed=6&key=kill-%ld",
+	    300000, 100000, (long)getpid());
+	submit(t);
+	run_until(has_progress, t, 10, "progress");
+	deadline = now() + 5;
+	while ((victim = writer_of("k.bin")) == -1 && now() < deadline)
+		pause_ms(10);
+	ck_assert_int_gt(victim, 0);
+	ck_assert_int_eq(kill(victim, SIGKILL), 0);
+	wait_done(1, 10);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_str_eq(t->error, "worker process died (signal 9)");
+	want = 1;
+	run_until(pool_whole, &want, 10, "a replacement worker, no zombie");
+	engine_get_stats(eng, &st);
+	ck_assert_int_eq(st.restarts, 1);
+	ck_assert_int_eq(st.busy, 0);
+
+	kept = part_size("k.bin");
+	ck_assert_int_gt(kept, 0);
+	t->attempt++;
+	ck_assert_int_eq(fetch_prepare(t, 1), 0);
+	submit(t);
+	wait_done(2, 20);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_msg(t->outcome == FETCH_OK, "%s", t->error);
+	ck_assert_int_eq(t->http_status, 206);
+	ck_assert_uint_eq(t->received, 300000 - (uint64_t)kept);
+	assert_body("k.bin", 300000, 6);
+	fetch_transfer_free(t);
+	teardown();
+}
+END_TEST
+
+/* A child of the process that is not the engine's: SIGCHLD reaches the
+ * engine, which must leave that child for its owner to wait for. */
+START_TEST(test_process_leaves_other_children)
+{
+	struct timeval tv = { 0, 200000 };
+	pid_t pid;
+	int status;
+
+	setup(2);
+	ck_assert_int_ne(pid = fork(), -1);
+	if (pid == 0)
+		_exit(7);
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 7);
+	teardown();
+}
+END_TEST
+
+/* A queued transfer (more submitted than workers) cancelled: back at once
+ * as a retry, never requested. */
+START_TEST(test_process_cancel_queued)
+{
+	struct transfer *a, *b, *c;
+	char key[64];
+
+	setup(2);
+	a = new_transfer("qa.bin", "size=%d&drip=%d", 2000000, 100000);
+	b = new_transfer("qb.bin", "size=%d&drip=%d", 2000000, 100000);
+	snprintf(key, sizeof(key), "queued-%ld", (long)getpid());
+	c = new_transfer("qc.bin", "size=10&key=%s", key);
+	submit(a);
+	submit(b);
+	submit(c);
+	engine_cancel(eng, c);
+	ck_assert_int_eq(ndone, 0);     /* never from inside cancel() */
+	wait_done(1, 5);
+	ck_assert_ptr_eq(take_done(), c);
+	ck_assert_int_eq(c->outcome, FETCH_RETRY);
+	ck_assert_str_eq(c->error, "cancelled");
+	ck_assert_int_eq(requests_for(key), 0);
+	fetch_transfer_free(c);
+	teardown();
+	ck_assert_int_eq(ndone, 3);
+}
+END_TEST
+
+static Suite *
+engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc;
+
+	tc = tcase_create("contract");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_runs_transfers, 0, NMODELS);
+	tcase_add_loop_test(tc, test_progress_while_running, 0, NMODELS);
+	tcase_add_loop_test(tc, test_cancel_running, 0, NMODELS);
+	tcase_add_loop_test(tc, test_free_returns_everything, 0, NMODELS);
+	tcase_add_loop_test(tc, test_drain_finishes_inflight, 0, NMODELS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("process");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_process_child_killed);
+	tcase_add_test(tc, test_process_leaves_other_children);
+	tcase_add_test(tc, test_process_cancel_queued);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(int argc, char *argv[])
+{
+	SRunner *sr;
+	int failed;
+
+	/* The process engine's children are this program, exec'd again. */
+	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
+		return engine_process_worker_main(argv[2]);
+	unsetenv("http_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("https_proxy");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
+	signal(SIGPIPE, SIG_IGN);
+	if (fetch_global_init() == -1) {
+		fprintf(stderr, "fetch_global_init failed\n");
+		return 1;
+	}
+	server_start();
+	sr = srunner_create(engine_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	server_stop();
+	fetch_global_cleanup();
+	return failed == 0 ? 0 : 1;
+}

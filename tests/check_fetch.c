@@ -1,0 +1,1819 @@
+/*
+ * check_fetch.c: the one-transfer module against a real HTTP server.
+ *
+ * Most cases drive fetch_prepare() and fetch_run() against tests/httpd.py
+ * on loopback (its query parameters produce the faults: truncated bodies,
+ * resets, Range ignored, redirects, hangs, slow bodies, status sequences),
+ * and read its request log to see what was asked for. A few responses no
+ * well-behaved server sends (a 206 for the wrong range, a 3xx without
+ * Location) come from a one-shot canned server on a thread here.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "fetch.h"
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+static pid_t srv_pid = -1;
+static pid_t main_pid;
+static int srv_port;
+static char srv_dir[64];
+static char srv_log[128];
+static int key_seq;
+
+/* Per test: a scratch directory; the job directory J is made by
+ * fetch_prepare(), "out" is somewhere a symlink must never lead to. */
+static char tmp[64];
+static char jdir[128];
+static char outside[128];
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static int
+rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	remove(path);
+	return 0;
+}
+
+static void
+rm_rf(const char *path)
+{
+	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --- the test server ---------------------------------------------------- */
+
+static void
+server_stop(void)
+{
+	double deadline;
+	int status;
+
+	if (srv_pid <= 0 || getpid() != main_pid)
+		return;
+	kill(srv_pid, SIGTERM);
+	deadline = now() + 5;
+	while (waitpid(srv_pid, &status, WNOHANG) == 0) {
+		if (now() > deadline) {
+			kill(srv_pid, SIGKILL);
+			waitpid(srv_pid, &status, 0);
+			break;
+		}
+		pause_ms(20);
+	}
+	srv_pid = -1;
+	rm_rf(srv_dir);
+}
+
+static void
+server_start(void)
+{
+	const char *py = getenv("PYTHON3"), *src = getenv("TESTS_SRCDIR");
+	char script[1024], portfile[128], buf[32];
+	double deadline;
+	FILE *f;
+	int status;
+
+	if (py == NULL || *py == '\0')
+		py = "python3";
+	if (src == NULL || *src == '\0')
+		src = SRCDIR "/tests";
+	snprintf(script, sizeof(script), "%s/httpd.py", src);
+	snprintf(srv_dir, sizeof(srv_dir), "/tmp/check_fetch_srv.XXXXXX");
+	if (mkdtemp(srv_dir) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(portfile, sizeof(portfile), "%s/port", srv_dir);
+	snprintf(srv_log, sizeof(srv_log), "%s/log", srv_dir);
+
+	main_pid = getpid();
+	if ((srv_pid = fork()) == -1) {
+		perror("fork");
+		exit(1);
+	}
+	if (srv_pid == 0) {
+		execlp(py, py, script, "--port-file", portfile, "--log", srv_log,
+		    (char *)NULL);
+		perror(py);
+		_exit(127);
+	}
+	atexit(server_stop);
+	deadline = now() + 20;
+	for (;;) {
+		if ((f = fopen(portfile, "r")) != NULL) {
+			if (fgets(buf, sizeof(buf), f) != NULL)
+				srv_port = atoi(buf);
+			fclose(f);
+			if (srv_port > 0)
+				break;
+		}
+		if (waitpid(srv_pid, &status, WNOHANG) == srv_pid) {
+			fprintf(stderr, "%s exited before listening\n", script);
+			srv_pid = -1;
+			exit(1);
+		}
+		if (now() > deadline) {
+			fprintf(stderr, "%s did not start\n", script);
+			exit(1);
+		}
+		pause_ms(20);
+	}
+}
+
+/* A key no other request (of this or an earlier run) uses. */
+static const char *
+new_key(char *buf, size_t len, const char *tag)
+{
+	snprintf(buf, len, "%s-%ld-%d", tag, (long)getpid(), ++key_seq);
+	return buf;
+}
+
+static char *
+url_for(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "http://127.0.0.1:PORT" + the formatted path; freed by the caller. */
+static char *
+url_for(const char *fmt, ...)
+{
+	char path[4096], *u;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	ck_assert_int_ne(asprintf(&u, "http://127.0.0.1:%d%s", srv_port,
+	    path), -1);
+	return u;
+}
+
+static void
+pct_encode(char *dst, size_t len, const char *src)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 4 < len; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~')
+			dst[o++] = (char)c;
+		else {
+			dst[o++] = '%';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+}
+
+/*
+ * Is there a log line for key whose Range header is range (NULL: none) and
+ * whose status is status (-1: any)? The server logs a request when its
+ * response ends, which may be a moment after the client is done: wait.
+ */
+static int
+log_has(const char *key, const char *range, long status)
+{
+	double deadline = now() + 10;
+	char line[8192];
+	FILE *f;
+
+	do {
+		if ((f = fopen(srv_log, "r")) == NULL)
+			return 0;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			json_t *o = json_loads(line, 0, NULL);
+			json_t *k, *r, *st;
+			int hit;
+
+			if (o == NULL)
+				continue;
+			k = json_object_get(o, "key");
+			r = json_object_get(o, "range");
+			st = json_object_get(o, "status");
+			hit = json_is_string(k) &&
+			    strcmp(json_string_value(k), key) == 0 &&
+			    (range == NULL ? (r == NULL || json_is_null(r)) :
+			    (json_is_string(r) &&
+			    strcmp(json_string_value(r), range) == 0)) &&
+			    (status == -1 || (json_is_integer(st) &&
+			    json_integer_value(st) == status));
+			json_decref(o);
+			if (hit) {
+				fclose(f);
+				return 1;
+			}
+		}
+		fclose(f);
+		pause_ms(20);
+	} while (now() < deadline);
+	return 0;
+}
+
+/* --- expected bodies and files ------------------------------------------ */
+
+static unsigned char *
+gen_body(size_t size, int seed)
+{
+	unsigned char *b = malloc(size ? size : 1);
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < size; i++)
+		b[i] = (unsigned char)((i * 7 + (size_t)seed) % 251);
+	return b;
+}
+
+static void
+sha256(const void *buf, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	ck_assert_int_eq(EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL), 1);
+	ck_assert_uint_eq(n, 32);
+}
+
+static void
+hex(const unsigned char *md, char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Path of a name under the job directory. */
+static const char *
+jpath(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", jdir, name);
+	return buf;
+}
+
+/* Size of path, -1 when absent (never following a symlink). */
+static long long
+lsize(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1)
+		return -1;
+	return (long long)st.st_size;
+}
+
+static long long
+jsize(const char *name)
+{
+	char p[512];
+
+	return lsize(jpath(p, sizeof(p), name));
+}
+
+static long long
+jpart_size(const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s.part", jdir, name);
+	return lsize(p);
+}
+
+static void
+write_path(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	ck_assert_int_eq(close(fd), 0);
+}
+
+static void
+write_part(const char *name, const void *buf, size_t len)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s.part", jdir, name);
+	write_path(p, buf, len);
+}
+
+/* Does the file hold exactly the body httpd.py sends for (size, seed)? */
+static void
+assert_file_body(const char *name, size_t size, int seed)
+{
+	char p[512];
+	unsigned char *want = gen_body(size, seed), *got;
+	int fd;
+	ssize_t n;
+
+	ck_assert_int_eq(jsize(name), (long long)size);
+	fd = open(jpath(p, sizeof(p), name), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	got = malloc(size + 1);
+	ck_assert_ptr_nonnull(got);
+	n = read(fd, got, size + 1);
+	close(fd);
+	ck_assert_int_eq(n, (ssize_t)size);
+	ck_assert_msg(memcmp(got, want, size) == 0, "%s: wrong bytes", name);
+	free(got);
+	free(want);
+}
+
+static void
+assert_no_tabs(const struct transfer *t)
+{
+	ck_assert_ptr_null(strchr(t->error, '\t'));
+	ck_assert_ptr_null(strchr(t->error, '\n'));
+	ck_assert_ptr_null(strchr(t->error, '\r'));
+}
+
+/* --- fixtures ----------------------------------------------------------- */
+
+static void
+setup(void)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/check_fetch.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
+	snprintf(outside, sizeof(outside), "%s/out", tmp);
+	ck_assert_int_eq(mkdir(outside, 0700), 0);
+}
+
+static void
+teardown(void)
+{
+	rm_rf(tmp);
+}
+
+static struct transfer *
+new_transfer(const char *url, const char *name)
+{
+	struct transfer *t = fetch_transfer_new(url, "127.0.0.1", jdir, name);
+
+	ck_assert_ptr_nonnull(t);
+	t->params.connect_timeout = 5;
+	t->params.timeout = 30;
+	t->params.max_redirects = 5;
+	t->params.verify_tls = 1;
+	snprintf(t->params.user_agent, sizeof(t->params.user_agent),
+	    "fetchd-test/1");
+	return t;
+}
+
+/* A transfer for httpd.py's /f/<name>?<query>, prepared. */
+static struct transfer *
+prepared(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static struct transfer *
+prepared(const char *name, const char *fmt, ...)
+{
+	char q[2048];
+	char *u;
+	va_list ap;
+	struct transfer *t;
+
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	u = url_for("/f/%s?%s", name, q);
+	t = new_transfer(u, name);
+	free(u);
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	return t;
+}
+
+static void
+run(struct transfer *t)
+{
+	CURL *easy = curl_easy_init();
+
+	ck_assert_ptr_nonnull(easy);
+	fetch_run(t, easy, NULL);
+	curl_easy_cleanup(easy);
+	ck_assert_ptr_null(t->state);
+}
+
+static void
+set_sha(struct transfer *t, size_t size, int seed)
+{
+	unsigned char *b = gen_body(size, seed);
+
+	sha256(b, size, t->sha256);
+	t->has_sha256 = 1;
+	free(b);
+}
+
+/* --- plain transfers ---------------------------------------------------- */
+
+START_TEST(test_ok_1mib)
+{
+	char key[64], p[512];
+	const size_t size = 1024 * 1024;
+	struct transfer *t;
+	struct stat st;
+
+	t = prepared("a.bin", "size=%zu&seed=3&key=%s", size,
+	    new_key(key, sizeof(key), "ok"));
+	set_sha(t, size, 3);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->errkind, FERR_NONE);
+	ck_assert_str_eq(t->error, "");
+	ck_assert_int_eq(t->http_status, 200);
+	ck_assert_uint_eq(t->size, size);
+	ck_assert_uint_eq(t->received, size);
+	ck_assert_uint_eq(__atomic_load_n(&t->progress, __ATOMIC_RELAXED),
+	    size);
+	ck_assert_int_eq(t->retry_after, -1);
+	ck_assert(t->ttfb > 0);
+	ck_assert(t->seconds >= t->ttfb);
+	assert_file_body("a.bin", size, 3);
+	ck_assert_int_eq(jpart_size("a.bin"), -1);
+	ck_assert_int_eq(lstat(jpath(p, sizeof(p), "a.bin"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 0137, 0);
+	/* No Range on a first try. */
+	ck_assert(log_has(key, NULL, 200));
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_sha_mismatch)
+{
+	char key[64], want[65];
+	unsigned char *b, md[32];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=5000&seed=1&key=%s",
+	    new_key(key, sizeof(key), "sha"));
+	set_sha(t, 5000, 2);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_CHECKSUM);
+	b = gen_body(5000, 1);
+	sha256(b, 5000, md);
+	free(b);
+	hex(md, want);
+	ck_assert_msg(strstr(t->error, "sha256 mismatch") != NULL &&
+	    strstr(t->error, want) != NULL, "error: %s", t->error);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_404)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "status=404&key=%s",
+	    new_key(key, sizeof(key), "404"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_4XX);
+	ck_assert_int_eq(t->http_status, 404);
+	ck_assert_str_eq(t->error, "HTTP 404");
+	ck_assert_int_eq(t->retry_after, -1);
+	/* The error page is not the file. */
+	ck_assert_uint_eq(t->received, 0);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_503_retry_after)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "status=503&retry_after=7&key=%s",
+	    new_key(key, sizeof(key), "503"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_5XX);
+	ck_assert_int_eq(t->http_status, 503);
+	ck_assert_int_eq(t->retry_after, 7);
+	ck_assert_str_eq(t->error, "HTTP 503");
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_429)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "status=429&retry_after=3&key=%s",
+	    new_key(key, sizeof(key), "429"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_4XX);
+	ck_assert_int_eq(t->http_status, 429);
+	ck_assert_int_eq(t->retry_after, 3);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A retry of the same transfer starts clean: nothing left from the first
+ * attempt's failure. */
+START_TEST(test_status_sequence)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "status=503,200&size=2000&key=%s",
+	    new_key(key, sizeof(key), "seq"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_5XX);
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->errkind, FERR_NONE);
+	ck_assert_str_eq(t->error, "");
+	ck_assert_int_eq(t->http_status, 200);
+	assert_file_body("a.bin", 2000, 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- resume ------------------------------------------------------------- */
+
+START_TEST(test_truncate_resume)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=100000&seed=5&truncate=30000&key=%s",
+	    new_key(key, sizeof(key), "trunc"));
+	set_sha(t, 100000, 5);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_RESET);
+	ck_assert_int_eq(jpart_size("a.bin"), 30000);
+	ck_assert_uint_eq(t->received, 30000);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	assert_no_tabs(t);
+
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, 206);
+	ck_assert_uint_eq(t->received, 70000);
+	ck_assert_uint_eq(t->size, 100000);
+	ck_assert(log_has(key, "bytes=30000-", 206));
+	assert_file_body("a.bin", 100000, 5);
+	ck_assert_int_eq(jpart_size("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_reset_resume)
+{
+	char key[64], range[64];
+	long long have;
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=100000&seed=9&reset=40000&key=%s",
+	    new_key(key, sizeof(key), "reset"));
+	set_sha(t, 100000, 9);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_msg(t->errkind == FERR_RESET, "kind %s: %s",
+	    fetch_errkind_name(t->errkind), t->error);
+	have = jpart_size("a.bin");
+	ck_assert_int_ge(have, 0);
+	ck_assert_int_le(have, 40000);
+	ck_assert_uint_eq(t->received, (uint64_t)have);
+
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	if (have > 0) {
+		snprintf(range, sizeof(range), "bytes=%lld-", have);
+		ck_assert(log_has(key, range, 206));
+	}
+	assert_file_body("a.bin", 100000, 9);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* The server ignores Range: start over, never append the whole body. */
+START_TEST(test_range_ignored)
+{
+	char key[64], junk[5000];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=20000&seed=4&range=0&key=%s",
+	    new_key(key, sizeof(key), "norange"));
+	memset(junk, 0xee, sizeof(junk));
+	write_part("a.bin", junk, sizeof(junk));
+	set_sha(t, 20000, 4);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, 200);
+	ck_assert(log_has(key, "bytes=5000-", 200));
+	assert_file_body("a.bin", 20000, 4);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* Same, when the full body is empty: no write callback ever runs. */
+START_TEST(test_range_ignored_empty)
+{
+	char key[64], junk[100];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=0&range=0&key=%s",
+	    new_key(key, sizeof(key), "empty"));
+	memset(junk, 0xee, sizeof(junk));
+	write_part("a.bin", junk, sizeof(junk));
+	set_sha(t, 0, 0);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_uint_eq(t->size, 0);
+	ck_assert_int_eq(jsize("a.bin"), 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A .part holding the whole file (a crash before the rename): the server
+ * answers 416 and the file is finished without fetching it again. */
+START_TEST(test_416_complete)
+{
+	char key[64];
+	unsigned char *b = gen_body(3000, 2);
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=3000&seed=2&key=%s",
+	    new_key(key, sizeof(key), "416ok"));
+	write_part("a.bin", b, 3000);
+	set_sha(t, 3000, 2);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert(log_has(key, "bytes=3000-", 416));
+	ck_assert_uint_eq(t->size, 3000);
+	ck_assert_uint_eq(t->received, 0);
+	assert_file_body("a.bin", 3000, 2);
+	free(b);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A .part longer than the resource is stale: emptied, then refetched. */
+START_TEST(test_416_stale)
+{
+	char key[64];
+	unsigned char *b = gen_body(4000, 2);
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=3000&seed=2&key=%s",
+	    new_key(key, sizeof(key), "416"));
+	write_part("a.bin", b, 4000);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_4XX);
+	ck_assert_int_eq(t->http_status, 416);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 3000, 2);
+	free(b);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* Resume through a redirect: the 302's headers do not confuse the 206. */
+START_TEST(test_redirect_resume)
+{
+	char key[64], key2[64], target[512], enc[1024];
+	unsigned char *b = gen_body(1000, 6);
+	struct transfer *t;
+
+	new_key(key2, sizeof(key2), "target");
+	snprintf(target, sizeof(target), "/f/t.bin?size=8000&seed=6&key=%s",
+	    key2);
+	pct_encode(enc, sizeof(enc), target);
+	t = prepared("a.bin", "redirect=%s&key=%s", enc,
+	    new_key(key, sizeof(key), "redir"));
+	write_part("a.bin", b, 1000);
+	set_sha(t, 8000, 6);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, 206);
+	ck_assert(log_has(key2, "bytes=1000-", 206));
+	assert_file_body("a.bin", 8000, 6);
+	free(b);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- refusals and limits ------------------------------------------------ */
+
+START_TEST(test_redirect_file)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "redirect=file%%3A%%2F%%2F%%2Fetc%%2Fpasswd&key=%s",
+	    new_key(key, sizeof(key), "file"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_PROTOCOL_REFUSED);
+	ck_assert_msg(strstr(t->error, "redirect to a refused protocol") !=
+	    NULL, "error: %s", t->error);
+	ck_assert_uint_eq(t->received, 0);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	assert_no_tabs(t);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_ftp_refused)
+{
+	struct transfer *t;
+
+	t = new_transfer("ftp://127.0.0.1/x", "a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_PROTOCOL_REFUSED);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A chain of 3 redirects: fails with max_redirects 2, works with 3. */
+static char *
+redirect_chain(const char *end)
+{
+	char cur[4096], enc[3000], nxt[4096];
+
+	snprintf(cur, sizeof(cur), "%s", end);
+	for (int i = 0; i < 3; i++) {
+		pct_encode(enc, sizeof(enc), cur);
+		snprintf(nxt, sizeof(nxt), "/f/hop%d.bin?redirect=%s", i, enc);
+		snprintf(cur, sizeof(cur), "%s", nxt);
+	}
+	return url_for("%s", cur);
+}
+
+START_TEST(test_max_redirects)
+{
+	char *u = redirect_chain("/f/end.bin?size=100");
+	struct transfer *t;
+
+	t = new_transfer(u, "a.bin");
+	t->params.max_redirects = 2;
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+
+	t->params.max_redirects = 3;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 100, 0);
+	free(u);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_max_file_size)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=5000&key=%s",
+	    new_key(key, sizeof(key), "max"));
+	t->params.max_file_size = 1000;
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_msg(strstr(t->error, "max_file_size") != NULL, "error: %s",
+	    t->error);
+	ck_assert_int_le(jpart_size("a.bin"), 1000);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* The limit is on the file, not on one response: a resumed 206 that fits
+ * on its own but not on top of the .part is stopped too. */
+START_TEST(test_max_file_size_resumed)
+{
+	char key[64];
+	unsigned char *b = gen_body(600, 0);
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=1200&key=%s",
+	    new_key(key, sizeof(key), "maxr"));
+	write_part("a.bin", b, 600);
+	t->params.max_file_size = 1000;
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_msg(strstr(t->error, "max_file_size (1000 bytes)") != NULL,
+	    "error: %s", t->error);
+	ck_assert_int_le(jpart_size("a.bin"), 1000);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	free(b);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_max_file_size_exact)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=1000&key=%s",
+	    new_key(key, sizeof(key), "maxe"));
+	t->params.max_file_size = 1000;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 1000, 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A port nothing listens on. */
+static int
+closed_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	ck_assert_int_ge(fd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+START_TEST(test_connect_refused)
+{
+	char u[256];
+	struct transfer *t;
+
+	snprintf(u, sizeof(u), "http://user:s3cret@127.0.0.1:%d/f/a.bin",
+	    closed_port());
+	t = new_transfer(u, "a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_CONNECT);
+	ck_assert_str_ne(t->error, "");
+	ck_assert_ptr_null(strstr(t->error, "s3cret"));
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_timeout)
+{
+	char key[64];
+	struct transfer *t;
+	double t0;
+
+	t = prepared("a.bin", "hang=1&key=%s",
+	    new_key(key, sizeof(key), "hang"));
+	t->params.timeout = 1;
+	t0 = now();
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_TIMEOUT);
+	ck_assert(now() - t0 >= 0.9);
+	ck_assert(now() - t0 < 10);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_low_speed)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=100000&drip=200&key=%s",
+	    new_key(key, sizeof(key), "slow"));
+	t->params.low_speed_limit = 10000;
+	t->params.low_speed_time = 1;
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_TIMEOUT);
+	ck_assert(t->seconds < 10);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_rate_limit)
+{
+	char key[64];
+	struct transfer *t;
+
+	/* libcurl reads whatever is already buffered before it throttles, so
+	 * the server sends at 1 MB/s (0.6 s unthrottled) and the limit must
+	 * stretch that well past a second. */
+	t = prepared("a.bin", "size=600000&drip=1000000&key=%s",
+	    new_key(key, sizeof(key), "rate"));
+	t->params.rate_limit = 100000;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_msg(t->seconds >= 1.5, "took %.2fs", t->seconds);
+	assert_file_body("a.bin", 600000, 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* The proxy comes from the config only: *_proxy in the environment is
+ * ignored, params.proxy is used. */
+START_TEST(test_proxy)
+{
+	char key[64], bad[128];
+	struct transfer *t;
+
+	snprintf(bad, sizeof(bad), "http://127.0.0.1:%d", closed_port());
+	setenv("http_proxy", bad, 1);
+	setenv("ALL_PROXY", bad, 1);
+	t = prepared("a.bin", "size=100&key=%s",
+	    new_key(key, sizeof(key), "proxy"));
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	unsetenv("http_proxy");
+	unsetenv("ALL_PROXY");
+	fetch_transfer_free(t);
+
+	t = prepared("b.bin", "size=100&key=%s",
+	    new_key(key, sizeof(key), "proxy"));
+	snprintf(t->params.proxy, sizeof(t->params.proxy), "%s", bad);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_CONNECT);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- cancel and write errors -------------------------------------------- */
+
+static void *
+cancel_thread(void *arg)
+{
+	struct transfer *t = arg;
+	double deadline = now() + 20;
+
+	while (__atomic_load_n(&t->progress, __ATOMIC_RELAXED) == 0 &&
+	    now() < deadline)
+		pause_ms(10);
+	__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+START_TEST(test_cancel)
+{
+	char key[64];
+	pthread_t th;
+	struct transfer *t;
+	double t0;
+
+	t = prepared("a.bin", "size=1000000&drip=20000&key=%s",
+	    new_key(key, sizeof(key), "cancel"));
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, t), 0);
+	t0 = now();
+	run(t);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_str_eq(t->error, "cancelled");
+	ck_assert(now() - t0 < 15);
+	ck_assert_uint_gt(t->received, 0);
+	ck_assert_int_eq(jpart_size("a.bin"), (long long)t->received);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_cancel_before)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=1000&hang=1&key=%s",
+	    new_key(key, sizeof(key), "cancel0"));
+	t->cancelled = 1;
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_str_eq(t->error, "cancelled");
+	ck_assert(t->seconds < 10);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* RLIMIT_FSIZE makes write(2) fail with EFBIG part way. */
+START_TEST(test_write_error)
+{
+	char key[64], eb[128];
+	struct rlimit old, lim;
+	void (*oldsig)(int);
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=100000&key=%s",
+	    new_key(key, sizeof(key), "efbig"));
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096;
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	run(t);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	snprintf(eb, sizeof(eb), "write: %s", strerror(EFBIG));
+	ck_assert_str_eq(t->error, eb);
+	ck_assert_int_le(jpart_size("a.bin"), 4096);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- responses only a broken server sends ------------------------------- */
+
+struct canned {
+	int lfd;
+	int port;
+	pthread_t th;
+	const char *resp;
+	char req[8192];
+};
+
+static void *
+canned_main(void *arg)
+{
+	struct canned *c = arg;
+	struct pollfd pfd = { c->lfd, POLLIN, 0 };
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if (poll(&pfd, 1, 20000) != 1 || (fd = accept(c->lfd, NULL,
+	    NULL)) == -1)
+		return NULL;
+	while (n < sizeof(c->req) - 1 && strstr(c->req, "\r\n\r\n") == NULL) {
+		pfd.fd = fd;
+		if (poll(&pfd, 1, 20000) != 1 ||
+		    (r = read(fd, c->req + n, sizeof(c->req) - 1 - n)) <= 0)
+			break;
+		n += (size_t)r;
+		c->req[n] = '\0';
+	}
+	if (write(fd, c->resp, strlen(c->resp)) == -1)
+		perror("canned write");
+	shutdown(fd, SHUT_WR);
+	/* Until the client closes, so it reads everything. */
+	while ((r = read(fd, c->req + n, sizeof(c->req) - 1 - n)) > 0)
+		n = n + (size_t)r < sizeof(c->req) - 1 ? n + (size_t)r : n;
+	close(fd);
+	return NULL;
+}
+
+static void
+canned_start(struct canned *c, const char *resp)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	memset(c, 0, sizeof(*c));
+	c->resp = resp;
+	c->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(c->lfd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(c->lfd, 4), 0);
+	ck_assert_int_eq(getsockname(c->lfd, (struct sockaddr *)&sa, &len),
+	    0);
+	c->port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pthread_create(&c->th, NULL, canned_main, c), 0);
+}
+
+static struct transfer *
+canned_run(struct canned *c, const char *part, size_t partlen)
+{
+	char u[128];
+	struct transfer *t;
+
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/f/a.bin", c->port);
+	t = new_transfer(u, "a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	if (part != NULL)
+		write_part("a.bin", part, partlen);
+	run(t);
+	pthread_join(c->th, NULL);
+	close(c->lfd);
+	return t;
+}
+
+START_TEST(test_wrong_range)
+{
+	struct canned c;
+	struct transfer *t;
+
+	canned_start(&c, "HTTP/1.1 206 Partial Content\r\n"
+	    "Content-Range: bytes 0-9/10\r\nContent-Length: 10\r\n"
+	    "Connection: close\r\n\r\n0123456789");
+	t = canned_run(&c, "abcdefghij", 10);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_str_eq(t->error, "server sent the wrong range");
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	/* What was asked: resume, the configured agent, no compression. */
+	ck_assert_ptr_nonnull(strstr(c.req, "Range: bytes=10-\r\n"));
+	ck_assert_ptr_nonnull(strstr(c.req, "User-Agent: fetchd-test/1\r\n"));
+	ck_assert_ptr_null(strcasestr(c.req, "Accept-Encoding"));
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_size_mismatch)
+{
+	struct canned c;
+	struct transfer *t;
+
+	canned_start(&c, "HTTP/1.1 206 Partial Content\r\n"
+	    "Content-Range: bytes 5-9/20\r\nContent-Length: 5\r\n"
+	    "Connection: close\r\n\r\n56789");
+	t = canned_run(&c, "01234", 5);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_redirect_without_location)
+{
+	struct canned c;
+	struct transfer *t;
+
+	canned_start(&c, "HTTP/1.1 302 Found\r\nContent-Length: 4\r\n"
+	    "Connection: close\r\n\r\nnope");
+	t = canned_run(&c, NULL, 0);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_OTHER);
+	ck_assert_int_eq(t->http_status, 302);
+	ck_assert_int_eq(jpart_size("a.bin"), 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_accept_no_compression)
+{
+	struct canned c;
+	struct transfer *t;
+
+	/* A server that compresses anyway: the bytes are stored as sent. */
+	canned_start(&c, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+	    "Content-Length: 5\r\nConnection: close\r\n\r\nhello");
+	t = canned_run(&c, NULL, 0);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_ptr_null(strcasestr(c.req, "Accept-Encoding"));
+	ck_assert_ptr_null(strstr(c.req, "Range:"));
+	ck_assert_int_eq(jsize("a.bin"), 5);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- the engines' ways of driving a transfer ---------------------------- */
+
+/* The event engine: begin, curl_multi on this thread, finish. */
+START_TEST(test_multi)
+{
+	char key[64];
+	CURLM *multi = curl_multi_init();
+	CURL *easy = curl_easy_init();
+	CURLMsg *msg;
+	struct transfer *t, *got = NULL;
+	int running = 1, left;
+	CURLcode res = CURLE_OK;
+	double deadline = now() + 30;
+
+	t = prepared("a.bin", "size=200000&seed=8&key=%s",
+	    new_key(key, sizeof(key), "multi"));
+	set_sha(t, 200000, 8);
+	ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
+	ck_assert_ptr_nonnull(t->state);
+	ck_assert_int_eq(curl_multi_add_handle(multi, easy), CURLM_OK);
+	while (running && now() < deadline) {
+		ck_assert_int_eq(curl_multi_perform(multi, &running), CURLM_OK);
+		if (running)
+			curl_multi_poll(multi, NULL, 0, 200, NULL);
+	}
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&got);
+		res = msg->data.result;
+	}
+	ck_assert_ptr_eq(got, t);
+	fetch_finish(t, easy, res);
+	ck_assert_ptr_null(t->state);
+	curl_multi_remove_handle(multi, easy);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 200000, 8);
+	curl_easy_cleanup(easy);
+	curl_multi_cleanup(multi);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+#define NTHREADS 8
+
+static void *
+run_thread(void *arg)
+{
+	struct transfer *t = arg;
+	CURL *easy = curl_easy_init();
+
+	if (easy != NULL) {
+		fetch_run(t, easy, NULL);
+		curl_easy_cleanup(easy);
+	}
+	return NULL;
+}
+
+/* The threads engine: many transfers at once, each on its own thread. */
+START_TEST(test_threads)
+{
+	char key[64], name[32];
+	pthread_t th[NTHREADS];
+	struct transfer *t[NTHREADS];
+
+	for (int i = 0; i < NTHREADS; i++) {
+		snprintf(name, sizeof(name), "f%d.bin", i);
+		t[i] = prepared(name, "size=%d&seed=%d&truncate=7000&key=%s",
+		    50000 + i, i, new_key(key, sizeof(key), "thr"));
+		set_sha(t[i], 50000 + (size_t)i, i);
+	}
+	/* First round: every one truncated; second: every one resumed. */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < NTHREADS; i++)
+			ck_assert_int_eq(pthread_create(&th[i], NULL,
+			    run_thread, t[i]), 0);
+		for (int i = 0; i < NTHREADS; i++)
+			pthread_join(th[i], NULL);
+		for (int i = 0; i < NTHREADS; i++)
+			ck_assert_int_eq(t[i]->outcome,
+			    (round == 0 ? FETCH_RETRY : FETCH_OK));
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		snprintf(name, sizeof(name), "f%d.bin", i);
+		assert_file_body(name, 50000 + (size_t)i, i);
+		fetch_transfer_free(t[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_share)
+{
+	char key[64];
+	CURLSH *sh = curl_share_init();
+	CURL *easy = curl_easy_init();
+	struct transfer *t;
+
+	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	t = prepared("a.bin", "size=3000&key=%s",
+	    new_key(key, sizeof(key), "share"));
+	fetch_run(t, easy, sh);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	curl_easy_cleanup(easy);
+	curl_share_cleanup(sh);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* begin without finish: free releases what begin acquired. */
+START_TEST(test_free_leftover_state)
+{
+	char key[64];
+	CURL *easy = curl_easy_init();
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=3000&key=%s",
+	    new_key(key, sizeof(key), "left"));
+	t->has_sha256 = 1;
+	ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
+	ck_assert_ptr_nonnull(t->state);
+	curl_easy_cleanup(easy);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- fetch_prepare: names, directories, symlinks ------------------------ */
+
+static struct transfer *
+bare(const char *name)
+{
+	return new_transfer("http://127.0.0.1:1/f/x", name);
+}
+
+START_TEST(test_prepare_collisions)
+{
+	const char *names[][2] = {
+		{ "a.bin", "a.bin" }, { "a.bin", "a.1.bin" },
+		{ "a.bin", "a.2.bin" }, { "noext", "noext" },
+		{ "noext", "noext.1" }, { "a.tar.gz", "a.tar.gz" },
+		{ "a.tar.gz", "a.tar.1.gz" }, { "d/a.bin", "d/a.bin" },
+		{ "d/a.bin", "d/a.1.bin" }, { "b.bin", "b.1.bin" },
+	};
+	char p[512];
+	struct transfer *t;
+	struct stat st;
+
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	write_path(jpath(p, sizeof(p), "b.bin"), "x", 1);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		t = bare(names[i][0]);
+		ck_assert_int_eq(fetch_prepare(t, 0), 0);
+		ck_assert_str_eq(t->name, names[i][1]);
+		ck_assert_int_eq(jpart_size(t->name), 0);
+		snprintf(p, sizeof(p), "%s/%s.part", jdir, t->name);
+		ck_assert_int_eq(lstat(p, &st), 0);
+		ck_assert(S_ISREG(st.st_mode));
+		ck_assert_int_eq(st.st_mode & 0137, 0);
+		fetch_transfer_free(t);
+	}
+	/* The existing file was not touched. */
+	ck_assert_int_eq(jsize("b.bin"), 1);
+}
+END_TEST
+
+START_TEST(test_prepare_subdirs)
+{
+	char key[64], p[512];
+	struct stat st;
+	struct transfer *t;
+
+	t = prepared("x/y/z.bin", "size=500&key=%s",
+	    new_key(key, sizeof(key), "sub"));
+	ck_assert_str_eq(t->name, "x/y/z.bin");
+	ck_assert_int_eq(lstat(jpath(p, sizeof(p), "x/y"), &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 027, 0);
+	ck_assert_int_eq(jpart_size("x/y/z.bin"), 0);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("x/y/z.bin", 500, 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+static void
+assert_victim(const char *path)
+{
+	char buf[64] = { 0 };
+	int fd = open(path, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), 6);
+	close(fd);
+	ck_assert_str_eq(buf, "secret");
+}
+
+START_TEST(test_prepare_symlink_part)
+{
+	char victim[256], p[512];
+	struct transfer *t;
+
+	snprintf(victim, sizeof(victim), "%s/victim", outside);
+	write_path(victim, "secret", 6);
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	ck_assert_int_eq(symlink(victim, jpath(p, sizeof(p), "a.bin.part")),
+	    0);
+	for (int resume = 0; resume < 2; resume++) {
+		t = bare("a.bin");
+		ck_assert_int_eq(fetch_prepare(t, resume), -1);
+		ck_assert_int_eq(t->errkind, FERR_WRITE);
+		ck_assert_int_eq(t->outcome, FETCH_FAIL);
+		ck_assert_msg(strstr(t->error,
+		    "refusing to follow a symlink at") != NULL, "error: %s",
+		    t->error);
+		fetch_transfer_free(t);
+	}
+	assert_victim(victim);
+}
+END_TEST
+
+/* A symlink swapped in after fetch_prepare: fetch_begin refuses it too,
+ * also a dangling one (which must not be created through). */
+START_TEST(test_begin_symlink_part)
+{
+	char key[64], victim[256], ghost[256], p[512];
+	struct transfer *t;
+
+	snprintf(victim, sizeof(victim), "%s/victim", outside);
+	snprintf(ghost, sizeof(ghost), "%s/ghost", outside);
+	write_path(victim, "secret", 6);
+	t = prepared("a.bin", "size=500&key=%s",
+	    new_key(key, sizeof(key), "swap"));
+	jpath(p, sizeof(p), "a.bin.part");
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(symlink(victim, p), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_ptr_nonnull(strstr(t->error, "symlink"));
+	assert_victim(victim);
+
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(symlink(ghost, p), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_int_eq(lsize(ghost), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_fifo_part)
+{
+	char key[64], p[512];
+	struct transfer *t;
+
+	t = prepared("a.bin", "size=500&key=%s",
+	    new_key(key, sizeof(key), "fifo"));
+	jpath(p, sizeof(p), "a.bin.part");
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	/* Neither blocks on the FIFO nor writes into it. */
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_ptr_nonnull(strstr(t->error, "not a regular file"));
+	fetch_transfer_free(t);
+
+	t = bare("a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 1), -1);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_ptr_nonnull(strstr(t->error, "not a regular file"));
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_prepare_symlink_dir)
+{
+	char p[512];
+	struct transfer *t;
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	ck_assert_int_eq(symlink(outside, jpath(p, sizeof(p), "x")), 0);
+	ck_assert_int_eq(mkdir(jpath(p, sizeof(p), "real"), 0750), 0);
+	ck_assert_int_eq(symlink(outside, jpath(p, sizeof(p), "real/x")), 0);
+
+	const char *names[] = { "x/f.bin", "x/deeper/f.bin", "real/x/f.bin" };
+	for (size_t i = 0; i < 3; i++) {
+		t = bare(names[i]);
+		ck_assert_int_eq(fetch_prepare(t, 0), -1);
+		ck_assert_int_eq(t->errkind, FERR_WRITE);
+		ck_assert_int_eq(t->outcome, FETCH_FAIL);
+		ck_assert_msg(strstr(t->error,
+		    "refusing to follow a symlink at") != NULL, "error: %s",
+		    t->error);
+		fetch_transfer_free(t);
+	}
+	d = opendir(outside);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* The job directory itself must not be a symlink. */
+START_TEST(test_prepare_symlink_jobdir)
+{
+	char p[512];
+	struct transfer *t;
+
+	ck_assert_int_eq(symlink(outside, jdir), 0);
+	t = bare("a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), -1);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_ptr_nonnull(strstr(t->error, "symlink"));
+	fetch_transfer_free(t);
+	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
+	ck_assert_int_eq(lsize(p), -1);
+}
+END_TEST
+
+/* A directory swapped for a symlink between prepare and begin. */
+START_TEST(test_begin_symlink_dir)
+{
+	char key[64], p[512], q[512];
+	struct transfer *t;
+
+	t = prepared("x/f.bin", "size=500&key=%s",
+	    new_key(key, sizeof(key), "swapdir"));
+	jpath(p, sizeof(p), "x");
+	jpath(q, sizeof(q), "x.old");
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert_int_eq(symlink(outside, p), 0);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_ptr_nonnull(strstr(t->error, "symlink"));
+	snprintf(p, sizeof(p), "%s/f.bin.part", outside);
+	ck_assert_int_eq(lsize(p), -1);
+	snprintf(p, sizeof(p), "%s/f.bin", outside);
+	ck_assert_int_eq(lsize(p), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+START_TEST(test_prepare_resume)
+{
+	char p[512];
+	struct transfer *t;
+
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	/* Finished in an earlier run: nothing to fetch. */
+	write_path(jpath(p, sizeof(p), "done.bin"), "12345", 5);
+	t = bare("done.bin");
+	ck_assert_int_eq(fetch_prepare(t, 1), 1);
+	ck_assert_int_eq(t->outcome, FETCH_OK);
+	ck_assert_uint_eq(t->size, 5);
+	ck_assert_str_eq(t->name, "done.bin");
+	ck_assert_int_eq(jpart_size("done.bin"), -1);
+	fetch_transfer_free(t);
+
+	/* Partly fetched: the .part is ours and is kept as is. */
+	write_part("half.bin", "abc", 3);
+	t = bare("half.bin");
+	ck_assert_int_eq(fetch_prepare(t, 1), 0);
+	ck_assert_str_eq(t->name, "half.bin");
+	ck_assert_int_eq(jpart_size("half.bin"), 3);
+	fetch_transfer_free(t);
+
+	/* Without resume, the same .part belongs to someone else. */
+	t = bare("half.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_str_eq(t->name, "half.1.bin");
+	ck_assert_int_eq(jpart_size("half.bin"), 3);
+	fetch_transfer_free(t);
+
+	/* Nothing there yet: reserved as named. */
+	t = bare("new.bin");
+	ck_assert_int_eq(fetch_prepare(t, 1), 0);
+	ck_assert_str_eq(t->name, "new.bin");
+	ck_assert_int_eq(jpart_size("new.bin"), 0);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* Error text goes into a tab-separated file: no tabs or newlines. */
+START_TEST(test_error_one_line)
+{
+	char p[512];
+	struct transfer *t;
+
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	ck_assert_int_eq(symlink(outside, jpath(p, sizeof(p),
+	    "t\tb\nc.bin.part")), 0);
+	t = bare("t\tb\nc.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), -1);
+	ck_assert_ptr_nonnull(strstr(t->error, "t b c.bin.part"));
+	assert_no_tabs(t);
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* --- small pieces ------------------------------------------------------- */
+
+START_TEST(test_errkind_names)
+{
+	const char *want[] = { "none", "dns", "connect", "timeout", "http_4xx",
+		"http_5xx", "reset", "protocol_refused", "write", "checksum",
+		"other" };
+
+	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), FERR__COUNT);
+	for (int k = 0; k < FERR__COUNT; k++)
+		ck_assert_str_eq(fetch_errkind_name((enum fetch_errkind)k),
+		    want[k]);
+	ck_assert_ptr_nonnull(fetch_errkind_name(FERR__COUNT));
+}
+END_TEST
+
+START_TEST(test_params_from_config)
+{
+	struct config c;
+	struct fetch_params p;
+	char *ua;
+
+	memset(&c, 0, sizeof(c));
+	ua = malloc(5000);
+	ck_assert_ptr_nonnull(ua);
+	memset(ua, 'u', 4999);
+	ua[4999] = '\0';
+	c.connect_timeout = 11;
+	c.timeout = 22;
+	c.low_speed_limit = 33;
+	c.low_speed_time = 44;
+	c.max_redirects = 55;
+	c.max_file_size = 1LL << 40;
+	c.rate_limit = 77;
+	c.verify_tls = 1;
+	c.user_agent = ua;
+	c.proxy = NULL;
+	c.ca_file = "/etc/ca.pem";
+	memset(&p, 0x5a, sizeof(p));
+	fetch_params_from_config(&p, &c);
+	ck_assert_int_eq(p.connect_timeout, 11);
+	ck_assert_int_eq(p.timeout, 22);
+	ck_assert_int_eq(p.low_speed_limit, 33);
+	ck_assert_int_eq(p.low_speed_time, 44);
+	ck_assert_int_eq(p.max_redirects, 55);
+	ck_assert(p.max_file_size == 1LL << 40);
+	ck_assert(p.rate_limit == 77);
+	ck_assert_int_eq(p.verify_tls, 1);
+	ck_assert_uint_eq(strlen(p.user_agent), FETCH_UA_MAX - 1);
+	ck_assert_str_eq(p.proxy, "");
+	ck_assert_str_eq(p.ca_file, "/etc/ca.pem");
+	free(ua);
+}
+END_TEST
+
+START_TEST(test_transfer_new_free)
+{
+	struct transfer *t = fetch_transfer_new("http://h/x", "h", "/d", "n");
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_str_eq(t->url, "http://h/x");
+	ck_assert_str_eq(t->host, "h");
+	ck_assert_str_eq(t->dir, "/d");
+	ck_assert_str_eq(t->name, "n");
+	ck_assert_int_eq(t->attempt, 1);
+	ck_assert_int_eq(t->retry_after, -1);
+	ck_assert_ptr_null(t->state);
+	ck_assert_int_eq(t->outcome, FETCH_OK);
+	fetch_finish(t, NULL, CURLE_OK); /* no state: nothing to do */
+	fetch_transfer_free(t);
+	fetch_transfer_free(NULL);
+}
+END_TEST
+
+static Suite *
+fetch_suite(void)
+{
+	Suite *s = suite_create("fetch");
+	TCase *tc;
+
+	tc = tcase_create("http");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_ok_1mib);
+	tcase_add_test(tc, test_sha_mismatch);
+	tcase_add_test(tc, test_404);
+	tcase_add_test(tc, test_503_retry_after);
+	tcase_add_test(tc, test_429);
+	tcase_add_test(tc, test_status_sequence);
+	tcase_add_test(tc, test_truncate_resume);
+	tcase_add_test(tc, test_reset_resume);
+	tcase_add_test(tc, test_range_ignored);
+	tcase_add_test(tc, test_range_ignored_empty);
+	tcase_add_test(tc, test_416_complete);
+	tcase_add_test(tc, test_416_stale);
+	tcase_add_test(tc, test_redirect_resume);
+	tcase_add_test(tc, test_redirect_file);
+	tcase_add_test(tc, test_ftp_refused);
+	tcase_add_test(tc, test_max_redirects);
+	tcase_add_test(tc, test_max_file_size);
+	tcase_add_test(tc, test_max_file_size_resumed);
+	tcase_add_test(tc, test_max_file_size_exact);
+	tcase_add_test(tc, test_connect_refused);
+	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_low_speed);
+	tcase_add_test(tc, test_rate_limit);
+	tcase_add_test(tc, test_proxy);
+	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cancel_before);
+	tcase_add_test(tc, test_write_error);
+	tcase_add_test(tc, test_wrong_range);
+	tcase_add_test(tc, test_size_mismatch);
+	tcase_add_test(tc, test_redirect_without_location);
+	tcase_add_test(tc, test_accept_no_compression);
+	tcase_add_test(tc, test_multi);
+	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_share);
+	tcase_add_test(tc, test_free_leftover_state);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("prepare");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_prepare_collisions);
+	tcase_add_test(tc, test_prepare_subdirs);
+	tcase_add_test(tc, test_prepare_symlink_part);
+	tcase_add_test(tc, test_begin_symlink_part);
+	tcase_add_test(tc, test_fifo_part);
+	tcase_add_test(tc, test_prepare_symlink_dir);
+	tcase_add_test(tc, test_prepare_symlink_jobdir);
+	tcase_add_test(tc, test_begin_symlink_dir);
+	tcase_add_test(tc, test_prepare_resume);
+	tcase_add_test(tc, test_error_one_line);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("misc");
+	tcase_add_test(tc, test_errkind_names);
+	tcase_add_test(tc, test_params_from_config);
+	tcase_add_test(tc, test_transfer_new_free);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	/* Not inherited from whoever runs the tests: only params.proxy. */
+	unsetenv("http_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("https_proxy");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
+	signal(SIGPIPE, SIG_IGN);
+	if (fetch_global_init() == -1) {
+		fprintf(stderr, "fetch_global_init failed\n");
+		return 1;
+	}
+	server_start();
+	sr = srunner_create(fetch_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	server_stop();
+	fetch_global_cleanup();
+	return failed == 0 ? 0 : 1;
+}
