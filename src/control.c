@@ -44,6 +44,8 @@
 
 #define ACCEPT_BURST 64         /* connections taken per wakeup */
 #define ARGS_MAX 4              /* words in a request */
+#define CONTROL_LINGER 2        /* s to wait for a client to close after
+                                   our last reply */
 
 struct client {
 	TAILQ_ENTRY(client) entry;
@@ -51,6 +53,8 @@ struct client {
 	struct bufferevent *bev;
 	struct event *watch;            /* the interval timer of `watch` */
 	int closing;                    /* close once the output is out */
+	int eof;                        /* the client shut its side */
+	int shut;                       /* we shut ours */
 	uid_t uid;
 	pid_t pid;
 };
@@ -121,16 +125,27 @@ client_error(struct client *c, const char *fmt, ...)
 }
 
 /*
- * Send the rest, then close: write_cb frees the client once the output is
- * out. Never frees it here, so callers may still look at c.
+ * Send the rest, then close. A lingering close: once the output is out,
+ * write_cb shuts our side down and what the client still sends is read and
+ * dropped until it closes (or CONTROL_LINGER seconds), so the client reads
+ * our last reply and then an end of file rather than a reset. Never frees
+ * c here, so callers may still look at it.
  */
 static void
 client_close_soon(struct client *c)
 {
+	struct timeval rtv = { CONTROL_LINGER, 0 };
+	struct timeval wtv = { CONTROL_WRITE_TIMEOUT, 0 };
+
 	if (c->closing)
 		return;
 	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
+	if (c->watch != NULL)
+		event_del(c->watch);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
+	if (!c->eof)
+		bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		bufferevent_trigger(c->bev, EV_WRITE,
 		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -279,6 +294,10 @@ read_cb(struct bufferevent *bev, void *arg)
 	char *line;
 	size_t n;
 
+	if (c->closing) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->closing && c->watch == NULL &&
 	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
 		client_request(c, line, n);
@@ -302,8 +321,19 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	if (c->closing)
+	if (!c->closing)
+		return;
+	if (c->eof) {
 		client_free(c);
+		return;
+	}
+	if (!c->shut) {
+		c->shut = 1;
+		if (shutdown(bufferevent_getfd(bev), SHUT_WR) == -1) {
+			client_free(c);
+			return;
+		}
+	}
 }
 
 static void
@@ -314,11 +344,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	size_t n;
 	char *line;
 
-	if ((what & BEV_EVENT_EOF) && !c->closing && c->watch == NULL &&
-	    (n = evbuffer_get_length(in)) > 0 && n <= PROTO_LINE_MAX) {
-		/* The client said its last word without a newline and shut
-		 * down its side: still answer it. */
-		if ((line = malloc(n + 1)) != NULL) {
+	if (c->closing || (what & BEV_EVENT_ERROR)) {
+		/* Lingering over, the client gone, or a write failed. */
+		client_free(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->watch == NULL) {
+		c->eof = 1;
+		/* The client may have said its last word without a newline
+		 * and shut down its side: still answer it, then close. */
+		if ((n = evbuffer_get_length(in)) > 0 && n <= PROTO_LINE_MAX &&
+		    (line = malloc(n + 1)) != NULL) {
 			evbuffer_remove(in, line, n);
 			line[n] = '\0';
 			client_request(c, line, n);
@@ -327,18 +363,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close_soon(c);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
-	    !c->closing) {
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
 		client_error(c, "idle for %d s; closing", CONTROL_IDLE_TIMEOUT);
 		client_close_soon(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && !c->closing && c->watch == NULL &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-		/* Half-closed after a request: finish the reply. */
-		client_close_soon(c);
-		return;
-	}
+	/* A watcher left, or a write timed out. */
 	client_free(c);
 }
 

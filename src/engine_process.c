@@ -8,9 +8,11 @@
  * the main loop; completions are handed back through engine_complete() from
  * a deferred event, never from inside submit() or cancel().
  *
- * A child is fork() followed at once by exec of our own binary
- * (/proc/self/exe, which names the running image even after a package
- * upgrade replaced the file) with "--worker 3". The exec matters: the parent
+ * A child is fork() followed at once by exec of our own binary with
+ * "--worker 3", through a descriptor of /proc/self/exe opened when the
+ * engine starts (fexecve): it is the very image running, even after a
+ * package upgrade replaced or removed the file, so parent and children always
+ * speak the same protocol. The exec matters: the parent
  * may be multithreaded (the threads engine still draining during a live
  * switch) and a forked copy of such a process can inherit locks held by
  * other threads (libcurl, OpenSSL); a fresh image starts clean. Between fork
@@ -64,6 +66,7 @@
 
 #define PROC_VERSION 1
 #define PROC_FD 3                       /* the socket, in the child */
+#define PROC_EXE_FD 4                   /* our binary, in the child (cloexec) */
 #define PROC_EXE "/proc/self/exe"
 #define PROC_URL_MAX 8192
 #define PROC_PATH_MAX 4096              /* dir and name */
@@ -303,6 +306,7 @@ struct procs {
 	double restart_times[RESTART_BURST];
 	int restart_next;
 	int maxfd;                      /* highest fd a child may inherit */
+	int exefd;                      /* PROC_EXE, for fexecve() */
 
 	struct event *ev_sigchld;
 	struct event *ev_timer;
@@ -349,10 +353,10 @@ procs_finish(struct procs *ps, struct transfer *t)
  * run here before the dispositions are back to default.
  */
 static void __attribute__((noreturn))
-child_exec(int fd, pid_t ppid, int maxfd)
+child_exec(int sock, int exe, pid_t ppid, int maxfd)
 {
 	static char arg0[] = "fetchd: worker", arg1[] = "--worker",
-	    arg2[] = "3";
+	    arg2[] = "3", exepath[] = "/proc/self/fd/4";
 	char *argv[] = { arg0, arg1, arg2, NULL };
 	struct sigaction sa;
 	sigset_t none;
@@ -368,19 +372,23 @@ child_exec(int fd, pid_t ppid, int maxfd)
 	sigemptyset(&sa.sa_mask);
 	for (sig = 1; sig < NSIG; sig++)
 		(void)sigaction(sig, &sa, NULL);
-	if (fd == PROC_FD) {
-		if (fcntl(fd, F_SETFD, 0) == -1)
-			_exit(127);
-	} else if (dup2(fd, PROC_FD) == -1)
+	/* Either may sit on 3 or 4 now: move both above first. The socket
+	 * ends up on 3 without close-on-exec, the binary on 4 with it. */
+	if ((sock = fcntl(sock, F_DUPFD_CLOEXEC, PROC_EXE_FD + 1)) == -1 ||
+	    (exe = fcntl(exe, F_DUPFD_CLOEXEC, PROC_EXE_FD + 1)) == -1 ||
+	    dup2(sock, PROC_FD) == -1 ||
+	    dup3(exe, PROC_EXE_FD, O_CLOEXEC) == -1)
 		_exit(127);
 #ifdef SYS_close_range
-	if (syscall(SYS_close_range, PROC_FD + 1, ~0U, 0) == -1)
+	if (syscall(SYS_close_range, PROC_EXE_FD + 1, ~0U, 0) == -1)
 #endif
-		for (i = PROC_FD + 1; i <= maxfd; i++)
+		for (i = PROC_EXE_FD + 1; i <= maxfd; i++)
 			(void)close(i);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	execv(PROC_EXE, argv);
+	fexecve(PROC_EXE_FD, argv, environ);
+	/* execveat() refused (a seccomp filter): the same file by path. */
+	execve(exepath, argv, environ);
 	_exit(127);
 }
 
@@ -410,7 +418,7 @@ child_spawn(struct procs *ps, struct child *c)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_exec(sv[1], self, ps->maxfd);
+		child_exec(sv[1], ps->exefd, self, ps->maxfd);
 	err = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
@@ -958,13 +966,14 @@ procs_start(struct engine *e, const struct config *cfg,
 	TAILQ_INIT(&ps->idle);
 	TAILQ_INIT(&ps->queue);
 	TAILQ_INIT(&ps->done);
+	ps->exefd = -1;
 	for (i = 0; i < RESTART_BURST; i++)
 		ps->restart_times[i] = -1e9;
 	ps->maxfd = 65535;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		ps->maxfd = rl.rlim_cur > (1 << 20) ? (1 << 20) :
 		    (int)rl.rlim_cur;
-	if (access(PROC_EXE, X_OK) == -1) {
+	if ((ps->exefd = open(PROC_EXE, O_RDONLY | O_CLOEXEC)) == -1) {
 		log_warn("process engine: %s", PROC_EXE);
 		goto fail;
 	}
@@ -1150,6 +1159,8 @@ procs_stop(struct engine *e)
 	free(ps->pmap);
 	free(ps->rbuf);
 	free(ps->sbuf);
+	if (ps->exefd != -1)
+		close(ps->exefd);
 	free(ps);
 	e->priv = NULL;
 	while ((t = TAILQ_FIRST(&done)) != NULL) {

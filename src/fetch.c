@@ -229,13 +229,14 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 }
 
 /*
- * Make and open t->dir, then every directory component of t->name below it,
- * each opened with O_NOFOLLOW. On success *dfd is the directory that holds
- * the last component and *base its offset in t->name. -1 with the error set
- * (a permanent FERR_WRITE failure, as the header says).
+ * Open t->dir, then every directory component of t->name below it, each
+ * with O_NOFOLLOW, making the missing ones when create is set. On success
+ * *dfd is the directory that holds the last component and *base its offset
+ * in t->name. -1 with the error set (a permanent FERR_WRITE failure, as the
+ * header says).
  */
 static int
-open_dirs(struct transfer *t, int *dfd, size_t *base)
+open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 {
 	char eb[128], *copy = NULL, *comp, *slash, shown[PATH_MAX];
 	int fd = -1, nfd;
@@ -246,7 +247,7 @@ open_dirs(struct transfer *t, int *dfd, size_t *base)
 		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
 		goto fail;
 	}
-	if (mkdir(t->dir, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
+	if (create && mkdir(t->dir, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
 		set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s", t->dir,
 		    errstr(errno, eb, sizeof(eb)));
 		goto fail;
@@ -273,7 +274,8 @@ open_dirs(struct transfer *t, int *dfd, size_t *base)
 			    "invalid output name '%s'", t->name);
 			goto fail;
 		}
-		if (mkdirat(fd, comp, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
+		if (create && mkdirat(fd, comp, FETCH_DIR_MODE) == -1 &&
+		    errno != EEXIST) {
 			set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s",
 			    shown, errstr(errno, eb, sizeof(eb)));
 			goto fail;
@@ -366,7 +368,7 @@ fetch_prepare(struct transfer *t, int resume)
 
 	t->error[0] = '\0';
 	t->errkind = FERR_NONE;
-	if (open_dirs(t, &dfd, &boff) == -1)
+	if (open_dirs(t, 1, &dfd, &boff) == -1)
 		return -1;
 	base = t->name + boff;
 	clen = strlen(base) + 32;
@@ -659,11 +661,10 @@ write_cb(char *data, size_t size, size_t nitems, void *arg)
 	struct fetch_state *s = arg;
 	struct transfer *t = s->t;
 	size_t n = size * nitems;
-	long status = s->status;
 
-	if (status == 0)
-		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (status < 200 || status > 299)
+	if (s->status == 0)
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
+	if (s->status < 200 || s->status > 299)
 		return n; /* an error page or a redirect: not the file */
 	if (!s->started && response_start(s) == -1)
 		return 0;
@@ -838,7 +839,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->dirfd = -1;
 	s->cr_start = -1;
 	s->cr_total = -1;
-	if (open_dirs(t, &s->dirfd, &boff) == -1)
+	if (open_dirs(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
 	if ((s->base = strdup(t->name + boff)) == NULL ||
 	    (s->part = part_name(s->base)) == NULL) {
@@ -960,6 +961,8 @@ finish_status(struct transfer *t, struct fetch_state *s)
 {
 	long st = t->http_status;
 
+	if (s->status == 0)
+		s->status = st;
 	if (st >= 200 && st <= 299) {
 		if (!s->started && response_start(s) == -1)
 			return; /* the cause is reported by the caller */
@@ -1129,6 +1132,37 @@ fetch_run(struct transfer *t, CURL *easy, CURLSH *share)
 		return;
 	res = curl_easy_perform(easy);
 	fetch_finish(t, easy, res);
+}
+
+/*
+ * Remove name.part of a transfer that failed for good. Nothing is created
+ * on the way, a symlink on the way ends it, and only a regular file is
+ * removed (unlinkat never follows the last component anyway). The outcome
+ * and error of the transfer are left as they were: they are its result.
+ */
+void
+fetch_discard(struct transfer *t)
+{
+	char error[FETCH_ERR_MAX], *part;
+	enum fetch_outcome outcome = t->outcome;
+	enum fetch_errkind errkind = t->errkind;
+	struct stat st;
+	size_t boff;
+	int dfd;
+
+	memcpy(error, t->error, sizeof(error));
+	if (open_dirs(t, 0, &dfd, &boff) == 0) {
+		if ((part = part_name(t->name + boff)) != NULL) {
+			if (fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
+				unlinkat(dfd, part, 0);
+			free(part);
+		}
+		close(dfd);
+	}
+	memcpy(t->error, error, sizeof(error));
+	t->outcome = outcome;
+	t->errkind = errkind;
 }
 
 struct transfer *

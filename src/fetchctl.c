@@ -623,7 +623,8 @@ make_name(const char *file, unsigned n, char *buf, size_t len)
 	keep = SPOOL_NAME_MAX - strlen(suffix);
 	if (strlen(base) > keep)
 		base[keep] = '\0';
-	snprintf(buf, len, "%s%s", base, suffix);
+	if ((size_t)snprintf(buf, len, "%s%s", base, suffix) >= len)
+		return -1;
 	return spool_name_valid(buf) ? 0 : -1;
 }
 

@@ -1631,6 +1631,59 @@ START_TEST(test_prepare_resume)
 }
 END_TEST
 
+/* A transfer failed for good: its .part goes, its result stays. */
+START_TEST(test_discard)
+{
+	char victim[256], p[512], q[512];
+	struct transfer *t;
+
+	snprintf(victim, sizeof(victim), "%s/victim", outside);
+	write_path(victim, "secret", 6);
+
+	t = bare("d/a.bin");
+	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	write_part("d/a.bin", "abc", 3);
+	t->outcome = FETCH_FAIL;
+	t->errkind = FERR_HTTP_4XX;
+	snprintf(t->error, sizeof(t->error), "HTTP 404");
+	fetch_discard(t);
+	ck_assert_int_eq(jpart_size("d/a.bin"), -1);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_HTTP_4XX);
+	ck_assert_str_eq(t->error, "HTTP 404");
+	fetch_discard(t);       /* already gone: fine */
+	ck_assert_str_eq(t->error, "HTTP 404");
+
+	/* A planted symlink at the .part: neither it nor its target go. */
+	ck_assert_int_eq(symlink(victim, jpath(p, sizeof(p), "d/a.bin.part")),
+	    0);
+	fetch_discard(t);
+	ck_assert_int_ge(lsize(p), 0);
+	assert_victim(victim);
+	fetch_transfer_free(t);
+
+	/* A directory swapped for a symlink: nothing removed through it. */
+	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
+	write_path(p, "secret", 6);
+	jpath(p, sizeof(p), "d");
+	jpath(q, sizeof(q), "d.old");
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert_int_eq(symlink(outside, p), 0);
+	t = bare("d/a.bin");
+	fetch_discard(t);
+	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
+	assert_victim(p);
+	ck_assert_str_eq(t->error, "");
+	fetch_transfer_free(t);
+
+	/* Nothing is created on the way. */
+	t = bare("new/b.bin");
+	fetch_discard(t);
+	ck_assert_int_eq(jsize("new"), -1);
+	fetch_transfer_free(t);
+}
+END_TEST
+
 /* Error text goes into a tab-separated file: no tabs or newlines. */
 START_TEST(test_error_one_line)
 {
@@ -1780,6 +1833,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_prepare_symlink_jobdir);
 	tcase_add_test(tc, test_begin_symlink_dir);
 	tcase_add_test(tc, test_prepare_resume);
+	tcase_add_test(tc, test_discard);
 	tcase_add_test(tc, test_error_one_line);
 	suite_add_tcase(s, tc);
 
