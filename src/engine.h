@@ -73,8 +73,4 @@ void engine_drain(struct engine *e);
 void engine_free(struct engine *e);
 void engine_get_stats(struct engine *e, struct engine_stats *st);
 
-/* The process engine's children: fetchd --worker FD runs this. Returns
- * the exit status. */
-int engine_process_worker_main(const char *fdarg);
-
 #endif

@@ -1397,8 +1397,8 @@ worker_result(struct worker *w, struct transfer *t)
 	pthread_mutex_unlock(&w->lock);
 }
 
-int
-engine_process_worker_main(const char *fdarg)
+static int
+worker_main(const char *fdarg)
 {
 	struct worker w;
 	struct transfer *t;
@@ -1474,4 +1474,18 @@ engine_process_worker_main(const char *fdarg)
 	pthread_cond_destroy(&w.cond);
 	pthread_mutex_destroy(&w.lock);
 	return 0;
+}
+
+/*
+ * A worker is this same binary exec'd as "fetchd: worker --worker 3".
+ * Whatever program links the engine (fetchd, a test suite), the child turns
+ * into a worker here, before that program's main() runs: a main() that knew
+ * nothing of workers would otherwise run the whole program again in every
+ * child. glibc passes argc and argv to constructors.
+ */
+static void __attribute__((constructor))
+worker_hook(int argc, char **argv, char **envp)
+{
+	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
+		exit(worker_main(argv[2]));
 }

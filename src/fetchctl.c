@@ -879,6 +879,7 @@ main(int argc, char *argv[])
 	c.fd = -1;
 	c.config = DEFAULT_CONFIG;
 	signal(SIGPIPE, SIG_IGN);
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "s:c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -901,6 +902,8 @@ main(int argc, char *argv[])
 			usage(stdout);
 			return PROTO_EXIT_OK;
 		default:
+			fprintf(stderr, "fetchctl: bad option or missing "
+			    "argument: %s\n", argv[optind - 1]);
 			usage(stderr);
 			return PROTO_EXIT_USAGE;
 		}

@@ -804,9 +804,6 @@ main(int argc, char *argv[])
 	char err[1024];
 	int ch, test = 0, rc;
 
-	/* A child of the process engine (engine_process.c), never by hand. */
-	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
-		return engine_process_worker_main(argv[2]);
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

@@ -8,8 +8,8 @@
  * the main loop with fetch_prepare(), engine_submit() while there is room,
  * completions through the done() callback on an event_base this file runs.
  * The HTTP side is tests/httpd.py on loopback. The process engine execs
- * /proc/self/exe, which here is this test program: main() therefore answers
- * "--worker FD" the way fetchd does.
+ * this very program as its workers; engine_process.c turns such a child
+ * into a worker before main() runs.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -709,14 +709,11 @@ engine_suite(void)
 }
 
 int
-main(int argc, char *argv[])
+main(void)
 {
 	SRunner *sr;
 	int failed;
 
-	/* The process engine's children are this program, exec'd again. */
-	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
-		return engine_process_worker_main(argv[2]);
 	unsetenv("http_proxy");
 	unsetenv("HTTPS_PROXY");
 	unsetenv("https_proxy");
