@@ -88,10 +88,21 @@ evloop_easy_get(struct evloop *el)
 	return easy;
 }
 
+/*
+ * Keep a handle for another transfer only if fetch_begin() will be able to
+ * set it up again. libcurl (7.88 at least) keeps the receive buffer of a
+ * transfer that ended while others still used its HTTP/2 connection, or
+ * before it had a connection, and then refuses CURLOPT_BUFFERSIZE until
+ * the handle is cleaned up: try that option here and drop a handle that
+ * refuses it. The reset also drops the pointers into the finished
+ * transfer's state.
+ */
 static void
 evloop_easy_put(struct evloop *el, CURL *easy)
 {
-	if (el->npool < el->poolmax)
+	curl_easy_reset(easy);
+	if (el->npool < el->poolmax &&
+	    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, el->bufsize) == CURLE_OK)
 		el->pool[el->npool++] = easy;
 	else
 		curl_easy_cleanup(easy);

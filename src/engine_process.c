@@ -11,15 +11,19 @@
  * A child is fork() followed at once by exec of our own binary with
  * "--worker 3", through a descriptor of /proc/self/exe opened when the
  * engine starts (fexecve): it is the very image running, even after a
- * package upgrade replaced or removed the file, so parent and children always
- * speak the same protocol. The exec matters: the parent
- * may be multithreaded (the threads engine still draining during a live
- * switch) and a forked copy of such a process can inherit locks held by
- * other threads (libcurl, OpenSSL); a fresh image starts clean. Between fork
- * and exec the child only makes async-signal-safe calls: parent-death
- * signal, default signal dispositions, the socket onto fd 3, every other
- * descriptor above 2 closed. So a child holds fds 0-3 and what libcurl
- * opens, never the spool, the control socket or the inotify descriptor.
+ * package upgrade replaced or removed the file, so parent and children
+ * always speak the same protocol. The exec matters: the parent may be
+ * multithreaded (the threads engine still draining during a live switch)
+ * and a forked copy of such a process can inherit locks held by other
+ * threads (libcurl, OpenSSL); a fresh image starts clean. Between fork and
+ * exec the child only makes async-signal-safe calls: parent-death signal,
+ * default signal dispositions, the socket onto fd 3, every other descriptor
+ * above 2 closed. So a child holds fds 0-3 and what libcurl opens, never
+ * the spool, the control socket or the inotify descriptor. The exec'd
+ * image turns into a worker in a constructor (worker_hook), before the
+ * program's main() runs. A worker ignores SIGINT and SIGHUP (a terminal's
+ * ^C is for fetchd, which drains); SIGTERM, its socket closing or fetchd's
+ * death end it.
  *
  * A child that dies (crash, kill -9) shows up as EOF on its socket and as
  * SIGCHLD (a libevent signal event). Only our own pids are ever waited for,
@@ -450,6 +454,7 @@ child_spawn(struct procs *ps, struct child *c)
 		c->dead_since = mono();
 		c->killed = 1;
 		snprintf(c->why, sizeof(c->why), "no event for its socket");
+		ps->dirty = 1;
 		return -1;
 	}
 	log_debug("process engine: worker %ld is pid %ld", c->slot, (long)pid);

@@ -54,7 +54,7 @@ struct daemon {
 	struct stats *stats;
 	struct control *control;
 
-	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace;
+	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace, *ev_reap;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
 
 	char **pending;                 /* job names to claim, FIFO */
@@ -319,6 +319,12 @@ reap_drained(struct daemon *d)
 	}
 }
 
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	reap_drained(arg);
+}
+
 /* Completion of any engine, on the main loop. */
 static void
 transfer_done(struct transfer *t, void *arg)
@@ -329,6 +335,9 @@ transfer_done(struct transfer *t, void *arg)
 	t->progress = 0;        /* counted: the rate sampler must not see it */
 	sched_release(d->sched, t);
 	jobs_transfer_done(d->jobs, t);
+	/* Not here: we are inside the engine's own completion loop. */
+	if (!TAILQ_EMPTY(&d->draining) && !d->stopping)
+		event_active(d->ev_reap, 0, 0);
 	if (d->stopping) {
 		if (inflight_total(d) == 0 && d->engine != NULL) {
 			log_info("every transfer is in; stopping");
@@ -711,12 +720,14 @@ daemon_run(struct daemon *d)
 		return -1;
 
 	d->ev_dispatch = event_new(d->base, -1, 0, dispatch_cb, d);
+	d->ev_reap = event_new(d->base, -1, 0, reap_cb, d);
 	d->ev_rescan = evtimer_new(d->base, rescan_cb, d);
 	d->ev_grace = evtimer_new(d->base, grace_cb, d);
 	d->ev_sigterm = evsignal_new(d->base, SIGTERM, sigterm_cb, d);
 	d->ev_sigint = evsignal_new(d->base, SIGINT, sigterm_cb, d);
 	d->ev_sighup = evsignal_new(d->base, SIGHUP, sighup_cb, d);
-	if (d->ev_dispatch == NULL || d->ev_rescan == NULL ||
+	if (d->ev_dispatch == NULL || d->ev_reap == NULL ||
+	    d->ev_rescan == NULL ||
 	    d->ev_grace == NULL || d->ev_sigterm == NULL ||
 	    d->ev_sigint == NULL || d->ev_sighup == NULL ||
 	    event_add(d->ev_sigterm, NULL) == -1 ||
@@ -774,6 +785,7 @@ static void
 daemon_teardown(struct daemon *d)
 {
 	struct event *evs[] = { d->ev_inotify, d->ev_rescan, d->ev_dispatch,
+		d->ev_reap,
 		d->ev_grace, d->ev_sigterm, d->ev_sigint, d->ev_sighup,
 		d->ev_watchdog };
 	size_t i;

@@ -12,8 +12,10 @@ Children are found through /proc (every process whose parent is fetchd) and
 told apart from a later process with a reused pid by their start time.
 """
 
+import json
 import os
 import signal
+import socket
 import sys
 import time
 import unittest
@@ -138,6 +140,23 @@ class ProcessTestCase(FetchdTestCase):
             lambda: "children: %r\n%s" % (children_of(self.daemon.pid),
                                          self.daemon.log_tail()))
 
+    def stats(self):
+        """The daemon's `stats` object, over the control socket."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10 * ft.SCALE)
+        try:
+            s.connect(self.daemon.socket)
+            s.sendall(b"stats\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            s.close()
+        return json.loads(buf)
+
     def worker_with_open(self, path):
         """The worker holding path open, or None."""
         for w in self.workers():
@@ -226,12 +245,22 @@ class TestProcessEngine(ProcessTestCase):
         victim = ft.wait_for(lambda: self.worker_with_open(part), 10,
                              "the worker writing %s" % part)
         self.assertIn(victim.ident, start)
+        # The bytes a child has written so far reach the daemon's stats:
+        # more than the three small files hold.
+        small = sum(sp[1] for sp in specs if sp[3] != "kslow")
+        st = ft.wait_for(lambda: (lambda st: st if st["bytes_total"] >=
+                                  small + 10 * KIB else None)(self.stats()),
+                         10, "in-flight bytes in stats")
+        self.assertEqual(st["model"], "process", st)
+        self.assertGreaterEqual(st["process"]["workers_busy"], 1, st)
+        self.assertEqual(st["process"]["children_restarted"], 0, st)
         os.kill(victim.pid, signal.SIGKILL)
         ft.wait_for(lambda: not alive(victim.ident), 10,
                     "the killed worker to die")
         # Replaced, and reaped: no zombie, the count is back.
         ws = self.wait_workers(2, exclude={victim.ident})
         self.assertEqual(len({w.ident for w in ws} - start), 1, ws)
+        self.assertEqual(self.stats()["process"]["children_restarted"], 1)
 
         state, rows = self.wait_done("jk", 30)
         self.assertEqual(state, "done")
@@ -357,6 +386,43 @@ class TestProcessEngine(ProcessTestCase):
         self.assertFalse({w.ident for w in ws} & old, ws)
         ft.wait_for(lambda: not any(alive(i) for i in old), 10,
                     "the old workers to exit")
+
+    @config(workers={"model": "threads", "count": 3, "per_host": 8})
+    def test_switch_threads_process_threads_under_load(self):
+        """Live switches threads -> process -> threads while transfers run
+        (the process engine forks while the threads engine's workers are
+        busy): every URL is fetched exactly once, every file byte-exact,
+        and the children leave when their engine is replaced."""
+        specs = [("s%02d.bin" % i, 40 * KIB + i, i, "ks%02d" % i)
+                 for i in range(24)]
+        urls = [self.url(n, size=s, seed=seed, key=k, drip=80 * KIB)
+                for n, s, seed, k in specs]
+        self.drop_job("jsw", urls)
+
+        def served(n):
+            return sum(1 for _, _, _, k in specs
+                       if self.server.requests_for(k)) >= n
+
+        ft.wait_for(lambda: served(2), 10, "transfers under threads")
+        self.assertEqual(self.workers(), [])
+        self.daemon.settings["workers"]["model"] = "process"
+        self.daemon.write_config()
+        os.kill(self.daemon.pid, signal.SIGHUP)
+        ws = self.wait_workers(3)
+        ft.wait_for(lambda: served(10), 20, "transfers under process")
+        self.daemon.settings["workers"]["model"] = "threads"
+        self.daemon.write_config()
+        os.kill(self.daemon.pid, signal.SIGHUP)
+        state, rows = self.wait_done("jsw", 60)
+        self.assertEqual(state, "done")
+        for row, (name, size, seed, key) in zip(rows, specs):
+            self.assert_row(row, "ok", 200, size, 1, name)
+            self.assert_file(os.path.join(self.job_dir("jsw"), name),
+                             body(size, seed))
+            self.assertEqual(len(self.server.requests_for(key)), 1, key)
+        ft.wait_for(lambda: not any(alive(w.ident) for w in ws), 10,
+                    "the process engine's workers to exit")
+        self.assertEqual(self.zombies(), [])
 
 
 if __name__ == "__main__":

@@ -181,6 +181,12 @@ class ScaleServer:
         return not close
 
 
+def scale_size(k):
+    """Body size of URL k: mostly a few KiB, every tenth larger than the
+    receive buffers so those fill up too."""
+    return 64 * 1024 + k % 1000 if k % 10 == 0 else 1000 + k % 3000
+
+
 class ScaleTest(unittest.TestCase):
 
     def setUp(self):
@@ -266,10 +272,9 @@ class ScaleTest(unittest.TestCase):
                              sorted(r[0] for r in rows))
 
     def test_10000_urls_at_1000(self):
-        count, n, delay = 1000, 10000, 1000
+        count, n, delay = 1000, 10000, 1500
         d = self.start_daemon(count)
-        secs, specs = self.run_jobs(10, n, lambda k: 1000 + k % 3000, 60,
-                                    delay=delay)
+        secs, specs = self.run_jobs(10, n, scale_size, 90, delay=delay)
         hwm = proc_status(d.pid, "VmHWM")
         srv = self.server
         sys.stderr.write(
