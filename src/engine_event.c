@@ -33,8 +33,8 @@
 /*
  * Receive buffer per transfer: EVLOOP_BUF_BUDGET spread over count
  * transfers, between 16 KiB (libcurl's own default) and 256 KiB (what
- * fetch.c asks for). 16 concurrent transfers or fewer get 256 KiB each;
- * 1000 get 16 KiB, so buffers cost at most 16 MiB, not 256 MB.
+ * fetch.c asks for). Up to 64 transfers get 256 KiB each, 1000 get 16 KiB:
+ * 16 MiB of buffers in all up to 1024 transfers (not 256 MB at 1000).
  */
 #define EVLOOP_BUF_BUDGET (16L * 1024 * 1024)
 #define EVLOOP_BUF_MIN (16L * 1024)

@@ -360,6 +360,13 @@ candidate(char *buf, size_t len, const char *base, int i)
 int
 fetch_prepare(struct transfer *t, int resume)
 {
+	return fetch_reserve(t, resume, NULL, NULL);
+}
+
+int
+fetch_reserve(struct transfer *t, int resume,
+    int (*taken)(const char *, void *), void *arg)
+{
 	struct stat st_name, st_part;
 	char eb[128], *cand = NULL, *part = NULL, *newname;
 	const char *base;
@@ -412,6 +419,27 @@ fetch_prepare(struct transfer *t, int resume)
 		}
 		if (hn || hp)
 			continue;
+		if (taken != NULL) {
+			/* The caller keeps the names of transfers in flight:
+			 * a candidate free on disk and not taken is ours, and
+			 * fetch_begin() creates its .part (off the main loop
+			 * for the threads and process engines). */
+			if ((newname = malloc(boff + strlen(cand) + 1)) == NULL) {
+				set_error(t, FETCH_FAIL, FERR_WRITE,
+				    "out of memory");
+				goto done;
+			}
+			memcpy(newname, t->name, boff);
+			strcpy(newname + boff, cand);
+			if (taken(newname, arg)) {
+				free(newname);
+				continue;
+			}
+			free(t->name);
+			t->name = newname;
+			rv = 0;
+			goto done;
+		}
 		fd = openat(dfd, part,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    FETCH_FILE_MODE);

@@ -132,6 +132,16 @@ void fetch_global_cleanup(void);
 int fetch_prepare(struct transfer *t, int resume);
 
 /*
+ * fetch_prepare() for a caller that tracks the names of its transfers in
+ * flight: a name is free when neither it nor its .part exists and
+ * taken(name, arg) returns 0. Nothing is created: fetch_begin() creates the
+ * .part exclusively, so the file system work of a new file is done by the
+ * thread running the transfer, not by the main loop.
+ */
+int fetch_reserve(struct transfer *t, int resume,
+    int (*taken)(const char *, void *), void *arg);
+
+/*
  * Set up easy (reset first) for t: URL, the params, http/https only also on
  * redirects, the write callback into name.part (opened O_NOFOLLOW, regular
  * files only), resume from its size with Range, the progress callback that

@@ -578,7 +578,7 @@ ctl_reload(void *arg, char *err, size_t errlen)
 }
 
 static uint64_t
-stats_inflight(void *arg)
+inflight_bytes(void *arg)
 {
 	struct daemon *d = arg;
 
@@ -587,7 +587,7 @@ stats_inflight(void *arg)
 
 /* Every second, after the rate sample: the service manager's status. */
 static void
-stats_tick(void *arg)
+status_tick(void *arg)
 {
 	struct daemon *d = arg;
 	char line[480], status[512];
@@ -692,7 +692,7 @@ daemon_run(struct daemon *d)
 			log_error("flock %s", d->cfg.spool_dir);
 		return -1;
 	}
-	if ((d->stats = stats_new(d->base, stats_inflight, stats_tick, d)) ==
+	if ((d->stats = stats_new(d->base, inflight_bytes, status_tick, d)) ==
 	    NULL)
 		fatalx("out of memory");
 	d->control = control_new(d->base, d->cfg.socket_path,

@@ -81,6 +81,8 @@ struct job {
 	char **ring;            /* JOBS_WINDOW finished lines by index */
 	struct transfer_list live; /* transfers out, by owner_entry */
 	size_t nlive;
+	struct name_node **names;  /* hash set: output names of live ones */
+	size_t nnames, nbuckets;
 	size_t ndone, nfailed;
 	uint64_t bytes;
 
@@ -109,6 +111,98 @@ struct jobs {
 };
 
 static void job_free(struct job *);
+
+/*
+ * The output names of a job's live transfers. Their .part files are only
+ * created by fetch_begin() on the thread that runs them, so a name can be
+ * reserved before it exists on disk: this set is what keeps two URLs of a
+ * job from getting the same name meanwhile. Bounded by the window.
+ */
+struct name_node {
+	struct name_node *next;
+	const struct transfer *t;       /* t->name is the key */
+};
+
+static size_t
+name_hash(const char *s)
+{
+	size_t h = 2166136261u;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static int
+name_taken(const char *name, void *arg)
+{
+	struct job *j = arg;
+	struct name_node *n;
+
+	if (j->nbuckets == 0)
+		return 0;
+	for (n = j->names[name_hash(name) % j->nbuckets]; n != NULL;
+	    n = n->next)
+		if (strcmp(n->t->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+names_add(struct job *j, const struct transfer *t)
+{
+	struct name_node *n, **nb, *next;
+	size_t i, nbuckets;
+
+	if (j->nnames >= j->nbuckets) {
+		nbuckets = j->nbuckets ? j->nbuckets * 2 : 256;
+		if ((nb = calloc(nbuckets, sizeof(*nb))) == NULL)
+			return -1;
+		for (i = 0; i < j->nbuckets; i++)
+			for (n = j->names[i]; n != NULL; n = next) {
+				next = n->next;
+				n->next = nb[name_hash(n->t->name) % nbuckets];
+				nb[name_hash(n->t->name) % nbuckets] = n;
+			}
+		free(j->names);
+		j->names = nb;
+		j->nbuckets = nbuckets;
+	}
+	if ((n = malloc(sizeof(*n))) == NULL)
+		return -1;
+	n->t = t;
+	n->next = j->names[name_hash(t->name) % j->nbuckets];
+	j->names[name_hash(t->name) % j->nbuckets] = n;
+	j->nnames++;
+	return 0;
+}
+
+static void
+names_del(struct job *j, const struct transfer *t)
+{
+	struct name_node **pp, *n;
+
+	if (j->nbuckets == 0)
+		return;
+	for (pp = &j->names[name_hash(t->name) % j->nbuckets]; (n = *pp) != NULL;
+	    pp = &n->next)
+		if (n->t == t) {
+			*pp = n->next;
+			free(n);
+			j->nnames--;
+			return;
+		}
+}
+
+/* t leaves the job's live transfers (finished, dropped or cancelled). */
+static void
+job_unlink(struct job *j, struct transfer *t)
+{
+	TAILQ_REMOVE(&j->live, t, owner_entry);
+	names_del(j, t);
+	j->nlive--;
+	j->js->nlive--;
+}
 static void job_validate_cb(evutil_socket_t, short, void *);
 static int job_settle(struct job *);
 
@@ -174,9 +268,10 @@ job_free(struct job *j)
 	/* Only at teardown: every transfer has come back by then, but the
 	 * ones still queued in the scheduler are freed by their owner. */
 	while ((t = TAILQ_FIRST(&j->live)) != NULL) {
-		TAILQ_REMOVE(&j->live, t, owner_entry);
+		job_unlink(j, t);
 		fetch_transfer_free(t);
 	}
+	free(j->names);
 	if (j->ev != NULL)
 		event_free(j->ev);
 	job_reader_free(j->reader);
@@ -705,7 +800,7 @@ job_read_one(struct job *j)
 	j->nlive++;
 	js->nlive++;
 
-	rv = fetch_prepare(t, r != NULL && r->name != NULL);
+	rv = fetch_reserve(t, r != NULL && r->name != NULL, name_taken, j);
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
 		if (rv == 1) {
@@ -713,12 +808,18 @@ job_read_one(struct job *j)
 			t->http_status = 200;
 		} else
 			t->outcome = FETCH_FAIL;
-		TAILQ_REMOVE(&j->live, t, owner_entry);
-		j->nlive--;
-		js->nlive--;
+		job_unlink(j, t);
 		job_final(j, t);
 		fetch_transfer_free(t);
 		return 1;
+	}
+	if (names_add(j, t) == -1) {
+		job_unlink(j, t);
+		fetch_transfer_free(t);
+		j->next--;
+		j->nread--;
+		log_warnx("job %s: out of memory", j->name);
+		return 0;
 	}
 	if (r == NULL || r->name == NULL || strcmp(r->name, t->name) != 0) {
 		n = snprintf(rec, sizeof(rec), "C\t%zu\t%s\n", index, t->name);
@@ -733,9 +834,7 @@ job_read_one(struct job *j)
 	return 1;
 drop:
 	/* Not recorded anywhere: the next start fetches it. */
-	TAILQ_REMOVE(&j->live, t, owner_entry);
-	j->nlive--;
-	js->nlive--;
+	job_unlink(j, t);
 	fetch_transfer_free(t);
 	j->eof = 1;
 	return 0;
@@ -771,16 +870,17 @@ job_settle(struct job *j)
 }
 
 /*
- * Fill the scheduler round-robin from the running jobs, a few URLs of each
- * per turn, until the budget of transfers out (twice the workers, so the
- * engine never waits for the next URL) is used.
+ * Fill the scheduler from the running jobs until the budget of transfers
+ * out (twice the workers, so the engine never waits for the next URL) is
+ * used. Jobs take turns: each serves a few URLs and goes to the back of the
+ * list, so when one slot frees up at a time the slots still rotate between
+ * jobs instead of going to whichever job was claimed first.
  */
 void
 jobs_refill(struct jobs *js)
 {
-	struct job *j, *next;
-	size_t budget, took, turn;
-
+	struct job *j;
+	size_t budget, took, turn, i, n;
 	int any;
 
 	if (js->stopping)
@@ -788,11 +888,15 @@ jobs_refill(struct jobs *js)
 	budget = (size_t)js->cfg->count * 2 + 64;
 	do {
 		any = 0;
-		for (j = TAILQ_FIRST(&js->list); j != NULL; j = next) {
-			next = TAILQ_NEXT(j, entry);
+		n = js->njobs;
+		for (i = 0; i < n && js->nlive < budget; i++) {
+			if ((j = TAILQ_FIRST(&js->list)) == NULL)
+				break;
+			TAILQ_REMOVE(&js->list, j, entry);
+			TAILQ_INSERT_TAIL(&js->list, j, entry);
 			if (j->state != JOB_RUNNING)
 				continue;
-			for (turn = 0, took = 0; turn < 64 &&
+			for (turn = 0, took = 0; turn < 16 &&
 			    js->nlive < budget && !j->eof &&
 			    j->next < j->head + JOBS_WINDOW; turn++)
 				took += job_read_one(j);
@@ -838,17 +942,13 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		if (j->cancelled)
 			snprintf(t->error, sizeof(t->error), "cancelled");
 	}
-	TAILQ_REMOVE(&j->live, t, owner_entry);
-	j->nlive--;
-	js->nlive--;
+	job_unlink(j, t);
 	job_final(j, t);
 	fetch_transfer_free(t);
 	(void)job_settle(j);
 	return;
 drop:
-	TAILQ_REMOVE(&j->live, t, owner_entry);
-	j->nlive--;
-	js->nlive--;
+	job_unlink(j, t);
 	fetch_transfer_free(t);
 }
 
@@ -918,9 +1018,7 @@ cancel_queued(struct transfer *t, void *arg)
 	t->outcome = FETCH_FAIL;
 	t->errkind = FERR_OTHER;
 	snprintf(t->error, sizeof(t->error), "cancelled");
-	TAILQ_REMOVE(&cc->j->live, t, owner_entry);
-	cc->j->nlive--;
-	cc->js->nlive--;
+	job_unlink(cc->j, t);
 	job_final(cc->j, t);
 	fetch_transfer_free(t);
 }

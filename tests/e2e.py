@@ -669,6 +669,29 @@ class TestFetchd(FetchdTestCase):
         self.assertEqual(len(served), n)
         self.assertEqual(self.job_files("jmany"), {s[0] for s in specs})
 
+    @config(workers={"count": 2, "per_host": 0})
+    def test_19_small_job_not_starved_by_a_large_one(self):
+        """Fairness between jobs: a 3-URL job dropped after a 300-URL job
+        (each URL 50 ms) finishes while most of the large one is still to
+        do, instead of waiting behind it."""
+        big = [self.url("big/b%03d.bin" % i, size=64, delay=50)
+               for i in range(300)]
+        small = [self.url("small/s%d.bin" % i, size=64, delay=50)
+                 for i in range(3)]
+        self.drop_job("jbig", big)
+        ft.wait_for(lambda: len(self.server.log()) >= 4, 20,
+                    "the large job to start")
+        self.drop_job("jsmall", small)
+        state, rows = self.wait_done("jsmall", 30)
+        self.assertEqual(state, "done")
+        served_big = [r for r in self.server.log()
+                      if r["path"].startswith("/f/big/")]
+        self.assertLess(len(served_big), 150,
+                        "the small job waited behind the large one")
+        state, rows = self.wait_done("jbig", 60)
+        self.assertEqual(state, "done")
+        self.assertEqual(len(rows), 300)
+
 
 if __name__ == "__main__":
     unittest.main()

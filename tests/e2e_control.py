@@ -933,6 +933,22 @@ class TestHardening(ControlTestCase):
         wait_for(lambda: self.ctl("ping")[0] == 0, 10,
                  "a slot once the clients left")
 
+    def test_watcher_that_never_reads_is_dropped(self):
+        """Its output is bounded (CONTROL_OUTPUT_MAX, and the write
+        timeout): the daemon drops it instead of growing."""
+        s = self.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"watch 100\n")
+        try:
+            wait_for(lambda: self.fds()[0] >= 2, 5, "the watcher accepted")
+            self.ctl_ok("ping")
+            wait_for(lambda: self.fds()[0] == 1, 60,
+                     "the daemon to drop a watcher that never reads",
+                     lambda: "now %r" % (self.fds(),))
+        finally:
+            s.close()
+        self.ctl_ok("ping")
+
     def test_abuse_leaves_no_trace(self):
         """Garbage, oversized and half-sent requests, 1,000 connect/close
         cycles (half of them hanging up before their reply), watchers
