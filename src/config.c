@@ -72,7 +72,7 @@ static const struct config_option opt_table[] = {
 
     /* [workers] */
     {"workers", "model", CONF_MODEL, OFF(model), MODEL_THREADS, MODEL_PROCESS,
-	"threads", 1, "Concurrency model: threads, event or process."},
+	"event", 1, "Concurrency model: event, threads or process."},
     {"workers", "count", CONF_INT, OFF(count), 1, 10000, "16", 1,
 	"Worker threads or processes; for event, concurrent transfers."},
     {"workers", "per_host", CONF_INT, OFF(per_host), 0, 10000, "8", 1,

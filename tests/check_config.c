@@ -195,7 +195,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.sync, 1);
 	ck_assert_int_eq(cfg.max_job_urls, 10000000);
 	ck_assert_str_eq(cfg.metrics_listen, "");
-	ck_assert_int_eq(cfg.model, MODEL_THREADS);
+	ck_assert_int_eq(cfg.model, MODEL_EVENT);
 	ck_assert_int_eq(cfg.count, 16);
 	ck_assert_int_eq(cfg.per_host, 8);
 	ck_assert_int_eq(cfg.connect_timeout, 15);
