@@ -202,6 +202,46 @@ set_error(struct transfer *t, enum fetch_outcome outcome,
 }
 
 /*
+ * The file system failing for now (full, out of descriptors, an I/O error)
+ * rather than refusing this name for good: worth a retry later.
+ */
+static int
+errno_transient(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+	case EIO:
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case EAGAIN:
+	case EINTR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Make directory comp under at unless it is there, then open it without
+ * following a symlink. Opening first: the directory nearly always exists
+ * already, and a failed mkdir costs a system call per URL.
+ */
+static int
+open_or_make_dir(int at, const char *comp, int create)
+{
+	const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	int fd;
+
+	if ((fd = openat(at, comp, oflags)) != -1 || errno != ENOENT || !create)
+		return fd;
+	if (mkdirat(at, comp, FETCH_DIR_MODE) == -1 && errno != EEXIST)
+		return -1;
+	return openat(at, comp, oflags);
+}
+
+/*
  * After openat(O_NOFOLLOW) of path failed with e: say "symlink" when that is
  * what sits there, else the error.
  */
@@ -224,35 +264,30 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 		    shown);
 		return;
 	}
-	set_error(t, outcome, FERR_WRITE, "open '%s': %s", shown,
-	    errstr(e, eb, sizeof(eb)));
+	set_error(t, errno_transient(e) ? FETCH_RETRY : outcome, FERR_WRITE,
+	    "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
 }
 
 /*
  * Open t->dir, then every directory component of t->name below it, each
  * with O_NOFOLLOW, making the missing ones when create is set. On success
  * *dfd is the directory that holds the last component and *base its offset
- * in t->name. -1 with the error set (a permanent FERR_WRITE failure, as the
- * header says).
+ * in t->name. -1 with the error set: FERR_WRITE, permanent for a refused
+ * name (a symlink, not a directory), FETCH_RETRY when the file system fails
+ * for now (full, out of descriptors).
  */
 static int
 open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 {
-	char eb[128], *copy = NULL, *comp, *slash, shown[PATH_MAX];
+	char *copy = NULL, *comp, *slash, shown[PATH_MAX];
 	int fd = -1, nfd;
-	const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 	if (t->dir == NULL || t->name == NULL || t->name[0] == '\0' ||
 	    t->name[0] == '/' || t->name[strlen(t->name) - 1] == '/') {
 		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
 		goto fail;
 	}
-	if (create && mkdir(t->dir, FETCH_DIR_MODE) == -1 && errno != EEXIST) {
-		set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s", t->dir,
-		    errstr(errno, eb, sizeof(eb)));
-		goto fail;
-	}
-	if ((fd = open(t->dir, oflags)) == -1) {
+	if ((fd = open_or_make_dir(AT_FDCWD, t->dir, create)) == -1) {
 		open_error(t, AT_FDCWD, t->dir, t->dir, errno, FETCH_FAIL);
 		goto fail;
 	}
@@ -274,13 +309,7 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 			    "invalid output name '%s'", t->name);
 			goto fail;
 		}
-		if (create && mkdirat(fd, comp, FETCH_DIR_MODE) == -1 &&
-		    errno != EEXIST) {
-			set_error(t, FETCH_FAIL, FERR_WRITE, "mkdir '%s': %s",
-			    shown, errstr(errno, eb, sizeof(eb)));
-			goto fail;
-		}
-		if ((nfd = openat(fd, comp, oflags)) == -1) {
+		if ((nfd = open_or_make_dir(fd, comp, create)) == -1) {
 			open_error(t, fd, comp, shown, errno, FETCH_FAIL);
 			goto fail;
 		}

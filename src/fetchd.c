@@ -62,6 +62,7 @@ struct daemon {
 	int rescan_wanted;              /* names were dropped or skipped */
 	int stopping;
 	int paused;
+	long restarts_retired;          /* children replaced by freed engines */
 };
 
 static void dispatch_soon(struct daemon *);
@@ -273,6 +274,20 @@ hook_job_finished(const char *name, int failed, void *arg)
 	dispatch_soon(d);
 }
 
+/* Free an engine, keeping its count of replaced children for the stats
+ * (a counter must not go down when an engine is switched away). */
+static void
+engine_retire(struct daemon *d, struct engine *e)
+{
+	struct engine_stats es;
+
+	if (e == NULL)
+		return;
+	engine_get_stats(e, &es);
+	d->restarts_retired += es.restarts;
+	engine_free(e);
+}
+
 static void
 stop_now(struct daemon *d)
 {
@@ -283,10 +298,10 @@ stop_now(struct daemon *d)
 	jobs_stop(d->jobs);
 	while ((oe = TAILQ_FIRST(&d->draining)) != NULL) {
 		TAILQ_REMOVE(&d->draining, oe, entry);
-		engine_free(oe->engine);
+		engine_retire(d, oe->engine);
 		free(oe);
 	}
-	engine_free(d->engine);
+	engine_retire(d, d->engine);
 	d->engine = NULL;
 	event_base_loopbreak(d->base);
 }
@@ -314,7 +329,7 @@ reap_drained(struct daemon *d)
 			continue;
 		log_info("%s engine drained", oe->engine->ops->name);
 		TAILQ_REMOVE(&d->draining, oe, entry);
-		engine_free(oe->engine);
+		engine_retire(d, oe->engine);
 		free(oe);
 	}
 }
@@ -493,13 +508,14 @@ ctl_stats(void *arg)
 
 	memset(&lv, 0, sizeof(lv));
 	lv.model = config_model_name(d->cfg.model);
+	lv.children_restarted = d->restarts_retired;
 	lv.paused = d->paused;
 	if (d->engine != NULL) {
 		engine_get_stats(d->engine, &es);
 		lv.model = d->engine->ops->name;
 		lv.workers = es.workers;
 		lv.workers_busy = es.busy;
-		lv.children_restarted = es.restarts;
+		lv.children_restarted += es.restarts;
 	}
 	TAILQ_FOREACH(oe, &d->draining, entry) {
 		engine_get_stats(oe->engine, &es);

@@ -392,11 +392,14 @@ job_finish(struct job *j)
 	 * files were written by whichever thread fetched them. */
 	if (js->cfg->sync && j->ndone > 0) {
 		fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd != -1) {
-			if (syncfs(fd) == -1)
-				log_warn("%s: syncfs", j->dir);
-			close(fd);
+		if (fd == -1 || syncfs(fd) == -1) {
+			/* done/ promises durable files: not without this. */
+			log_warn("%s: syncfs", j->dir);
+			if (fd != -1)
+				close(fd);
+			goto fail;
 		}
+		close(fd);
 	}
 	if (spool_log_sync(j->result) == -1)
 		goto fail;
