@@ -692,6 +692,55 @@ class TestFetchd(FetchdTestCase):
         self.assertEqual(state, "done")
         self.assertEqual(len(rows), 300)
 
+    @config(workers={"count": 4, "per_host": 0})
+    def test_20_repeated_kill9_loses_nothing_and_repeats_nothing(self):
+        """kill -9 at several instants of one job (between claims, mid
+        transfer, between a file's rename and its result), restarting each
+        time: the job completes once, every file byte-exact, and a URL whose
+        file was complete on disk at a kill is never requested again."""
+        specs = []
+        for i in range(60):
+            size = (3 + i % 5) * 7 * KIB + i
+            extra = {"drip": 96 * KIB} if i % 3 == 0 else {}
+            specs.append(("r%02d.bin" % i, size, i, "kr%02d" % i, extra))
+        urls = [self.url(n, size=s, seed=seed, key=k, **extra)
+                for n, s, seed, k, extra in specs]
+        key_of = {n: k for n, _, _, k, _ in specs}
+        self.drop_job("jcrash", urls)
+        keys = list(key_of.values())
+        d = self.job_dir("jcrash")
+        frozen = {}     # key -> requests seen when its file was complete
+        kills = 0
+        for round_ in range(5):
+            want = sum(1 for k in keys if self.server.requests_for(k)) + 6
+            ft.wait_for(lambda: sum(1 for k in keys
+                                    if self.server.requests_for(k)) >= want
+                        or self.daemon.finished("jcrash"),
+                        30, "progress before kill %d" % round_)
+            if self.daemon.finished("jcrash"):
+                break
+            self.assertEqual(self.daemon.kill9(), -9)
+            kills += 1
+            for name in os.listdir(d):
+                if name in key_of and name not in frozen:
+                    frozen[key_of[name]] = len(
+                        self.server.requests_for(key_of[name]))
+            self.daemon.start()
+        self.assertGreaterEqual(kills, 2, "the job finished too early")
+        state, rows = self.wait_done("jcrash", 60)
+        self.assertEqual(state, "done")
+        self.assertEqual([r.url for r in rows], urls)
+        for row, (name, size, seed, key, _) in zip(rows, specs):
+            self.assert_row(row, "ok", None, size, None, name)
+            self.assert_file(os.path.join(d, name), body(size, seed))
+        self.assertTrue(frozen, "no file was complete at any kill")
+        for key, seen in frozen.items():
+            self.assertEqual(len(self.server.requests_for(key)), seen,
+                             "%s was fetched again after its file was "
+                             "complete" % key)
+        self.assertEqual(self.job_files("jcrash"), {s[0] for s in specs})
+        self.assertEqual(self.daemon.spool_entries("jcrash"),
+                         [("done", "jcrash"), ("done", "jcrash.result")])
 
 if __name__ == "__main__":
     unittest.main()
