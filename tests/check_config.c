@@ -9,7 +9,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "testlib.h"
 
 #ifndef SRCDIR
 #error "SRCDIR must name the top source directory"
@@ -31,21 +31,14 @@ static int file_seq;
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_config.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	testlib_tmpdir(tmpdir, sizeof(tmpdir), "check_config");
 	file_seq = 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static void
 teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testlib_rm_rf(tmpdir);
 }
 
 /* Write text to a new file in tmpdir; its name is left in cur_path. */
@@ -1055,11 +1048,5 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testlib_run(config_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

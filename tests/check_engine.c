@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,19 +33,12 @@
 #include "config.h"
 #include "engine.h"
 #include "fetch.h"
-
-#ifndef SRCDIR
-#define SRCDIR "."
-#endif
+#include "testlib.h"
 
 #define COUNT 2
 
 static const int models[] = { MODEL_THREADS, MODEL_EVENT, MODEL_PROCESS };
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
-
-static pid_t srv_pid = -1, main_pid;
-static int srv_port;
-static char srv_dir[64], srv_log[128];
 
 static char tmp[64], jdir[128];
 static struct config cfg;
@@ -57,138 +49,22 @@ static uint64_t seq;
 static TAILQ_HEAD(, transfer) done_list;
 static int ndone;
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-pause_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
+/* Is o a request for key (a string)? */
 static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+is_key(json_t *o, const void *key)
 {
-	remove(path);
-	return 0;
-}
+	json_t *k = json_object_get(o, "key");
 
-static void
-rm_rf(const char *path)
-{
-	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* --- the test server ---------------------------------------------------- */
-
-static void
-server_stop(void)
-{
-	double deadline;
-	int status;
-
-	if (srv_pid <= 0 || getpid() != main_pid)
-		return;
-	kill(srv_pid, SIGTERM);
-	deadline = now() + 5;
-	while (waitpid(srv_pid, &status, WNOHANG) == 0) {
-		if (now() > deadline) {
-			kill(srv_pid, SIGKILL);
-			waitpid(srv_pid, &status, 0);
-			break;
-		}
-		pause_ms(20);
-	}
-	srv_pid = -1;
-	rm_rf(srv_dir);
-}
-
-static void
-server_start(void)
-{
-	const char *py = getenv("PYTHON3"), *src = getenv("TESTS_SRCDIR");
-	char script[1024], portfile[128], buf[32];
-	double deadline;
-	FILE *f;
-	int status;
-
-	if (py == NULL || *py == '\0')
-		py = "python3";
-	if (src == NULL || *src == '\0')
-		src = SRCDIR "/tests";
-	snprintf(script, sizeof(script), "%s/httpd.py", src);
-	snprintf(srv_dir, sizeof(srv_dir), "/tmp/check_engine_srv.XXXXXX");
-	if (mkdtemp(srv_dir) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(portfile, sizeof(portfile), "%s/port", srv_dir);
-	snprintf(srv_log, sizeof(srv_log), "%s/log", srv_dir);
-	main_pid = getpid();
-	if ((srv_pid = fork()) == -1) {
-		perror("fork");
-		exit(1);
-	}
-	if (srv_pid == 0) {
-		execlp(py, py, script, "--port-file", portfile, "--log", srv_log,
-		    (char *)NULL);
-		perror(py);
-		_exit(127);
-	}
-	atexit(server_stop);
-	deadline = now() + 20;
-	for (;;) {
-		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fgets(buf, sizeof(buf), f) != NULL)
-				srv_port = atoi(buf);
-			fclose(f);
-			if (srv_port > 0)
-				break;
-		}
-		if (waitpid(srv_pid, &status, WNOHANG) == srv_pid) {
-			fprintf(stderr, "%s exited before listening\n", script);
-			srv_pid = -1;
-			exit(1);
-		}
-		if (now() > deadline) {
-			fprintf(stderr, "%s did not start\n", script);
-			exit(1);
-		}
-		pause_ms(20);
-	}
+	return json_is_string(k) && strcmp(json_string_value(k), key) == 0;
 }
 
 /* Requests for key in the server's log so far. */
 static int
 requests_for(const char *key)
 {
-	char line[8192];
-	FILE *f;
-	int n = 0;
+	int n = testlib_server_log_count(is_key, key);
 
-	if ((f = fopen(srv_log, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		json_t *o = json_loads(line, 0, NULL), *k;
-
-		if (o == NULL)
-			continue;
-		k = json_object_get(o, "key");
-		if (json_is_string(k) && strcmp(json_string_value(k), key) == 0)
-			n++;
-		json_decref(o);
-	}
-	fclose(f);
-	return n;
+	return n < 0 ? 0 : n;
 }
 
 /* --- driving an engine ---------------------------------------------------- */
@@ -205,13 +81,13 @@ done_cb(struct transfer *t, void *arg)
 static void
 run_until(int (*pred)(void *), void *arg, double timeout, const char *what)
 {
-	double deadline = now() + timeout;
+	double deadline = testlib_now() + timeout;
 	struct timeval tv = { 0, 20000 };
 
 	while (!pred(arg)) {
-		if (now() > deadline)
-			ck_abort_msg("timed out waiting for %s (%s engine)", what,
-			    config_model_name(model));
+		if (testlib_now() > deadline)
+			ck_abort_msg("timed out waiting for %s (%s engine)",
+			    what, config_model_name(model));
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);
 	}
@@ -252,8 +128,8 @@ new_transfer(const char *name, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(q, sizeof(q), fmt, ap);
 	va_end(ap);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f/%s?%s", srv_port,
-	    name, q);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f/%s?%s",
+	    testlib_server_port(), name, q);
 	t = fetch_transfer_new(url, "127.0.0.1", jdir, name);
 	ck_assert_ptr_nonnull(t);
 	t->id = ++seq;
@@ -341,8 +217,7 @@ static void
 setup(int i)
 {
 	model = models[i];
-	snprintf(tmp, sizeof(tmp), "/tmp/check_engine.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	testlib_tmpdir(tmp, sizeof(tmp), "check_engine");
 	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
 	ck_assert_int_eq(config_defaults(&cfg), 0);
 	cfg.model = model;
@@ -365,7 +240,7 @@ teardown(void)
 	event_base_free(base);
 	base = NULL;
 	config_free(&cfg);
-	rm_rf(tmp);
+	testlib_rm_rf(tmp);
 }
 
 /* Check runs setup before each test; the model is the loop index. */
@@ -450,10 +325,10 @@ ENGINE_TEST(test_cancel_running)
 
 	submit(t);
 	run_until(has_progress, t, 10, "progress");
-	t0 = now();
+	t0 = testlib_now();
 	engine_cancel(eng, t);
 	wait_done(1, 5);
-	ck_assert_double_lt(now() - t0, 3);
+	ck_assert_double_lt(testlib_now() - t0, 3);
 	ck_assert_ptr_eq(take_done(), t);
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_str_eq(t->error, "cancelled");
@@ -604,9 +479,9 @@ START_TEST(test_process_child_killed)
 	    300000, 100000, (long)getpid());
 	submit(t);
 	run_until(has_progress, t, 10, "progress");
-	deadline = now() + 5;
-	while ((victim = writer_of("k.bin")) == -1 && now() < deadline)
-		pause_ms(10);
+	deadline = testlib_now() + 5;
+	while ((victim = writer_of("k.bin")) == -1 && testlib_now() < deadline)
+		testlib_pause_ms(10);
 	ck_assert_int_gt(victim, 0);
 	ck_assert_int_eq(kill(victim, SIGKILL), 0);
 	wait_done(1, 10);
@@ -711,25 +586,5 @@ engine_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	unsetenv("http_proxy");
-	unsetenv("HTTPS_PROXY");
-	unsetenv("https_proxy");
-	unsetenv("ALL_PROXY");
-	unsetenv("all_proxy");
-	signal(SIGPIPE, SIG_IGN);
-	if (fetch_global_init() == -1) {
-		fprintf(stderr, "fetch_global_init failed\n");
-		return 1;
-	}
-	server_start();
-	sr = srunner_create(engine_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	server_stop();
-	fetch_global_cleanup();
-	return failed == 0 ? 0 : 1;
+	return testlib_run_with_server(engine_suite(), "check_engine");
 }

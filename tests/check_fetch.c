@@ -21,7 +21,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -37,16 +36,8 @@
 #include <openssl/evp.h>
 
 #include "fetch.h"
+#include "testlib.h"
 
-#ifndef SRCDIR
-#define SRCDIR "."
-#endif
-
-static pid_t srv_pid = -1;
-static pid_t main_pid;
-static int srv_port;
-static char srv_dir[64];
-static char srv_log[128];
 static int key_seq;
 
 /* Per test: a scratch directory; the job directory J is made by
@@ -54,117 +45,6 @@ static int key_seq;
 static char tmp[64];
 static char jdir[128];
 static char outside[128];
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-pause_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	remove(path);
-	return 0;
-}
-
-static void
-rm_rf(const char *path)
-{
-	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* --- the test server ---------------------------------------------------- */
-
-static void
-server_stop(void)
-{
-	double deadline;
-	int status;
-
-	if (srv_pid <= 0 || getpid() != main_pid)
-		return;
-	kill(srv_pid, SIGTERM);
-	deadline = now() + 5;
-	while (waitpid(srv_pid, &status, WNOHANG) == 0) {
-		if (now() > deadline) {
-			kill(srv_pid, SIGKILL);
-			waitpid(srv_pid, &status, 0);
-			break;
-		}
-		pause_ms(20);
-	}
-	srv_pid = -1;
-	rm_rf(srv_dir);
-}
-
-static void
-server_start(void)
-{
-	const char *py = getenv("PYTHON3"), *src = getenv("TESTS_SRCDIR");
-	char script[1024], portfile[128], buf[32];
-	double deadline;
-	FILE *f;
-	int status;
-
-	if (py == NULL || *py == '\0')
-		py = "python3";
-	if (src == NULL || *src == '\0')
-		src = SRCDIR "/tests";
-	snprintf(script, sizeof(script), "%s/httpd.py", src);
-	snprintf(srv_dir, sizeof(srv_dir), "/tmp/check_fetch_srv.XXXXXX");
-	if (mkdtemp(srv_dir) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(portfile, sizeof(portfile), "%s/port", srv_dir);
-	snprintf(srv_log, sizeof(srv_log), "%s/log", srv_dir);
-
-	main_pid = getpid();
-	if ((srv_pid = fork()) == -1) {
-		perror("fork");
-		exit(1);
-	}
-	if (srv_pid == 0) {
-		execlp(py, py, script, "--port-file", portfile, "--log", srv_log,
-		    (char *)NULL);
-		perror(py);
-		_exit(127);
-	}
-	atexit(server_stop);
-	deadline = now() + 20;
-	for (;;) {
-		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fgets(buf, sizeof(buf), f) != NULL)
-				srv_port = atoi(buf);
-			fclose(f);
-			if (srv_port > 0)
-				break;
-		}
-		if (waitpid(srv_pid, &status, WNOHANG) == srv_pid) {
-			fprintf(stderr, "%s exited before listening\n", script);
-			srv_pid = -1;
-			exit(1);
-		}
-		if (now() > deadline) {
-			fprintf(stderr, "%s did not start\n", script);
-			exit(1);
-		}
-		pause_ms(20);
-	}
-}
 
 /* A key no other request (of this or an earlier run) uses. */
 static const char *
@@ -187,8 +67,8 @@ url_for(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
-	ck_assert_int_ne(asprintf(&u, "http://127.0.0.1:%d%s", srv_port,
-	    path), -1);
+	ck_assert_int_ne(asprintf(&u, "http://127.0.0.1:%d%s",
+	    testlib_server_port(), path), -1);
 	return u;
 }
 
@@ -214,6 +94,29 @@ pct_encode(char *dst, size_t len, const char *src)
 	dst[o] = '\0';
 }
 
+struct log_want {
+	const char *key, *range;
+	long status;
+};
+
+static int
+log_match(json_t *o, const void *arg)
+{
+	const struct log_want *w = arg;
+	json_t *k, *r, *st;
+
+	k = json_object_get(o, "key");
+	r = json_object_get(o, "range");
+	st = json_object_get(o, "status");
+	return json_is_string(k) &&
+	    strcmp(json_string_value(k), w->key) == 0 &&
+	    (w->range == NULL ? (r == NULL || json_is_null(r)) :
+	    (json_is_string(r) &&
+	    strcmp(json_string_value(r), w->range) == 0)) &&
+	    (w->status == -1 || (json_is_integer(st) &&
+	    json_integer_value(st) == w->status));
+}
+
 /*
  * Is there a log line for key whose Range header is range (NULL: none) and
  * whose status is status (-1: any)? The server logs a request when its
@@ -222,39 +125,17 @@ pct_encode(char *dst, size_t len, const char *src)
 static int
 log_has(const char *key, const char *range, long status)
 {
-	double deadline = now() + 10;
-	char line[8192];
-	FILE *f;
+	struct log_want w = { key, range, status };
+	double deadline = testlib_now() + 10;
+	int n;
 
 	do {
-		if ((f = fopen(srv_log, "r")) == NULL)
+		if ((n = testlib_server_log_count(log_match, &w)) == -1)
 			return 0;
-		while (fgets(line, sizeof(line), f) != NULL) {
-			json_t *o = json_loads(line, 0, NULL);
-			json_t *k, *r, *st;
-			int hit;
-
-			if (o == NULL)
-				continue;
-			k = json_object_get(o, "key");
-			r = json_object_get(o, "range");
-			st = json_object_get(o, "status");
-			hit = json_is_string(k) &&
-			    strcmp(json_string_value(k), key) == 0 &&
-			    (range == NULL ? (r == NULL || json_is_null(r)) :
-			    (json_is_string(r) &&
-			    strcmp(json_string_value(r), range) == 0)) &&
-			    (status == -1 || (json_is_integer(st) &&
-			    json_integer_value(st) == status));
-			json_decref(o);
-			if (hit) {
-				fclose(f);
-				return 1;
-			}
-		}
-		fclose(f);
-		pause_ms(20);
-	} while (now() < deadline);
+		if (n > 0)
+			return 1;
+		testlib_pause_ms(20);
+	} while (testlib_now() < deadline);
 	return 0;
 }
 
@@ -377,8 +258,7 @@ assert_no_tabs(const struct transfer *t)
 static void
 setup(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/check_fetch.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	testlib_tmpdir(tmp, sizeof(tmp), "check_fetch");
 	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
 	snprintf(outside, sizeof(outside), "%s/out", tmp);
 	ck_assert_int_eq(mkdir(outside, 0700), 0);
@@ -387,7 +267,7 @@ setup(void)
 static void
 teardown(void)
 {
-	rm_rf(tmp);
+	testlib_rm_rf(tmp);
 }
 
 static struct transfer *
@@ -932,12 +812,12 @@ START_TEST(test_timeout)
 	t = prepared("a.bin", "hang=1&key=%s",
 	    new_key(key, sizeof(key), "hang"));
 	t->params.timeout = 1;
-	t0 = now();
+	t0 = testlib_now();
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_int_eq(t->errkind, FERR_TIMEOUT);
-	ck_assert(now() - t0 >= 0.9);
-	ck_assert(now() - t0 < 10);
+	ck_assert(testlib_now() - t0 >= 0.9);
+	ck_assert(testlib_now() - t0 < 10);
 	fetch_transfer_free(t);
 }
 END_TEST
@@ -1012,11 +892,11 @@ static void *
 cancel_thread(void *arg)
 {
 	struct transfer *t = arg;
-	double deadline = now() + 20;
+	double deadline = testlib_now() + 20;
 
 	while (__atomic_load_n(&t->progress, __ATOMIC_RELAXED) == 0 &&
-	    now() < deadline)
-		pause_ms(10);
+	    testlib_now() < deadline)
+		testlib_pause_ms(10);
 	__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
@@ -1031,13 +911,13 @@ START_TEST(test_cancel)
 	t = prepared("a.bin", "size=1000000&drip=20000&key=%s",
 	    new_key(key, sizeof(key), "cancel"));
 	ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, t), 0);
-	t0 = now();
+	t0 = testlib_now();
 	run(t);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_int_eq(t->errkind, FERR_OTHER);
 	ck_assert_str_eq(t->error, "cancelled");
-	ck_assert(now() - t0 < 15);
+	ck_assert(testlib_now() - t0 < 15);
 	ck_assert_uint_gt(t->received, 0);
 	ck_assert_int_eq(jpart_size("a.bin"), (long long)t->received);
 	ck_assert_int_eq(jsize("a.bin"), -1);
@@ -1250,7 +1130,7 @@ START_TEST(test_multi)
 	struct transfer *t, *got = NULL;
 	int running = 1, left;
 	CURLcode res = CURLE_OK;
-	double deadline = now() + 30;
+	double deadline = testlib_now() + 30;
 
 	t = prepared("a.bin", "size=200000&seed=8&key=%s",
 	    new_key(key, sizeof(key), "multi"));
@@ -1258,7 +1138,7 @@ START_TEST(test_multi)
 	ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
 	ck_assert_ptr_nonnull(t->state);
 	ck_assert_int_eq(curl_multi_add_handle(multi, easy), CURLM_OK);
-	while (running && now() < deadline) {
+	while (running && testlib_now() < deadline) {
 		ck_assert_int_eq(curl_multi_perform(multi, &running), CURLM_OK);
 		if (running)
 			curl_multi_poll(multi, NULL, 0, 200, NULL);
@@ -1848,26 +1728,5 @@ fetch_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	/* Not inherited from whoever runs the tests: only params.proxy. */
-	unsetenv("http_proxy");
-	unsetenv("HTTPS_PROXY");
-	unsetenv("https_proxy");
-	unsetenv("ALL_PROXY");
-	unsetenv("all_proxy");
-	signal(SIGPIPE, SIG_IGN);
-	if (fetch_global_init() == -1) {
-		fprintf(stderr, "fetch_global_init failed\n");
-		return 1;
-	}
-	server_start();
-	sr = srunner_create(fetch_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	server_stop();
-	fetch_global_cleanup();
-	return failed == 0 ? 0 : 1;
+	return testlib_run_with_server(fetch_suite(), "check_fetch");
 }

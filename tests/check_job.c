@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "job.h"
+#include "testlib.h"
 
 #define SHA_LOWER \
 	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -31,8 +32,7 @@ static int tmpseq;
 static void
 tmp_setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_job.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	testlib_tmpdir(tmpdir, sizeof(tmpdir), "check_job");
 }
 
 static void
@@ -893,12 +893,5 @@ job_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	sr = srunner_create(job_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testlib_run(job_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

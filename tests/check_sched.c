@@ -18,18 +18,10 @@
 #include <event2/event.h>
 
 #include "sched.h"
+#include "testlib.h"
 
 /* Distinct addresses standing for jobs. */
 static char job_x, job_y, job_z;
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Bytes the C library heap has handed out, or 0 when unknown. */
 static size_t
@@ -102,9 +94,9 @@ wake_cb(void *arg)
 static void
 run_until(struct event_base *base, const int *flag, int want, double secs)
 {
-	double end = now_mono() + secs;
+	double end = testlib_now() + secs;
 
-	while (*flag < want && now_mono() < end)
+	while (*flag < want && testlib_now() < end)
 		event_base_loop(base, EVLOOP_ONCE);
 }
 
@@ -112,9 +104,9 @@ static void
 run_until_waiting(
     struct event_base *base, struct sched *s, size_t want, double secs)
 {
-	double end = now_mono() + secs;
+	double end = testlib_now() + secs;
 
-	while (sched_waiting(s) > want && now_mono() < end)
+	while (sched_waiting(s) > want && testlib_now() < end)
 		event_base_loop(base, EVLOOP_ONCE);
 }
 
@@ -546,13 +538,13 @@ START_TEST(test_retry_fires)
 	double start, took;
 
 	w.s = s;
-	start = now_mono();
+	start = testlib_now();
 	retry_ok(s, t, 0.05);
 	ck_assert_uint_eq(sched_waiting(s), 1);
 	ck_assert_uint_eq(sched_ready(s), 0);
 	ck_assert_ptr_null(sched_pop(s));
 	run_until(base, &w.calls, 1, 2);
-	took = now_mono() - start;
+	took = testlib_now() - start;
 	ck_assert_int_eq(w.calls, 1);
 	/* libevent's coarse clock may fire a few ms early, never much more */
 	ck_assert(took >= 0.04);
@@ -612,14 +604,14 @@ START_TEST(test_retry_earlier_rearms)
 	struct sched *s = sched_new(base, 0, wake_cb, &w);
 	struct transfer *slow = tr_new(&job_x, "a", 1);
 	struct transfer *fast = tr_new(&job_y, "b", 2);
-	double start = now_mono();
+	double start = testlib_now();
 
 	w.s = s;
 	retry_ok(s, slow, 30);
 	retry_ok(s, fast, 0.02);
 	run_until(base, &w.calls, 1, 2);
 	ck_assert_int_eq(w.calls, 1);
-	ck_assert(now_mono() - start < 2);
+	ck_assert(testlib_now() - start < 2);
 	ck_assert_ptr_eq(sched_pop(s), fast);
 	ck_assert_uint_eq(sched_waiting(s), 1);
 	sched_release(s, fast);
@@ -931,7 +923,7 @@ START_TEST(test_perf_one_host)
 		t[i] = tr_new(&job_x, "mirror.example", (uint64_t)i);
 		push_ok(s, t[i]);
 	}
-	start = now_mono();
+	start = testlib_now();
 	for (i = 0; i < CAP; i++)
 		bad += sched_pop(s) != t[i];
 	bad += sched_pop(s) != NULL;
@@ -939,7 +931,7 @@ START_TEST(test_perf_one_host)
 		sched_release(s, t[i]);
 		bad += sched_pop(s) != t[CAP + i];
 	}
-	took = now_mono() - start;
+	took = testlib_now() - start;
 	ck_assert_int_eq(bad, 0);
 	ck_assert_uint_eq(sched_ready(s), 0);
 	ck_assert_uint_eq(sched_running(s), CAP);
@@ -980,7 +972,7 @@ START_TEST(test_perf_many_hosts)
 				push_ok(s, t[i]);
 				i++;
 			}
-	start = now_mono();
+	start = testlib_now();
 	/* pure scheduler work in the timed part: no assertions */
 	/* Every host runs one; the rest wait on the cap. */
 	while ((p = sched_pop(s)) != NULL)
@@ -992,7 +984,7 @@ START_TEST(test_perf_many_hosts)
 		while ((p = sched_pop(s)) != NULL)
 			run[nrun++] = p;
 	}
-	took = now_mono() - start;
+	took = testlib_now() - start;
 	ck_assert_uint_eq(nrun, n);
 	ck_assert_uint_eq(sched_ready(s), 0);
 	ck_assert_uint_eq(sched_running(s), 0);
@@ -1058,11 +1050,5 @@ sched_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(sched_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testlib_run(sched_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -13,7 +13,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 
 #include "log.h"
 #include "spool.h"
+#include "testlib.h"
 
 #define HEADER \
 	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror\n"
@@ -136,22 +136,12 @@ perms(const char *p)
 	return st.st_mode & 07777;
 }
 
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 static void
 setup(void)
 {
 	char err[256];
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_spool.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	testlib_tmpdir(tmpdir, sizeof(tmpdir), "check_spool");
 	snprintf(root, sizeof(root), "%s/spool", tmpdir);
 	ck_assert_msg(spool_open(&sp, root, err, sizeof(err)) == 0, "%s", err);
 }
@@ -160,7 +150,7 @@ static void
 teardown(void)
 {
 	spool_close(&sp);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testlib_rm_rf(tmpdir);
 }
 
 static void
@@ -918,13 +908,6 @@ spool_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	log_init("check_spool", LOG_LVL_WARN);
-	sr = srunner_create(spool_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testlib_run(spool_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -19,6 +19,7 @@
 
 #include "proto.h"
 #include "stats.h"
+#include "testlib.h"
 
 /* Half a bucket, as a ratio: the most a reported quantile may be off. */
 static double
@@ -515,8 +516,7 @@ open_tmpdir(void)
 {
 	int fd;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_stats.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	testlib_tmpdir(tmpdir, sizeof(tmpdir), "check_stats");
 	ck_assert_int_ne(fd = open(tmpdir, O_RDONLY | O_DIRECTORY), -1);
 	return fd;
 }
@@ -524,11 +524,8 @@ open_tmpdir(void)
 static void
 rm_tmpdir(int fd)
 {
-	char cmd[128];
-
 	close(fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(testlib_rm_rf(tmpdir), 0);
 }
 
 START_TEST(queued_count)
@@ -846,11 +843,5 @@ stats_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(stats_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testlib_run(stats_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
