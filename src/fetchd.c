@@ -360,7 +360,10 @@ transfer_done(struct transfer *t, void *arg)
 		}
 		return;
 	}
-	dispatch_soon(d);
+	/* At once, not deferred: the slot is taken again while the engine
+	 * is still handing back a burst of completions, so the next request
+	 * goes out now rather than after the whole burst. */
+	dispatch_cb(-1, 0, d);
 }
 
 static void
