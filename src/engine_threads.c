@@ -1,8 +1,9 @@
 /*
  * engine_threads.c: the pthread model. workers.count threads, each running
  * curl_easy_perform (through fetch_run) on transfers taken from one locked
- * queue. A CURLSH shares the DNS cache, connections and TLS sessions between
- * the threads, guarded by one mutex per shared data kind.
+ * queue. A CURLSH shares the DNS cache and TLS sessions between the
+ * threads, guarded by one mutex per shared data kind; connections are
+ * reused per thread (see threads_start).
  *
  * Completions go back to the main loop through a second locked queue and an
  * eventfd: the main loop is the only one that touches jobs, the scheduler
@@ -157,9 +158,15 @@ threads_start(struct engine *e, const struct config *cfg,
 	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
+	/*
+	 * DNS and TLS sessions only. A shared connection cache
+	 * (CURL_LOCK_DATA_CONNECT) is not safe between threads in libcurl
+	 * 7.88: two workers closing cached connections at once corrupted the
+	 * heap under load (1,000 threads). Each worker keeps one easy handle,
+	 * so its own connection cache still reuses connections.
+	 */
 	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 
 	if ((th->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
 		log_warn("eventfd");
