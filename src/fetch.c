@@ -755,21 +755,32 @@ xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return __atomic_load_n(&s->t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
 }
 
-/* Open name.part for writing, never through a symlink, never a FIFO. */
+/*
+ * Open name.part for writing, never through a symlink, never a FIFO.
+ * Creating comes first: a new transfer's .part does not exist yet, and a
+ * file made here with O_EXCL is a fresh, empty regular file, so nothing
+ * about it needs checking. An existing one (a retry, a resume) is opened
+ * non-blocking, so a FIFO planted there cannot hang us, and checked.
+ * O_NONBLOCK means nothing for a regular file, so it is left on.
+ */
 static int
 open_part(struct transfer *t, struct fetch_state *s)
 {
 	struct stat st;
 	char eb[128], shown[PATH_MAX];
-	int acc = t->has_sha256 ? O_RDWR : O_WRONLY, flags;
+	int acc = t->has_sha256 ? O_RDWR : O_WRONLY;
 	const int base = O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
 	int e;
 
+	s->fd = openat(s->dirfd, s->part, acc | base | O_CREAT | O_EXCL,
+	    FETCH_FILE_MODE);
+	if (s->fd != -1) {
+		s->offset = 0;
+		return 0;
+	}
 	snprintf(shown, sizeof(shown), "%s/%s%s", t->dir, t->name, FETCH_PART);
-	s->fd = openat(s->dirfd, s->part, acc | base);
-	if (s->fd == -1 && errno == ENOENT)
-		s->fd = openat(s->dirfd, s->part, acc | base | O_CREAT | O_EXCL,
-		    FETCH_FILE_MODE);
+	if (errno == EEXIST)
+		s->fd = openat(s->dirfd, s->part, acc | base);
 	if (s->fd == -1) {
 		e = errno;
 		if (fstatat(s->dirfd, s->part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -789,12 +800,6 @@ open_part(struct transfer *t, struct fetch_state *s)
 	if (!S_ISREG(st.st_mode)) {
 		set_error(t, FETCH_FAIL, FERR_WRITE,
 		    "'%s' is not a regular file", shown);
-		return -1;
-	}
-	if ((flags = fcntl(s->fd, F_GETFL)) == -1 ||
-	    fcntl(s->fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		set_error(t, FETCH_RETRY, FERR_WRITE, "fcntl '%s': %s", shown,
-		    errstr(errno, eb, sizeof(eb)));
 		return -1;
 	}
 	s->offset = (uint64_t)st.st_size;
