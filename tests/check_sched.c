@@ -110,6 +110,19 @@ run_until_waiting(
 		event_base_loop(base, EVLOOP_ONCE);
 }
 
+/* Release and free t[0..n) (all popped), then the scheduler. */
+static void
+finish_all(struct sched *s, struct transfer **t, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		sched_release(s, t[i]);
+		tr_free(t[i]);
+	}
+	sched_free(s);
+}
+
 START_TEST(test_fifo_one_host)
 {
 	struct sched *s = sched_new(NULL, 0, NULL, NULL);
@@ -153,11 +166,7 @@ START_TEST(test_fifo_across_hosts)
 	for (i = 0; i < 6; i++)
 		ck_assert_ptr_eq(sched_pop(s), t[i]);
 	ck_assert_ptr_null(sched_pop(s));
-	for (i = 0; i < 6; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 6);
 }
 END_TEST
 
@@ -331,11 +340,7 @@ START_TEST(test_round_robin_three)
 		/* within the job: FIFO */
 		ck_assert_uint_eq(p->id % 10, (uint64_t)(seen[p->id / 10] - 1));
 	}
-	for (i = 0; i < 30; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 30);
 }
 END_TEST
 
@@ -352,11 +357,7 @@ START_TEST(test_cap_zero_unlimited)
 	for (i = 0; i < 1000; i++)
 		ck_assert_ptr_eq(sched_pop(s), t[i]);
 	ck_assert_uint_eq(sched_running(s), 1000);
-	for (i = 0; i < 1000; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 1000);
 }
 END_TEST
 
@@ -417,11 +418,7 @@ START_TEST(test_set_cap_while_queued)
 	sched_set_per_host(s, -5); /* negative: no cap */
 	ck_assert_ptr_eq(sched_pop(s), t[1]);
 	ck_assert_ptr_eq(sched_pop(s), t[2]);
-	for (i = 0; i < 3; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 3);
 }
 END_TEST
 
@@ -587,11 +584,7 @@ START_TEST(test_retry_order)
 	ck_assert_ptr_eq(sched_pop(s), t[0]);
 	ck_assert_ptr_eq(sched_pop(s), t[3]);
 	ck_assert_int_ge(w.calls, 3);
-	for (i = 0; i < 4; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 4);
 	event_base_free(base);
 }
 END_TEST
@@ -830,11 +823,7 @@ START_TEST(test_remove_reentrant)
 	ck_assert_uint_eq(sched_ready(s), 4);
 	for (i = 0; i < 4; i++)
 		ck_assert_ptr_eq(sched_pop(s)->owner, &job_y);
-	for (i = 0; i < 4; i++) {
-		sched_release(s, t[i]);
-		tr_free(t[i]);
-	}
-	sched_free(s);
+	finish_all(s, t, 4);
 }
 END_TEST
 
