@@ -53,6 +53,7 @@ struct fetch_state {
 	struct transfer *t;
 	CURL *easy;
 	int dirfd;              /* the directory holding name */
+	int own_dirfd;          /* dirfd is ours to close (not t->dirfd) */
 	int fd;                 /* name.part */
 	char *base;             /* last component of t->name */
 	char *part;             /* base + ".part" */
@@ -268,13 +269,29 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 	    "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
 }
 
+int
+fetch_open_dir(const char *dir)
+{
+	return open_or_make_dir(AT_FDCWD, dir, 1);
+}
+
+/* Close a directory open_dirs() returned, unless it is the owner's. */
+static void
+close_dir(const struct transfer *t, int fd)
+{
+	if (fd != -1 && fd != t->dirfd)
+		close(fd);
+}
+
 /*
- * Open t->dir, then every directory component of t->name below it, each
- * with O_NOFOLLOW, making the missing ones when create is set. On success
- * *dfd is the directory that holds the last component and *base its offset
- * in t->name. -1 with the error set: FERR_WRITE, permanent for a refused
- * name (a symlink, not a directory), FETCH_RETRY when the file system fails
- * for now (full, out of descriptors).
+ * Open t->dir (or start from t->dirfd), then every directory component of
+ * t->name below it, each with O_NOFOLLOW, making the missing ones when
+ * create is set. On success *dfd is the directory that holds the last
+ * component (t->dirfd itself for a name without a slash: release it with
+ * close_dir()) and *base its offset in t->name. -1 with the error set:
+ * FERR_WRITE, permanent for a refused name (a symlink, not a directory),
+ * FETCH_RETRY when the file system fails for now (full, out of
+ * descriptors).
  */
 static int
 open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
@@ -287,7 +304,9 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
 		goto fail;
 	}
-	if ((fd = open_or_make_dir(AT_FDCWD, t->dir, create)) == -1) {
+	if (t->dirfd != -1)
+		fd = t->dirfd;
+	else if ((fd = open_or_make_dir(AT_FDCWD, t->dir, create)) == -1) {
 		open_error(t, AT_FDCWD, t->dir, t->dir, errno, FETCH_FAIL);
 		goto fail;
 	}
@@ -313,7 +332,7 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 			open_error(t, fd, comp, shown, errno, FETCH_FAIL);
 			goto fail;
 		}
-		close(fd);
+		close_dir(t, fd);
 		fd = nfd;
 		*slash = '/';
 		comp = slash + 1;
@@ -329,8 +348,7 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 	free(copy);
 	return 0;
 fail:
-	if (fd != -1)
-		close(fd);
+	close_dir(t, fd);
 	free(copy);
 	return -1;
 }
@@ -499,7 +517,7 @@ fetch_reserve(struct transfer *t, int resume,
 	}
 	set_error(t, FETCH_FAIL, FERR_WRITE, "no free name for '%s'", t->name);
 done:
-	close(dfd);
+	close_dir(t, dfd);
 	free(cand);
 	free(part);
 	return rv;
@@ -512,7 +530,7 @@ state_free(struct fetch_state *s)
 		return;
 	if (s->fd != -1)
 		close(s->fd);
-	if (s->dirfd != -1)
+	if (s->dirfd != -1 && s->own_dirfd)
 		close(s->dirfd);
 	EVP_MD_CTX_free(s->md);
 	free(s->base);
@@ -903,6 +921,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->cr_total = -1;
 	if (open_dirs(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
+	s->own_dirfd = s->dirfd != t->dirfd;
 	if ((s->base = strdup(t->name + boff)) == NULL ||
 	    (s->part = part_name(s->base)) == NULL) {
 		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
@@ -1220,7 +1239,7 @@ fetch_discard(struct transfer *t)
 				unlinkat(dfd, part, 0);
 			free(part);
 		}
-		close(dfd);
+		close_dir(t, dfd);
 	}
 	memcpy(t->error, error, sizeof(error));
 	t->outcome = outcome;
@@ -1237,6 +1256,7 @@ fetch_transfer_new(const char *url, const char *host, const char *dir,
 		return NULL;
 	t->attempt = 1;
 	t->retry_after = -1;
+	t->dirfd = -1;
 	if ((url != NULL && (t->url = strdup(url)) == NULL) ||
 	    (host != NULL && (t->host = strdup(host)) == NULL) ||
 	    (dir != NULL && (t->dir = strdup(dir)) == NULL) ||

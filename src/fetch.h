@@ -74,6 +74,9 @@ struct transfer {
 	char *url;
 	char *host;             /* for per-host caps */
 	char *dir;              /* absolute: download_dir/J */
+	int dirfd;              /* dir opened by the owner (fetch_open_dir),
+	                           kept open while t lives; -1: fetch opens
+	                           dir by its path */
 	char *name;             /* relative path under dir, reserved by
 	                           fetch_prepare(); ".part" is appended */
 	int has_sha256;
@@ -168,7 +171,15 @@ void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);
  */
 void fetch_discard(struct transfer *t);
 
-/* Allocate a transfer with every string duplicated; NULL on failure. */
+/*
+ * Make dir unless it is there and open it without following a symlink, for
+ * transfer->dirfd: the transfers of a job then open their files relative to
+ * it instead of walking the path for every URL. -1 with errno on failure.
+ */
+int fetch_open_dir(const char *dir);
+
+/* Allocate a transfer with every string duplicated (dirfd -1); NULL on
+ * failure. */
 struct transfer *fetch_transfer_new(const char *url, const char *host,
     const char *dir, const char *name);
 void fetch_transfer_free(struct transfer *t);

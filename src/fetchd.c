@@ -35,6 +35,7 @@
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
+#define DISPATCH_STEP 16         /* URLs read per step while the engine has room */
 
 struct old_engine {
 	TAILQ_ENTRY(old_engine) entry;
@@ -207,20 +208,13 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->ev_rescan, &tv);
 }
 
-/*
- * Dispatch: refill the scheduler from the jobs, then hand ready transfers
- * to the engine while it has room. Runs as a deferred event so a burst of
- * completions is handled in one pass.
- */
-static void
-dispatch_cb(evutil_socket_t fd, short what, void *arg)
+/* Hand ready transfers to the engine while it has room. How many. */
+static size_t
+submit_ready(struct daemon *d)
 {
-	struct daemon *d = arg;
 	struct transfer *t;
+	size_t n = 0;
 
-	if (d->stopping)
-		return;
-	jobs_refill(d->jobs);
 	while (!d->paused && engine_has_room(d->engine) &&
 	    (t = sched_pop(d->sched)) != NULL) {
 		t->progress = 0;
@@ -230,7 +224,31 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 				fatalx("cannot put a transfer back");
 			break;
 		}
+		n++;
 	}
+	return n;
+}
+
+/*
+ * Dispatch: hand ready transfers to the engine, reading more URLs from the
+ * jobs in small steps while it has room (so the first requests of a new job
+ * leave before the rest of its window is read), then top the scheduler up
+ * to its budget. Runs as a deferred event so a burst of completions is
+ * handled in one pass.
+ */
+static void
+dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->stopping)
+		return;
+	submit_ready(d);
+	while (!d->paused && engine_has_room(d->engine) &&
+	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP) > 0)
+		submit_ready(d);
+	jobs_refill(d->jobs, jobs_budget(d->jobs));
+	submit_ready(d);
 	claim_pending(d);
 }
 
@@ -689,6 +707,7 @@ daemon_run(struct daemon *d)
 		.reload = ctl_reload,
 	};
 	struct timeval tv;
+	struct event_config *ecfg;
 	char err[1024];
 	int fd;
 #ifdef HAVE_SYSTEMD
@@ -696,7 +715,19 @@ daemon_run(struct daemon *d)
 #endif
 
 	raise_nofile(d->cfg.count + 64);
-	if ((d->base = event_base_new()) == NULL)
+	/*
+	 * The epoll changelist folds the interest changes made to a socket
+	 * within one loop turn into one epoll_ctl (libcurl drops a connection's
+	 * socket when a transfer ends and adds it back when the next one
+	 * reuses it). Its one caveat, dup()ed descriptors, does not apply: no
+	 * descriptor the loop watches is a dup of another.
+	 */
+	if ((ecfg = event_config_new()) == NULL)
+		fatalx("event_config_new");
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	d->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (d->base == NULL)
 		fatalx("event_base_new");
 	if (spool_open(&d->spool, d->cfg.spool_dir, err, sizeof(err)) == -1) {
 		log_errorx("%s", err);

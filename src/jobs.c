@@ -60,6 +60,7 @@ struct job {
 	struct jobs *js;
 	char *name;
 	char *dir;              /* download_dir/J */
+	int dirfd;              /* dir, opened with the first URL; -1 */
 	int fd;
 	struct job_reader *reader;
 	enum job_state state;
@@ -91,6 +92,7 @@ struct job {
 	size_t nrec, recpos;
 
 	struct event *ev;       /* runs the next validation chunk */
+	int dirty;              /* records to write out (jobs->ev_settle) */
 };
 
 TAILQ_HEAD(job_list, job);
@@ -108,6 +110,7 @@ struct jobs {
 	uint64_t next_id;
 	int stopping;
 	unsigned seed;
+	struct event *ev_settle;        /* writes out the dirty jobs */
 };
 
 static void job_free(struct job *);
@@ -206,6 +209,37 @@ job_unlink(struct job *j, struct transfer *t)
 static void job_validate_cb(evutil_socket_t, short, void *);
 static int job_settle(struct job *);
 
+/*
+ * The records of finished transfers are written out once per loop turn,
+ * not once per transfer: a burst of completions costs one write to J.result
+ * and one to J.journal per job. Nothing waits on them in between (neither
+ * is synced before the job finishes, and a file already renamed to its
+ * final name is recognised as done by the next start).
+ */
+static void
+jobs_settle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct jobs *js = arg;
+	struct job *j, *next;
+
+	(void)fd;
+	(void)what;
+	for (j = TAILQ_FIRST(&js->list); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->dirty) {
+			j->dirty = 0;
+			(void)job_settle(j);    /* may free j */
+		}
+	}
+}
+
+static void
+job_settle_soon(struct job *j)
+{
+	j->dirty = 1;
+	event_active(j->js->ev_settle, 0, 0);
+}
+
 struct jobs *
 jobs_new(struct event_base *base, struct spool *sp, struct sched *s,
     const struct config *cfg, const struct jobs_hooks *hooks, void *arg)
@@ -222,6 +256,11 @@ jobs_new(struct event_base *base, struct spool *sp, struct sched *s,
 	js->arg = arg;
 	js->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	TAILQ_INIT(&js->list);
+	if ((js->ev_settle = event_new(base, -1, 0, jobs_settle_cb, js)) ==
+	    NULL) {
+		free(js);
+		return NULL;
+	}
 	return js;
 }
 
@@ -236,6 +275,7 @@ jobs_free(struct jobs *js)
 		TAILQ_REMOVE(&js->list, j, entry);
 		job_free(j);
 	}
+	event_free(js->ev_settle);
 	free(js);
 }
 
@@ -290,6 +330,8 @@ job_free(struct job *j)
 	}
 	free(j->rec);
 	free(j->errors);
+	if (j->dirfd != -1)
+		close(j->dirfd);
 	free(j->dir);
 	free(j->name);
 	free(j);
@@ -577,6 +619,7 @@ jobs_start(struct jobs *js, const char *name, int resume)
 		return -1;
 	j->js = js;
 	j->fd = -1;
+	j->dirfd = -1;
 	j->resume = resume;
 	TAILQ_INIT(&j->live);
 	if ((j->name = strdup(name)) == NULL ||
@@ -803,6 +846,13 @@ job_read_one(struct job *j)
 	j->nlive++;
 	js->nlive++;
 
+	/* One open directory for the job's files, so no URL walks the path
+	 * again. It stays open until the job is freed, after the last of its
+	 * transfers. When it cannot be opened, every transfer opens the path
+	 * itself and reports why that fails. */
+	if (j->dirfd == -1)
+		j->dirfd = fetch_open_dir(j->dir);
+	t->dirfd = j->dirfd;
 	rv = fetch_reserve(t, r != NULL && r->name != NULL, name_taken, j);
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
@@ -872,23 +922,37 @@ job_settle(struct job *j)
 	return 0;
 }
 
+size_t
+jobs_budget(const struct jobs *js)
+{
+	return (size_t)js->cfg->count * 2 + 64;
+}
+
+size_t
+jobs_live(const struct jobs *js)
+{
+	return js->nlive;
+}
+
 /*
- * Fill the scheduler from the running jobs until the budget of transfers
- * out (twice the workers, so the engine never waits for the next URL) is
- * used. Jobs take turns: each serves a few URLs and goes to the back of the
- * list, so when one slot frees up at a time the slots still rotate between
- * jobs instead of going to whichever job was claimed first.
+ * Fill the scheduler from the running jobs until want transfers are out,
+ * at most the budget (twice the workers, so the engine never waits for the
+ * next URL). Jobs take turns: each serves a few URLs and goes to the back
+ * of the list, so when one slot frees up at a time the slots still rotate
+ * between jobs instead of going to whichever job was claimed first.
  */
-void
-jobs_refill(struct jobs *js)
+size_t
+jobs_refill(struct jobs *js, size_t want)
 {
 	struct job *j;
-	size_t budget, took, turn, i, n;
+	size_t budget, took, turn, i, n, added = 0;
 	int any;
 
 	if (js->stopping)
-		return;
-	budget = (size_t)js->cfg->count * 2 + 64;
+		return 0;
+	budget = jobs_budget(js);
+	if (want < budget)
+		budget = want;
 	do {
 		any = 0;
 		n = js->njobs;
@@ -905,11 +969,13 @@ jobs_refill(struct jobs *js)
 				took += job_read_one(j);
 			if (took > 0)
 				any = 1;
+			added += took;
 			/* May finish (and free) the job. */
 			if (j->eof || took > 0)
 				(void)job_settle(j);
 		}
 	} while (any && js->nlive < budget);
+	return added;
 }
 
 void
@@ -948,7 +1014,11 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 	job_unlink(j, t);
 	job_final(j, t);
 	fetch_transfer_free(t);
-	(void)job_settle(j);
+	/* The last one finishes the job now: a stop may be waiting for it. */
+	if (j->eof && j->nlive == 0)
+		(void)job_settle(j);
+	else
+		job_settle_soon(j);
 	return;
 drop:
 	job_unlink(j, t);

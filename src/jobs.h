@@ -55,8 +55,19 @@ void jobs_set_config(struct jobs *js, const struct config *cfg);
 /* Start a job claimed into active/ (resume: found there at start). 0/-1. */
 int jobs_start(struct jobs *js, const char *name, int resume);
 
-/* Read more URLs of the running jobs into the scheduler, up to the budget. */
-void jobs_refill(struct jobs *js);
+/*
+ * Read more URLs of the running jobs into the scheduler until `want`
+ * transfers are live (queued, waiting for a retry or running), capped at
+ * the budget of twice the workers plus a margin. Returns how many were
+ * added.
+ */
+size_t jobs_refill(struct jobs *js, size_t want);
+
+/* The most live transfers jobs_refill() keeps. */
+size_t jobs_budget(const struct jobs *js);
+
+/* Transfers live now. */
+size_t jobs_live(const struct jobs *js);
 
 /*
  * A transfer came back from an engine. Retries, records the result or

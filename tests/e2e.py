@@ -742,5 +742,30 @@ class TestFetchd(FetchdTestCase):
         self.assertEqual(self.daemon.spool_entries("jcrash"),
                          [("done", "jcrash"), ("done", "jcrash.result")])
 
+    # 21
+    @config(daemon={"shutdown_grace": 10})
+    def test_21_sigterm_lets_the_last_transfer_finish_the_job(self):
+        """SIGTERM while a job's last transfer runs and ends within the
+        grace period: the job is finished (in done/ with every row) before
+        the daemon exits, not left in active/."""
+        size = 40 * KIB
+        fast = [self.url("t%d.bin" % i, size=1000 + i, seed=i)
+                for i in range(3)]
+        slow = self.url("tslow.bin", size=size, seed=21, drip=100 * KIB)
+        self.drop_job("jlast", fast + [slow])
+        part = os.path.join(self.job_dir("jlast"), "tslow.bin.part")
+        self.wait_file_size(part, 1)
+        self.assertEqual(self.daemon.stop(), 0, self.daemon.log_tail())
+        self.assertEqual(self.daemon.spool_entries("jlast"),
+                         [("done", "jlast"), ("done", "jlast.result")])
+        state, res = self.daemon.finished("jlast")
+        self.assertEqual(state, "done")
+        rows = ft.parse_result(res)
+        self.assertEqual([r.url for r in rows], fast + [slow])
+        for row in rows:
+            self.assertEqual(row.outcome, "ok", row)
+        self.assert_file(os.path.join(self.job_dir("jlast"), "tslow.bin"),
+                         body(size, 21))
+
 if __name__ == "__main__":
     unittest.main()
