@@ -36,6 +36,7 @@
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
 #define DISPATCH_STEP 16         /* URLs read per step while the engine has room */
+#define DISPATCH_BATCH 32        /* transfers started per loop turn, at most */
 
 struct old_engine {
 	TAILQ_ENTRY(old_engine) entry;
@@ -208,14 +209,15 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->ev_rescan, &tv);
 }
 
-/* Hand ready transfers to the engine while it has room. How many. */
+/* Hand ready transfers to the engine while it has room, at most max. How
+ * many. */
 static size_t
-submit_ready(struct daemon *d)
+submit_ready(struct daemon *d, size_t max)
 {
 	struct transfer *t;
 	size_t n = 0;
 
-	while (!d->paused && engine_has_room(d->engine) &&
+	while (n < max && !d->paused && engine_has_room(d->engine) &&
 	    (t = sched_pop(d->sched)) != NULL) {
 		t->progress = 0;
 		if (engine_submit(d->engine, t) == -1) {
@@ -233,22 +235,33 @@ submit_ready(struct daemon *d)
  * Dispatch: hand ready transfers to the engine, reading more URLs from the
  * jobs in small steps while it has room (so the first requests of a new job
  * leave before the rest of its window is read), then top the scheduler up
- * to its budget. Runs as a deferred event so a burst of completions is
- * handled in one pass.
+ * to its budget.
+ *
+ * At most DISPATCH_BATCH transfers start per call. When the engine has
+ * room for more (a new job on an idle daemon with a large count), the rest
+ * start from a zero timeout, after the loop has polled: the connections
+ * made so far send their requests while the next batch connects, instead
+ * of every request waiting for the last connect (1,000 connects take about
+ * 0.1 s here).
  */
 static void
 dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static const struct timeval now = { 0, 0 };
 	struct daemon *d = arg;
+	size_t n;
 
 	if (d->stopping)
 		return;
-	submit_ready(d);
-	while (!d->paused && engine_has_room(d->engine) &&
+	n = submit_ready(d, DISPATCH_BATCH);
+	while (n < DISPATCH_BATCH && !d->paused &&
+	    engine_has_room(d->engine) &&
 	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP) > 0)
-		submit_ready(d);
-	jobs_refill(d->jobs, jobs_budget(d->jobs));
-	submit_ready(d);
+		n += submit_ready(d, DISPATCH_BATCH - n);
+	if (n >= DISPATCH_BATCH && !d->paused && engine_has_room(d->engine))
+		evtimer_add(d->ev_dispatch, &now);
+	else
+		jobs_refill(d->jobs, jobs_budget(d->jobs));
 	claim_pending(d);
 }
 
