@@ -270,9 +270,19 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 }
 
 int
-fetch_open_dir(const char *dir)
+fetch_open_dir(const char *dir, int *created)
 {
-	return open_or_make_dir(AT_FDCWD, dir, 1);
+	const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	int fd;
+
+	*created = 0;
+	if ((fd = openat(AT_FDCWD, dir, oflags)) != -1 || errno != ENOENT)
+		return fd;
+	if (mkdirat(AT_FDCWD, dir, FETCH_DIR_MODE) == 0)
+		*created = 1;
+	else if (errno != EEXIST)
+		return -1;
+	return openat(AT_FDCWD, dir, oflags);
 }
 
 /* Close a directory open_dirs() returned, unless it is the owner's. */
@@ -407,15 +417,16 @@ candidate(char *buf, size_t len, const char *base, int i)
 int
 fetch_prepare(struct transfer *t, int resume)
 {
-	return fetch_reserve(t, resume, NULL, NULL);
+	return fetch_reserve(t, resume, NULL, NULL, NULL);
 }
 
 int
 fetch_reserve(struct transfer *t, int resume,
-    int (*taken)(const char *, void *), void *arg)
+    int (*taken)(const char *, void *), int (*absent)(const char *, void *),
+    void *arg)
 {
 	struct stat st_name, st_part;
-	char eb[128], *cand = NULL, *part = NULL, *newname;
+	char eb[128], *cand = NULL, *part = NULL, *full = NULL, *newname;
 	const char *base;
 	size_t boff, clen;
 	int dfd = -1, fd, hn, hp, i, rv = -1;
@@ -427,15 +438,21 @@ fetch_reserve(struct transfer *t, int resume,
 	base = t->name + boff;
 	clen = strlen(base) + 32;
 	if ((cand = malloc(clen)) == NULL ||
-	    (part = malloc(clen + sizeof(FETCH_PART))) == NULL) {
+	    (part = malloc(clen + sizeof(FETCH_PART))) == NULL ||
+	    (full = malloc(boff + clen)) == NULL) {
 		set_error(t, FETCH_FAIL, FERR_WRITE, "out of memory");
 		goto done;
 	}
+	memcpy(full, t->name, boff);
 	for (i = 0; i < FETCH_MAX_SUFFIX; i++) {
 		candidate(cand, clen, base, i);
 		snprintf(part, clen + sizeof(FETCH_PART), "%s%s", cand,
 		    FETCH_PART);
-		if ((hn = probe(t, dfd, cand, &st_name)) == -1 ||
+		strcpy(full + boff, cand);
+		if (absent != NULL && absent(full, arg))
+			/* The caller knows neither is there: no lstat. */
+			hn = hp = 0;
+		else if ((hn = probe(t, dfd, cand, &st_name)) == -1 ||
 		    (hp = probe(t, dfd, part, &st_part)) == -1)
 			goto done;
 		if (hp && S_ISLNK(st_part.st_mode)) {
@@ -471,16 +488,12 @@ fetch_reserve(struct transfer *t, int resume,
 			 * a candidate free on disk and not taken is ours, and
 			 * fetch_begin() creates its .part (off the main loop
 			 * for the threads and process engines). */
-			if ((newname = malloc(boff + strlen(cand) + 1)) == NULL) {
+			if (taken(full, arg))
+				continue;
+			if ((newname = strdup(full)) == NULL) {
 				set_error(t, FETCH_FAIL, FERR_WRITE,
 				    "out of memory");
 				goto done;
-			}
-			memcpy(newname, t->name, boff);
-			strcpy(newname + boff, cand);
-			if (taken(newname, arg)) {
-				free(newname);
-				continue;
 			}
 			free(t->name);
 			t->name = newname;
@@ -520,6 +533,7 @@ done:
 	close_dir(t, dfd);
 	free(cand);
 	free(part);
+	free(full);
 	return rv;
 }
 

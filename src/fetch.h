@@ -140,9 +140,14 @@ int fetch_prepare(struct transfer *t, int resume);
  * taken(name, arg) returns 0. Nothing is created: fetch_begin() creates the
  * .part exclusively, so the file system work of a new file is done by the
  * thread running the transfer, not by the main loop.
+ * absent (may be NULL): the caller's word that neither name (relative to
+ * t->dir, like t->name) nor its .part exists, when it returns 1; the two
+ * lstat calls are then skipped. Only for a caller that knows every entry
+ * of the directory (it created it and is the only writer).
  */
 int fetch_reserve(struct transfer *t, int resume,
-    int (*taken)(const char *, void *), void *arg);
+    int (*taken)(const char *, void *), int (*absent)(const char *, void *),
+    void *arg);
 
 /*
  * Set up easy (reset first) for t: URL, the params, http/https only also on
@@ -174,9 +179,10 @@ void fetch_discard(struct transfer *t);
 /*
  * Make dir unless it is there and open it without following a symlink, for
  * transfer->dirfd: the transfers of a job then open their files relative to
- * it instead of walking the path for every URL. -1 with errno on failure.
+ * it instead of walking the path for every URL. *created is 1 when this
+ * call made the directory. -1 with errno on failure.
  */
-int fetch_open_dir(const char *dir);
+int fetch_open_dir(const char *dir, int *created);
 
 /* Allocate a transfer with every string duplicated (dirfd -1); NULL on
  * failure. */

@@ -61,6 +61,8 @@ struct job {
 	char *name;
 	char *dir;              /* download_dir/J */
 	int dirfd;              /* dir, opened with the first URL; -1 */
+	uint64_t *seen;         /* names reserved, when this run made dir */
+	size_t seen_bits;       /* a power of 2 */
 	int fd;
 	struct job_reader *reader;
 	enum job_state state;
@@ -149,6 +151,96 @@ name_taken(const char *name, void *arg)
 		if (strcmp(n->t->name, name) == 0)
 			return 1;
 	return 0;
+}
+
+/*
+ * The names a job reserved in a directory this run created, as a Bloom
+ * filter. Only the job writes into its directory, so a name the filter has
+ * never seen (nor its .part) cannot be there and reserving it needs no
+ * lstat; one it may have seen is checked on disk as before. A name is added
+ * with each of its directories ("a/b/c" adds "a" and "a/b"), so a later
+ * "out=a" still finds the directory in the way. Sized from the job's URL
+ * count (10 bits per name, 7 probes: under 1% false "maybe"s), at most
+ * SEEN_BITS_MAX bits; past that it only says "maybe" more often.
+ */
+#define SEEN_BITS_MIN 1024
+#define SEEN_BITS_MAX ((size_t)1 << 24)
+#define SEEN_PROBES 7
+
+static void
+seen_init(struct job *j)
+{
+	size_t bits = SEEN_BITS_MIN;
+
+	while (bits < SEEN_BITS_MAX && bits < j->nurls * 10)
+		bits <<= 1;
+	if ((j->seen = calloc(bits / 64, sizeof(*j->seen))) != NULL)
+		j->seen_bits = bits;
+}
+
+/* Two hashes of s[0..len) for double hashing. */
+static void
+seen_hash(const char *s, size_t len, uint64_t *h1, uint64_t *h2)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+	*h1 = h;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	*h2 = h | 1;
+}
+
+static int
+seen_maybe(const struct job *j, const char *s, size_t len)
+{
+	uint64_t h1, h2, b;
+	int k;
+
+	seen_hash(s, len, &h1, &h2);
+	for (k = 0; k < SEEN_PROBES; k++) {
+		b = (h1 + (uint64_t)k * h2) & (j->seen_bits - 1);
+		if (!(j->seen[b / 64] & ((uint64_t)1 << (b % 64))))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+seen_add_prefix(struct job *j, const char *s, size_t len)
+{
+	uint64_t h1, h2, b;
+	int k;
+
+	seen_hash(s, len, &h1, &h2);
+	for (k = 0; k < SEEN_PROBES; k++) {
+		b = (h1 + (uint64_t)k * h2) & (j->seen_bits - 1);
+		j->seen[b / 64] |= (uint64_t)1 << (b % 64);
+	}
+}
+
+static void
+seen_add(struct job *j, const char *name)
+{
+	const char *p;
+
+	if (j->seen == NULL)
+		return;
+	for (p = strchr(name, '/'); p != NULL; p = strchr(p + 1, '/'))
+		seen_add_prefix(j, name, (size_t)(p - name));
+	seen_add_prefix(j, name, strlen(name));
+}
+
+/* fetch_reserve()'s absent(): 1 when name surely is not on disk. */
+static int
+name_absent(const char *name, void *arg)
+{
+	struct job *j = arg;
+
+	return j->seen != NULL && !seen_maybe(j, name, strlen(name));
 }
 
 static int
@@ -332,6 +424,7 @@ job_free(struct job *j)
 	free(j->errors);
 	if (j->dirfd != -1)
 		close(j->dirfd);
+	free(j->seen);
 	free(j->dir);
 	free(j->name);
 	free(j);
@@ -792,7 +885,7 @@ job_read_one(struct job *j)
 	struct transfer *t = NULL;
 	char name[JOB_NAME_MAX + 1], rec[JOBS_LINE_MAX];
 	size_t index;
-	int n, rv;
+	int created, n, rv;
 
 	/* A resumed job: the first `head` URLs are in J.result already. */
 	while (j->nread < j->next) {
@@ -850,10 +943,16 @@ job_read_one(struct job *j)
 	 * again. It stays open until the job is freed, after the last of its
 	 * transfers. When it cannot be opened, every transfer opens the path
 	 * itself and reports why that fails. */
-	if (j->dirfd == -1)
-		j->dirfd = fetch_open_dir(j->dir);
+	if (j->dirfd == -1) {
+		j->dirfd = fetch_open_dir(j->dir, &created);
+		if (j->dirfd != -1 && created)
+			seen_init(j);
+	}
 	t->dirfd = j->dirfd;
-	rv = fetch_reserve(t, r != NULL && r->name != NULL, name_taken, j);
+	rv = fetch_reserve(t, r != NULL && r->name != NULL, name_taken,
+	    name_absent, j);
+	/* Even when it failed: it may have made t->name's directories. */
+	seen_add(j, t->name);
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
 		if (rv == 1) {

@@ -1283,6 +1283,66 @@ START_TEST(test_prepare_collisions)
 }
 END_TEST
 
+static int
+say_absent(const char *name, void *arg)
+{
+	(void)name;
+	return *(int *)arg;
+}
+
+static int
+none_taken(const char *name, void *arg)
+{
+	(void)name;
+	(void)arg;
+	return 0;
+}
+
+/* Reserve name below dirfd, absent() answering `absent`; want is the
+ * name it must get. */
+static void
+assert_reserved(int dirfd, const char *name, int absent, const char *want)
+{
+	struct transfer *t = bare(name);
+
+	t->dirfd = dirfd;
+	ck_assert_int_eq(fetch_reserve(t, 0, none_taken, say_absent, &absent),
+	    0);
+	ck_assert_str_eq(t->name, want);
+	fetch_transfer_free(t);
+}
+
+/*
+ * fetch_reserve()'s absent(): when the caller says a name is not there, no
+ * lstat is made and the name is taken as is; otherwise the disk decides.
+ * Also fetch_open_dir() and a transfer working relative to its dirfd.
+ */
+START_TEST(test_reserve_absent_and_dirfd)
+{
+	char p[512];
+	int created = -1, fd;
+
+	fd = fetch_open_dir(jdir, &created);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(created, 1);
+	close(fd);
+	fd = fetch_open_dir(jdir, &created);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(created, 0);
+	write_path(jpath(p, sizeof(p), "x.bin"), "x", 1);
+
+	assert_reserved(fd, "x.bin", 0, "x.1.bin");
+	assert_reserved(fd, "x.bin", 1, "x.bin");
+	/* Subdirectories are still made and opened below the dirfd, which
+	 * the transfer leaves open for its owner. */
+	assert_reserved(fd, "s/y.bin", 1, "s/y.bin");
+	ck_assert_int_eq(access(jpath(p, sizeof(p), "s"), F_OK), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
+	close(fd);
+	ck_assert_int_eq(jsize("x.bin"), 1);
+}
+END_TEST
+
 START_TEST(test_prepare_subdirs)
 {
 	char key[64], p[512];
@@ -1705,6 +1765,7 @@ fetch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_prepare_collisions);
+	tcase_add_test(tc, test_reserve_absent_and_dirfd);
 	tcase_add_test(tc, test_prepare_subdirs);
 	tcase_add_test(tc, test_prepare_symlink_part);
 	tcase_add_test(tc, test_begin_symlink_part);

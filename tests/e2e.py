@@ -767,5 +767,26 @@ class TestFetchd(FetchdTestCase):
         self.assert_file(os.path.join(self.job_dir("jlast"), "tslow.bin"),
                          body(size, 21))
 
+    # 22
+    def test_22_names_in_a_new_job_directory(self):
+        """A job's names in a directory it made itself: a name used before
+        (or one of its directories) is never handed out again, also when
+        the earlier URL's file is complete and no longer in flight."""
+        a = self.url("a.bin", size=700, seed=1)
+        b = self.url("b.bin", size=800, seed=2)
+        c = self.url("c.bin", size=900, seed=3)
+        lines = [a + " out=d/x.bin", b + " out=d", c + " out=d/x.bin",
+                 a, b + " out=a.bin"]
+        self.drop_job("jnames", lines)
+        state, rows = self.wait_done("jnames")
+        self.assertEqual(state, "done")
+        self.assertEqual([r.path for r in rows],
+                         ["d/x.bin", "d.1", "d/x.1.bin", "a.bin", "a.1.bin"])
+        for row, (size, seed) in zip(rows, [(700, 1), (800, 2), (900, 3),
+                                            (700, 1), (800, 2)]):
+            self.assert_row(row, "ok", 200, size, 1)
+            self.assert_file(os.path.join(self.job_dir("jnames"), row.path),
+                             body(size, seed))
+
 if __name__ == "__main__":
     unittest.main()
