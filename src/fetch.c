@@ -294,6 +294,22 @@ close_dir(const struct transfer *t, int fd)
 }
 
 /*
+ * The owner's directory was removed (with everything in it) while the job
+ * ran: what is opened relative to it fails with ENOENT. Only asked after a
+ * failure, so it costs nothing on the way of every URL.
+ */
+static int
+owner_dir_gone(const struct transfer *t)
+{
+	struct stat st;
+
+	return t->dirfd != -1 && fstat(t->dirfd, &st) == 0 &&
+	    st.st_nlink == 0;
+}
+
+static int open_dirs_from(struct transfer *, int, int, int *, size_t *);
+
+/*
  * Open t->dir (or start from t->dirfd), then every directory component of
  * t->name below it, each with O_NOFOLLOW, making the missing ones when
  * create is set. On success *dfd is the directory that holds the last
@@ -306,6 +322,26 @@ close_dir(const struct transfer *t, int fd)
 static int
 open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 {
+	enum fetch_outcome outcome = t->outcome;
+	enum fetch_errkind errkind = t->errkind;
+
+	if (open_dirs_from(t, t->dirfd, create, dfd, base) == 0)
+		return 0;
+	/* A removed job directory is made again, as if there were no fd. */
+	if (!owner_dir_gone(t) ||
+	    open_dirs_from(t, -1, create, dfd, base) == -1)
+		return -1;
+	t->outcome = outcome;
+	t->errkind = errkind;
+	t->error[0] = '\0';
+	return 0;
+}
+
+/* open_dirs() starting from start (t->dirfd), or from t->dir when -1. */
+static int
+open_dirs_from(struct transfer *t, int start, int create, int *dfd,
+    size_t *base)
+{
 	char *copy = NULL, *comp, *slash, shown[PATH_MAX];
 	int fd = -1, nfd;
 
@@ -314,8 +350,8 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
 		goto fail;
 	}
-	if (t->dirfd != -1)
-		fd = t->dirfd;
+	if (start != -1)
+		fd = start;
 	else if ((fd = open_or_make_dir(AT_FDCWD, t->dir, create)) == -1) {
 		open_error(t, AT_FDCWD, t->dir, t->dir, errno, FETCH_FAIL);
 		goto fail;
@@ -881,7 +917,12 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	if (p->ca_file[0] != '\0')
 		SETOPT(CURLOPT_CAINFO, p->ca_file);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_BUFFERSIZE, FETCH_BUFFERSIZE);
+	/*
+	 * A size, not a behaviour: libcurl 7.88 refuses a new one while it
+	 * still holds the buffer of the handle's last transfer (one that
+	 * ended on a refused redirect, for one), and then that buffer serves.
+	 */
+	(void)curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, FETCH_BUFFERSIZE);
 	if (share != NULL)
 		SETOPT(CURLOPT_SHARE, share);
 	/* No CURLOPT_ACCEPT_ENCODING: the bytes on disk are the resource. */
@@ -941,8 +982,22 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		goto fail;
 	}
-	if (open_part(t, s) == -1)
-		goto fail;
+	if (open_part(t, s) == -1) {
+		/* The job directory was removed under us: make it again. */
+		if (s->dirfd != t->dirfd || !owner_dir_gone(t))
+			goto fail;
+		if ((s->dirfd = open_or_make_dir(AT_FDCWD, t->dir, 1)) == -1) {
+			open_error(t, AT_FDCWD, t->dir, t->dir, errno,
+			    FETCH_RETRY);
+			goto fail;
+		}
+		s->own_dirfd = 1;
+		t->outcome = FETCH_OK;
+		t->errkind = FERR_NONE;
+		t->error[0] = '\0';
+		if (open_part(t, s) == -1)
+			goto fail;
+	}
 	if (t->has_sha256) {
 		if ((s->md = EVP_MD_CTX_new()) == NULL || hash_reset(s) == -1) {
 			set_error(t, FETCH_RETRY, FERR_OTHER,

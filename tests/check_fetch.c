@@ -658,6 +658,35 @@ START_TEST(test_redirect_file)
 }
 END_TEST
 
+/*
+ * A worker keeps one easy handle for every transfer it runs: after a
+ * redirect to a refused protocol, libcurl 7.88 still holds that transfer's
+ * receive buffer and refuses CURLOPT_BUFFERSIZE until the handle is gone.
+ * The next transfer on the same handle must still work.
+ */
+START_TEST(test_handle_reused_after_refused_redirect)
+{
+	char key[64];
+	struct transfer *t;
+	CURL *easy = curl_easy_init();
+
+	ck_assert_ptr_nonnull(easy);
+	t = prepared("a.bin", "redirect=file%%3A%%2F%%2F%%2Fetc%%2Fpasswd&key=%s",
+	    new_key(key, sizeof(key), "file"));
+	fetch_run(t, easy, NULL);
+	ck_assert_int_eq(t->errkind, FERR_PROTOCOL_REFUSED);
+	fetch_transfer_free(t);
+
+	t = prepared("b.bin", "size=900&seed=5&key=%s",
+	    new_key(key, sizeof(key), "after"));
+	fetch_run(t, easy, NULL);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("b.bin", 900, 5);
+	fetch_transfer_free(t);
+	curl_easy_cleanup(easy);
+}
+END_TEST
+
 START_TEST(test_ftp_refused)
 {
 	struct transfer *t;
@@ -1343,6 +1372,41 @@ START_TEST(test_reserve_absent_and_dirfd)
 }
 END_TEST
 
+/*
+ * The job directory is removed while its fd is held (rm -rf of a running
+ * job's downloads): the next transfers make it again by its path and
+ * succeed, a top-level name (the .part opened in the fd) as well as one in
+ * a subdirectory (made below the fd).
+ */
+START_TEST(test_removed_job_dir)
+{
+	const char *names[] = { "gone.bin", "sub/gone.bin" };
+	char key[64], *u;
+	struct transfer *t;
+	int created, fd;
+
+	fd = fetch_open_dir(jdir, &created);
+	ck_assert_int_ge(fd, 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		ck_assert_int_eq(testlib_rm_rf(jdir), 0);
+		ck_assert_int_ne(access(jdir, F_OK), 0);
+		u = url_for("/f/x?size=300&seed=%zu&key=%s", i,
+		    new_key(key, sizeof(key), "gone"));
+		t = new_transfer(u, names[i]);
+		free(u);
+		t->dirfd = fd;
+		ck_assert_int_eq(fetch_reserve(t, 0, none_taken, NULL, NULL),
+		    0);
+		run(t);
+		ck_assert_msg(t->outcome == FETCH_OK, "%s: %s", names[i],
+		    t->error);
+		assert_file_body(names[i], 300, (int)i);
+		fetch_transfer_free(t);
+	}
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_prepare_subdirs)
 {
 	char key[64], p[512];
@@ -1738,6 +1802,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_416_stale);
 	tcase_add_test(tc, test_redirect_resume);
 	tcase_add_test(tc, test_redirect_file);
+	tcase_add_test(tc, test_handle_reused_after_refused_redirect);
 	tcase_add_test(tc, test_ftp_refused);
 	tcase_add_test(tc, test_max_redirects);
 	tcase_add_test(tc, test_max_file_size);
@@ -1766,6 +1831,7 @@ fetch_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_prepare_collisions);
 	tcase_add_test(tc, test_reserve_absent_and_dirfd);
+	tcase_add_test(tc, test_removed_job_dir);
 	tcase_add_test(tc, test_prepare_subdirs);
 	tcase_add_test(tc, test_prepare_symlink_part);
 	tcase_add_test(tc, test_begin_symlink_part);

@@ -234,7 +234,9 @@ class TestFetchd(FetchdTestCase):
             self.assertEqual(reqs[1]["sent"], size - at, fault)
 
     # 5
-    @config(http={"retries": 2})
+    # One worker: the URL after the refused redirect runs on the same
+    # worker (and, for threads and process, the same libcurl handle).
+    @config(http={"retries": 2}, workers={"count": 1, "per_host": 1})
     def test_05_redirect_to_file_url_refused(self):
         evil = self.url("evil.bin", redirect="file:///etc/passwd", key="kfile")
         target = self.url("target.bin", size=777, seed=7, key="ktarget")
