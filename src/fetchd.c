@@ -35,8 +35,8 @@
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
-#define DISPATCH_STEP 16         /* URLs read per step while the engine has room */
-#define DISPATCH_BATCH 32        /* transfers started per loop turn, at most */
+#define DISPATCH_STEP 16        /* URLs read per step while the engine has room */
+#define DISPATCH_BATCH 32       /* transfers started per loop turn, at most */
 
 struct old_engine {
 	TAILQ_ENTRY(old_engine) entry;

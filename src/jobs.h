@@ -58,8 +58,9 @@ int jobs_start(struct jobs *js, const char *name, int resume);
 /*
  * Read more URLs of the running jobs into the scheduler until `want`
  * transfers are live (queued, waiting for a retry or running), capped at
- * the budget of twice the workers plus a margin. Returns how many were
- * added.
+ * the budget of twice the workers plus a margin. Returns how many URLs it
+ * took from the jobs (a URL recorded at once, such as one of a cancelled
+ * job, counts too); 0 when there is nothing more to take now.
  */
 size_t jobs_refill(struct jobs *js, size_t want);
 
