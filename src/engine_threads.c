@@ -212,6 +212,18 @@ threads_submit(struct engine *e, struct transfer *t)
 	return 0;
 }
 
+/* Lock held: take queued t out and hand it back as cancelled (a retry). */
+static void
+threads_unqueue(struct threads *th, struct transfer *t)
+{
+	TAILQ_REMOVE(&th->queue, t, entry);
+	th->nqueued--;
+	t->outcome = FETCH_RETRY;
+	t->errkind = FERR_OTHER;
+	strcpy(t->error, "cancelled");
+	TAILQ_INSERT_TAIL(&th->done, t, entry);
+}
+
 /*
  * A queued transfer comes back at once; a running one is flagged and comes
  * back when its progress callback sees the flag.
@@ -227,12 +239,7 @@ threads_cancel(struct engine *e, struct transfer *t)
 		if (q == t)
 			break;
 	if (q != NULL) {
-		TAILQ_REMOVE(&th->queue, t, entry);
-		th->nqueued--;
-		t->outcome = FETCH_RETRY;
-		t->errkind = FERR_OTHER;
-		strcpy(t->error, "cancelled");
-		TAILQ_INSERT_TAIL(&th->done, t, entry);
+		threads_unqueue(th, t);
 		threads_wake(th);
 	} else
 		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
@@ -250,14 +257,8 @@ threads_stop(struct engine *e)
 		return;
 	pthread_mutex_lock(&th->lock);
 	th->stopping = 1;
-	while ((t = TAILQ_FIRST(&th->queue)) != NULL) {
-		TAILQ_REMOVE(&th->queue, t, entry);
-		th->nqueued--;
-		t->outcome = FETCH_RETRY;
-		t->errkind = FERR_OTHER;
-		strcpy(t->error, "cancelled");
-		TAILQ_INSERT_TAIL(&th->done, t, entry);
-	}
+	while ((t = TAILQ_FIRST(&th->queue)) != NULL)
+		threads_unqueue(th, t);
 	TAILQ_FOREACH(t, &th->running, entry)
 		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&th->cond);

@@ -402,6 +402,21 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	    proto_num(st, "process.children_restarted", 0), eol);
 }
 
+/* "label: N (first, second, ...)" from the count and the names at the
+ * paths given; no parentheses for no names. */
+static void
+print_names(const json_t *o, const char *label, const char *count,
+    const char *names, const char *open)
+{
+	const json_t *j;
+	size_t i;
+
+	printf("%s: %.0f", label, proto_num(o, count, 0));
+	json_array_foreach((json_t *)proto_get(o, names), i, j)
+		printf("%s%s", i == 0 ? open : ", ", json_string_value(j));
+	printf("%s\n", json_array_size(proto_get(o, names)) > 0 ? ")" : "");
+}
+
 static void
 print_jobs(const json_t *o)
 {
@@ -419,23 +434,10 @@ print_jobs(const json_t *o)
 		    proto_num(j, "urls", 0), proto_num(j, "done", 0),
 		    proto_num(j, "failed", 0), proto_num(j, "running", 0), b);
 	}
-	printf("queued: %.0f", proto_num(o, "queued.count", 0));
-	json_array_foreach((json_t *)proto_get(o, "queued.names"), i, j)
-		printf("%s%s", i == 0 ? " (" : ", ", json_string_value(j));
-	printf("%s\n", json_array_size(proto_get(o, "queued.names")) > 0 ?
-	    ")" : "");
-	printf("done: %.0f", proto_num(o, "done.count", 0));
-	json_array_foreach((json_t *)proto_get(o, "done.recent"), i, j)
-		printf("%s%s", i == 0 ? " (latest: " : ", ",
-		    json_string_value(j));
-	printf("%s\n", json_array_size(proto_get(o, "done.recent")) > 0 ?
-	    ")" : "");
-	printf("failed: %.0f", proto_num(o, "failed.count", 0));
-	json_array_foreach((json_t *)proto_get(o, "failed.recent"), i, j)
-		printf("%s%s", i == 0 ? " (latest: " : ", ",
-		    json_string_value(j));
-	printf("%s\n", json_array_size(proto_get(o, "failed.recent")) > 0 ?
-	    ")" : "");
+	print_names(o, "queued", "queued.count", "queued.names", " (");
+	print_names(o, "done", "done.count", "done.recent", " (latest: ");
+	print_names(o, "failed", "failed.count", "failed.recent",
+	    " (latest: ");
 }
 
 /*

@@ -222,6 +222,24 @@ prom_head(FILE *fp, const char *name, const char *type, const char *help)
 	    name, type);
 }
 
+/* fetchd_rate_WHAT_per_second for each window of st's "rate" object. */
+static void
+prom_rate(FILE *fp, const json_t *st, const char *what, const char *help)
+{
+	char name[64], key[64], text[128];
+	size_t i;
+
+	snprintf(name, sizeof(name), "rate_%s_per_second", what);
+	snprintf(key, sizeof(key), "%s_per_s", what);
+	snprintf(text, sizeof(text), "%s per second over a sliding window.",
+	    help);
+	prom_head(fp, name, "gauge", text);
+	for (i = 0; i < sizeof(prom_windows) / sizeof(prom_windows[0]); i++)
+		fprintf(fp, "fetchd_%s{window=\"%s\"} %.9g\n", name,
+		    prom_windows[i], proto_num(proto_get(proto_get(st, "rate"),
+		    prom_windows[i]), key, 0));
+}
+
 /* Integers exactly, everything else as a float Prometheus can parse. */
 static void
 prom_value(FILE *fp, const json_t *v)
@@ -326,22 +344,8 @@ proto_prometheus(const json_t *st)
 	}
 
 	if (json_is_object(proto_get(st, "rate"))) {
-		prom_head(fp, "rate_bytes_per_second", "gauge",
-		    "Bytes received per second over a sliding window.");
-		for (i = 0; i < 3; i++) {
-			o = proto_get(proto_get(st, "rate"), prom_windows[i]);
-			fprintf(fp, "fetchd_rate_bytes_per_second{window=\"%s\"} "
-			    "%.9g\n", prom_windows[i],
-			    proto_num(o, "bytes_per_s", 0));
-		}
-		prom_head(fp, "rate_urls_per_second", "gauge",
-		    "URLs finished per second over a sliding window.");
-		for (i = 0; i < 3; i++) {
-			o = proto_get(proto_get(st, "rate"), prom_windows[i]);
-			fprintf(fp, "fetchd_rate_urls_per_second{window=\"%s\"} "
-			    "%.9g\n", prom_windows[i],
-			    proto_num(o, "urls_per_s", 0));
-		}
+		prom_rate(fp, st, "bytes", "Bytes received");
+		prom_rate(fp, st, "urls", "URLs finished");
 	}
 
 	prom_latency(fp, st, "ttfb", "Time to the first byte");

@@ -64,6 +64,18 @@ push_ok(struct sched *s, struct transfer *t)
 	ck_assert_int_eq(sched_push(s, t), 0);
 }
 
+/* n transfers of job_x to host, ids 0 to n-1, pushed in that order. */
+static void
+push_same(struct sched *s, struct transfer **t, int n, const char *host)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		t[i] = tr_new(&job_x, host, (uint64_t)i);
+		push_ok(s, t[i]);
+	}
+}
+
 static void
 retry_ok(struct sched *s, struct transfer *t, double delay)
 {
@@ -130,10 +142,7 @@ START_TEST(test_fifo_one_host)
 	int i;
 
 	ck_assert_ptr_nonnull(s);
-	for (i = 0; i < 10; i++) {
-		t[i] = tr_new(&job_x, "a.example", (uint64_t)i);
-		push_ok(s, t[i]);
-	}
+	push_same(s, t, 10, "a.example");
 	ck_assert_uint_eq(sched_ready(s), 10);
 	ck_assert_uint_eq(sched_running(s), 0);
 	for (i = 0; i < 10; i++) {
@@ -350,10 +359,7 @@ START_TEST(test_cap_zero_unlimited)
 	struct transfer *t[1000];
 	int i;
 
-	for (i = 0; i < 1000; i++) {
-		t[i] = tr_new(&job_x, "one.example", (uint64_t)i);
-		push_ok(s, t[i]);
-	}
+	push_same(s, t, 1000, "one.example");
 	for (i = 0; i < 1000; i++)
 		ck_assert_ptr_eq(sched_pop(s), t[i]);
 	ck_assert_uint_eq(sched_running(s), 1000);
@@ -367,10 +373,7 @@ START_TEST(test_lower_cap)
 	struct transfer *t[10];
 	int i;
 
-	for (i = 0; i < 10; i++) {
-		t[i] = tr_new(&job_x, "a", (uint64_t)i);
-		push_ok(s, t[i]);
-	}
+	push_same(s, t, 10, "a");
 	for (i = 0; i < 4; i++)
 		ck_assert_ptr_eq(sched_pop(s), t[i]);
 	ck_assert_ptr_null(sched_pop(s));
@@ -406,12 +409,8 @@ START_TEST(test_set_cap_while_queued)
 {
 	struct sched *s = sched_new(NULL, 0, NULL, NULL);
 	struct transfer *t[3];
-	int i;
 
-	for (i = 0; i < 3; i++) {
-		t[i] = tr_new(&job_x, "a", (uint64_t)i);
-		push_ok(s, t[i]);
-	}
+	push_same(s, t, 3, "a");
 	sched_set_per_host(s, 1);
 	ck_assert_ptr_eq(sched_pop(s), t[0]);
 	ck_assert_ptr_null(sched_pop(s));
@@ -908,10 +907,7 @@ START_TEST(test_perf_one_host)
 
 	t = calloc(N, sizeof(*t));
 	ck_assert_ptr_nonnull(t);
-	for (i = 0; i < N; i++) {
-		t[i] = tr_new(&job_x, "mirror.example", (uint64_t)i);
-		push_ok(s, t[i]);
-	}
+	push_same(s, t, N, "mirror.example");
 	start = testlib_now();
 	for (i = 0; i < CAP; i++)
 		bad += sched_pop(s) != t[i];
