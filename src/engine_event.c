@@ -215,24 +215,6 @@ evloop_action(struct evloop *el, curl_socket_t fd, int flags)
 	evloop_handback(el);
 }
 
-/* Let libcurl run what is due (a handle just added); completions are
- * queued for the deferred hand-back. */
-static void
-evloop_kick(struct evloop *el)
-{
-	struct transfer *t;
-	CURLMcode mc;
-	int running;
-
-	mc = curl_multi_socket_action(el->multi, CURL_SOCKET_TIMEOUT, 0,
-	    &running);
-	evloop_collect(el);
-	if (mc != CURLM_OK && (mc == CURLM_ABORTED_BY_CALLBACK ||
-	    mc == CURLM_OUT_OF_MEMORY))
-		while ((t = TAILQ_FIRST(&el->running)) != NULL)
-			evloop_end(el, t, CURLE_OUT_OF_MEMORY);
-}
-
 /* -- libevent side ---------------------------------------------------- */
 
 static void
@@ -472,13 +454,12 @@ evloop_submit(struct engine *e, struct transfer *t)
 	TAILQ_INSERT_TAIL(&el->running, t, entry);
 	el->nrunning++;
 	/*
-	 * Start it now rather than on the next loop turn: when a burst of
-	 * transfers finishes together, each new one's request goes out while
-	 * the rest of the burst is still being handed back, instead of all
-	 * after it. Whatever this finishes is only queued (handed back from
-	 * an event), so submit never completes a transfer re-entrantly.
+	 * Not started from here: curl_multi_add_handle() set libcurl's
+	 * timeout to zero, so the timer starts every transfer submitted in
+	 * this loop turn with one curl_multi_socket_action() and their
+	 * requests leave together (see transfer_done() in fetchd.c). Nor can
+	 * submit then complete a transfer re-entrantly.
 	 */
-	evloop_kick(el);
 	return 0;
 }
 

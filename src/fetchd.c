@@ -391,10 +391,15 @@ transfer_done(struct transfer *t, void *arg)
 		}
 		return;
 	}
-	/* At once, not deferred: the slot is taken again while the engine
-	 * is still handing back a burst of completions, so the next request
-	 * goes out now rather than after the whole burst. */
-	dispatch_cb(-1, 0, d);
+	/*
+	 * Deferred to the end of this loop turn, once the engine has handed
+	 * back every completion the poll returned: the freed slots are then
+	 * filled together and their requests leave in one burst. One burst
+	 * wakes a server waiting for work once; a request sent after each
+	 * completion woke it once per request, and on a loopback or a busy
+	 * host that wake-up costs the sender more than the request itself.
+	 */
+	dispatch_soon(d);
 }
 
 static void
