@@ -94,8 +94,11 @@ threads_worker(void *arg)
 		pthread_mutex_lock(&th->lock);
 		TAILQ_REMOVE(&th->running, t, entry);
 		th->nbusy--;
+		/* The main loop takes the whole list after reading the
+		 * eventfd: a list that was not empty has a wake-up coming. */
+		if (TAILQ_EMPTY(&th->done))
+			threads_wake(th);
 		TAILQ_INSERT_TAIL(&th->done, t, entry);
-		threads_wake(th);
 	}
 	pthread_mutex_unlock(&th->lock);
 	curl_easy_cleanup(easy);
