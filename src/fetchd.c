@@ -396,8 +396,9 @@ transfer_done(struct transfer *t, void *arg)
 	 * back every completion the poll returned: the freed slots are then
 	 * filled together and their requests leave in one burst. One burst
 	 * wakes a server waiting for work once; a request sent after each
-	 * completion woke it once per request, and on a loopback or a busy
-	 * host that wake-up costs the sender more than the request itself.
+	 * completion woke it once per request, and where the server shares
+	 * the host (loopback), on a virtual machine above all, the sender
+	 * pays for that wake-up, which can cost more than the request.
 	 */
 	dispatch_soon(d);
 }
