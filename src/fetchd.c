@@ -736,10 +736,10 @@ daemon_run(struct daemon *d)
 	raise_nofile(d->cfg.count + 64);
 	/*
 	 * The epoll changelist folds the interest changes made to a socket
-	 * within one loop turn into one epoll_ctl (libcurl drops a connection's
-	 * socket when a transfer ends and adds it back when the next one
-	 * reuses it). Its one caveat, dup()ed descriptors, does not apply: no
-	 * descriptor the loop watches is a dup of another.
+	 * within one loop turn into one epoll_ctl (libcurl watches a new
+	 * connection for writing, then for reading once its request is sent,
+	 * often in the same turn). Its one caveat, dup()ed descriptors, does
+	 * not apply: no descriptor the loop watches is a dup of another.
 	 */
 	if ((ecfg = event_config_new()) == NULL)
 		fatalx("event_config_new");
