@@ -67,6 +67,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "util.h"
 
 #define PROC_VERSION 1
 #define PROC_FD 3                       /* the socket, in the child */
@@ -257,15 +258,6 @@ get_hdr(struct msg *m, unsigned *type, uint64_t *id)
 	return m->bad ? -1 : 0;
 }
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --- the parent ---------------------------------------------------------- */
 
 enum child_state {
@@ -451,7 +443,7 @@ child_spawn(struct procs *ps, struct child *c)
 		close(c->fd);
 		c->fd = -1;
 		c->state = CHILD_DEAD;
-		c->dead_since = mono();
+		c->dead_since = util_mono();
 		c->killed = 1;
 		snprintf(c->why, sizeof(c->why), "no event for its socket");
 		ps->dirty = 1;
@@ -477,7 +469,7 @@ child_close(struct child *c)
 		close(c->fd);
 	c->fd = -1;
 	if (c->state != CHILD_DEAD)
-		c->dead_since = mono();
+		c->dead_since = util_mono();
 	c->state = CHILD_DEAD;
 	ps->dirty = 1;
 }
@@ -821,7 +813,7 @@ procs_maintain(struct procs *ps)
 	if (!ps->dirty || ps->stopping)
 		return;
 	ps->dirty = 0;
-	now = mono();
+	now = util_mono();
 	for (i = 0; i < ps->nchildren; i++) {
 		c = &ps->children[i];
 		if (c->state != CHILD_DEAD)
@@ -907,7 +899,7 @@ procs_done_cb(evutil_socket_t fd, short what, void *arg)
 static void
 procs_wait(struct procs *ps, int (*want)(const struct child *), long ms)
 {
-	double deadline = mono() + ms / 1000.0, left;
+	double deadline = util_mono() + ms / 1000.0, left;
 	struct child *c;
 	long i;
 	int n, dead, timeout;
@@ -930,7 +922,7 @@ procs_wait(struct procs *ps, int (*want)(const struct child *), long ms)
 		}
 		if (n == 0 && !dead)
 			return;
-		if ((left = deadline - mono()) <= 0)
+		if ((left = deadline - util_mono()) <= 0)
 			return;
 		timeout = (int)(left * 1000) + 1;
 		if (dead && timeout > 10)
@@ -1125,7 +1117,7 @@ procs_stop(struct engine *e)
 		if (c->state != CHILD_NONE)
 			child_close(c);
 	}
-	deadline = mono() + STOP_EXIT_MS / 1000.0;
+	deadline = util_mono() + STOP_EXIT_MS / 1000.0;
 	for (;;) {
 		left = 0;
 		for (i = 0; i < ps->nchildren; i++)
@@ -1134,7 +1126,7 @@ procs_stop(struct engine *e)
 				left++;
 		if (left == 0)
 			break;
-		if (mono() >= deadline) {
+		if (util_mono() >= deadline) {
 			for (i = 0; i < ps->nchildren; i++) {
 				c = &ps->children[i];
 				if (c->state == CHILD_NONE)
@@ -1344,7 +1336,7 @@ worker_reader(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		timeout = -1;
 		if (busy) {
-			now = mono();
+			now = util_mono();
 			timeout = now >= next ? 0 :
 			    (int)((next - now) * 1000) + 1;
 		}
@@ -1354,7 +1346,7 @@ worker_reader(void *arg)
 		r = poll(&pfd, 1, timeout);
 		if (r == -1 && errno != EINTR)
 			break;
-		if (busy && (now = mono()) >= next) {
+		if (busy && (now = util_mono()) >= next) {
 			worker_progress(w);
 			next = now + PROGRESS_MS / 1000.0;
 		}
@@ -1368,7 +1360,7 @@ worker_reader(void *arg)
 		if ((size_t)n > PROC_MSG_MAX)
 			worker_fatal("message too long");
 		if (worker_message(w, (size_t)n) == 1)
-			next = mono() + PROGRESS_MS / 1000.0;
+			next = util_mono() + PROGRESS_MS / 1000.0;
 	}
 	worker_eof(w);
 	return NULL;

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "fetch.h"
+#include "util.h"
 
 #define FETCH_DIR_MODE 0750
 #define FETCH_FILE_MODE 0640
@@ -758,28 +759,6 @@ header_cb(char *data, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* All of buf to fd, or -1 with errno. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static size_t
 write_cb(char *data, size_t size, size_t nitems, void *arg)
 {
@@ -798,7 +777,7 @@ write_cb(char *data, size_t size, size_t nitems, void *arg)
 		s->cause = CAUSE_MAXSIZE;
 		return 0;
 	}
-	if (write_all(s->fd, data, n) == -1) {
+	if (util_write_all(s->fd, data, n) == -1) {
 		s->cause = CAUSE_WRITE;
 		s->cause_errno = errno;
 		return 0;
@@ -1032,21 +1011,6 @@ hexdigest(const unsigned char *md, char *out)
 	out[64] = '\0';
 }
 
-/* Move name.part to name, never replacing anything. 0 or -1 with errno. */
-static int
-rename_noreplace(int dfd, const char *from, const char *to)
-{
-	if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	/* A filesystem without RENAME_NOREPLACE: link fails on EEXIST too. */
-	if (linkat(dfd, from, dfd, to, 0) == -1)
-		return -1;
-	unlinkat(dfd, from, 0);
-	return 0;
-}
-
 /* A 2xx arrived complete: verify, then rename into place. */
 static void
 finish_ok(struct transfer *t, struct fetch_state *s)
@@ -1091,7 +1055,7 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 		    errstr(errno, eb, sizeof(eb)));
 		return;
 	}
-	if (rename_noreplace(s->dirfd, s->part, s->base) == -1) {
+	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
 		if (errno == EEXIST)
 			set_error(t, FETCH_FAIL, FERR_WRITE,
 			    "'%s/%s' already exists", t->dir, t->name);

@@ -34,6 +34,7 @@
 #include "job.h"
 #include "proto.h"
 #include "spool.h"
+#include "util.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/fetchd/fetchd.conf"
 #define REPLY_MAX (64 * 1024 * 1024)    /* bytes in one reply line */
@@ -579,23 +580,6 @@ struct staged {
 	int created;
 };
 
-static int
-write_all(int fd, const char *buf, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, buf, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * basename of file with anything outside [A-Za-z0-9._+@=,-] replaced and
  * leading dots dropped, then ".TIME.PID.N": unique per process, sortable,
@@ -666,7 +650,7 @@ stage(int tmpfd, struct staged *s, int *outfd)
 		}
 		if (r == 0)
 			break;
-		if (write_all(fd, buf, (size_t)r) == -1)
+		if (util_write_all(fd, buf, (size_t)r) == -1)
 			goto werr;
 	}
 	if (fsync(fd) == -1)
@@ -812,8 +796,8 @@ run_submit(struct ctl *c, int nfiles, char **files)
 		goto out;
 	}
 	for (i = 0; i < nfiles; i++) {
-		if (renameat2(tmpfd, st[i].name, newfd, st[i].name,
-		    RENAME_NOREPLACE) == -1) {
+		if (util_rename_noreplace(tmpfd, st[i].name, newfd,
+		    st[i].name) == -1) {
 			fprintf(stderr, "fetchctl: %s: new/%s: %s\n",
 			    st[i].file, st[i].name, errno == EEXIST ?
 			    "a job of that name is queued already" :

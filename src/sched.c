@@ -41,6 +41,7 @@
 
 #include "log.h"
 #include "sched.h"
+#include "util.h"
 
 #define HEAP_NONE SIZE_MAX
 #define HEAP_MIN 16
@@ -136,16 +137,6 @@ struct sched {
 	size_t nwaiting;
 	size_t nrunning;
 };
-
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t
 mix64(uint64_t x)
@@ -606,7 +597,7 @@ timer_arm(struct sched *s)
 		return;
 	}
 	it = s->timers.v[0];
-	d = it->deadline - mono_now();
+	d = it->deadline - util_mono();
 	if (d < 0)
 		d = 0;
 	tv.tv_sec = (time_t)d;
@@ -625,7 +616,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = arg;
 	struct sched_bucket *b;
 	struct sched_item *it;
-	double now = mono_now();
+	double now = util_mono();
 	size_t moved = 0;
 
 	while (s->timers.n > 0) {
@@ -665,7 +656,7 @@ sched_new(
 	if (getrandom(&s->seed, sizeof(s->seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(s->seed))
 		s->seed = mix64(
-		    (uint64_t)(uintptr_t)s ^ (uint64_t)(mono_now() * 1e9));
+		    (uint64_t)(uintptr_t)s ^ (uint64_t)(util_mono() * 1e9));
 	if (htab_init(&s->hosts) == -1 || htab_init(&s->jobs) == -1 ||
 	    htab_init(&s->buckets) == -1)
 		goto fail;
@@ -794,7 +785,7 @@ sched_enqueue(struct sched *s, struct transfer *t, int wait, double delay)
 		delay = 0;
 	if (delay > SCHED_DELAY_MAX)
 		delay = SCHED_DELAY_MAX;
-	it->deadline = mono_now() + delay;
+	it->deadline = util_mono() + delay;
 	TAILQ_INSERT_TAIL(&b->waiting, it, link);
 	b->nwaiting++;
 	s->nwaiting++;

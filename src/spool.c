@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "spool.h"
+#include "util.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -57,18 +58,6 @@ struct spool_log {
 	char *name;     /* "job.suffix", for messages */
 	char buf[SPOOL_LOG_BUFSZ];
 };
-
-static int
-spool_renameat(int ofd, const char *oname, int nfd, const char *nname)
-{
-#if defined(__GLIBC__) && \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 28))
-	return renameat2(ofd, oname, nfd, nname, RENAME_NOREPLACE);
-#else
-	return (int)syscall(SYS_renameat2, ofd, oname, nfd, nname,
-	    RENAME_NOREPLACE);
-#endif
-}
 
 static int
 spool_fsync_dir(struct spool *sp, int dirfd, const char *what)
@@ -200,23 +189,6 @@ name_candidate(char *cand, size_t len, const char *base, unsigned n)
 	return r < 0 || (size_t)r >= len ? -1 : 0;
 }
 
-static int
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, data, len);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		data += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Create dirfd/final holding data, crash-safely: write a temporary dot
  * file, fsync, close, rename without replacing. A temporary left by an
@@ -249,7 +221,7 @@ write_file_at(struct spool *sp, int dirfd, const char *dir, const char *final,
 		log_warn("create %s/%s/%s", sp->root, dir, tmp);
 		return -1;
 	}
-	if (write_all(fd, data, len) == -1) {
+	if (util_write_all(fd, data, len) == -1) {
 		log_warn("write %s/%s/%s", sp->root, dir, tmp);
 		goto fail;
 	}
@@ -263,7 +235,7 @@ write_file_at(struct spool *sp, int dirfd, const char *dir, const char *final,
 		log_warn("close %s/%s/%s", sp->root, dir, tmp);
 		goto fail;
 	}
-	if (spool_renameat(dirfd, tmp, dirfd, final) == -1) {
+	if (util_rename_noreplace(dirfd, tmp, dirfd, final) == -1) {
 		if (errno != EEXIST)
 			log_warn("rename %s/%s/%s", sp->root, dir, tmp);
 		goto fail;
@@ -756,7 +728,7 @@ reject(struct spool *sp, int srcfd, const char *srcdir, const char *name,
 			(void)unlinkat(sp->failedfd, resname, 0);
 			goto fail;
 		}
-		if (spool_renameat(srcfd, name, sp->failedfd, cand) == 0)
+		if (util_rename_noreplace(srcfd, name, sp->failedfd, cand) == 0)
 			break;
 		r = errno;
 		/* that result has no job: take it back */
@@ -830,7 +802,7 @@ spool_claim(struct spool *sp, const char *name, char *claimed,
 			return SPOOL_ERROR;
 		if (r == 0)
 			continue;
-		if (spool_renameat(sp->newfd, name, sp->activefd, cand) == 0)
+		if (util_rename_noreplace(sp->newfd, name, sp->activefd, cand) == 0)
 			break;
 		if (errno == EEXIST)
 			continue;
@@ -1038,7 +1010,7 @@ spool_log_flush(struct spool_log *lg)
 		return -1;
 	if (lg->len == 0)
 		return 0;
-	if (write_all(lg->fd, lg->buf, lg->len) == -1) {
+	if (util_write_all(lg->fd, lg->buf, lg->len) == -1) {
 		log_failed(lg, "write");
 		return -1;
 	}
@@ -1054,7 +1026,7 @@ spool_log_append(struct spool_log *lg, const char *line, size_t len)
 	if (len > sizeof(lg->buf) - lg->len && spool_log_flush(lg) == -1)
 		return -1;
 	if (len > sizeof(lg->buf)) {
-		if (write_all(lg->fd, line, len) == -1) {
+		if (util_write_all(lg->fd, line, len) == -1) {
 			log_failed(lg, "write");
 			return -1;
 		}
@@ -1208,7 +1180,7 @@ finish_job(struct spool *sp, const char *job, int dstfd, const char *dst)
 {
 	char jnl[NAME_MAX + 1];
 
-	if (spool_renameat(sp->activefd, job, dstfd, job) == -1) {
+	if (util_rename_noreplace(sp->activefd, job, dstfd, job) == -1) {
 		log_warn("rename %s/active/%s to %s/", sp->root, job, dst);
 		return -1;
 	}
@@ -1248,7 +1220,7 @@ spool_finish(struct spool *sp, const char *job, int failed)
 	if (r == 0) {
 		if (finish_result(sp, res) == -1)
 			return -1;
-		if (spool_renameat(sp->activefd, res, dstfd, res) == -1) {
+		if (util_rename_noreplace(sp->activefd, res, dstfd, res) == -1) {
 			log_warn("rename %s/active/%s to %s/", sp->root, res,
 			    dst);
 			return -1;

@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "util.h"
 
 struct stats_point {
 	double t;
@@ -67,10 +68,7 @@ struct stats {
 double
 stats_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return util_mono();
 }
 
 /* Rounded to a thousandth, so the JSON stays short and readable. */
