@@ -26,7 +26,8 @@
 # Needs root. Skipped (77) without root, under fakeroot, inside a Debian
 # package build, with FETCHD_BOOT_TEST=no, on a host that is not Debian,
 # and when systemd-nspawn, debootstrap or the packaging tools are missing
-# and cannot be installed. Exit 0 when every check passed, 1 otherwise.
+# and apt-get is missing. Exit 0 when every check passed, 1 otherwise (also
+# when a package it needs cannot be installed).
 
 set -u
 LC_ALL=C
@@ -143,7 +144,9 @@ if [ -n "$need" ]; then
 	command -v apt-get >/dev/null 2>&1 || skip "missing:$need, and no apt-get"
 	echo "installing:$need"
 	# shellcheck disable=SC2086
-	apt_install $need || skip "cannot install$need"
+	# As root on Debian with an archive configured, a failed install is a
+	# failure of this run, not a reason to skip it.
+	apt_install $need || { echo "FAIL: cannot install$need"; exit 1; }
 fi
 
 # --- state and cleanup ------------------------------------------------
@@ -250,13 +253,18 @@ else
 	src=$work/src/fetchd
 	mkdir -p "$src" || exit 1
 	echo "building the .deb from a copy of $top"
-	if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-		# Tracked and new files, without build products (.gitignore).
+	# A git checkout: its tracked and new files, without build products
+	# (.gitignore). Anything else (a release tarball unpacked, also one
+	# inside somebody's checkout as make distcheck does): all of it,
+	# writable, without a configured build.
+	if [ "$(git -C "$top" rev-parse --show-toplevel 2>/dev/null)" = \
+	    "$(cd "$top" && pwd -P)" ]; then
 		(cd "$top" && git ls-files -z -co --exclude-standard |
 		    xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
 		    tar --null -T - -cf -) | tar -C "$src" -xf - || exit 1
 	else
 		cp -a "$top/." "$src/" || exit 1
+		chmod -R u+w "$src" || exit 1
 		[ -f "$src/Makefile" ] && make -C "$src" distclean >/dev/null 2>&1
 	fi
 	if ! (cd "$src" && dpkg-checkbuilddeps -Pnocheck) > "$work/deps.log" 2>&1; then
@@ -264,7 +272,10 @@ else
 		    sed 's/([^)]*)//g; s/<[^>]*>//g; s/|[^,]*//g; s/,/ /g; s/:[a-z0-9]*//g')
 		echo "installing build dependencies: $pkgs"
 		# shellcheck disable=SC2086
-		apt_install $pkgs || skip "cannot install the build dependencies:$pkgs"
+		apt_install $pkgs || {
+			echo "FAIL: cannot install the build dependencies:$pkgs"
+			exit 1
+		}
 	fi
 	if ! (cd "$src" && DEB_BUILD_OPTIONS="nocheck${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
 	    dpkg-buildpackage -b -us -uc) > "$work/build.log" 2>&1; then

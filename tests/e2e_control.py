@@ -50,6 +50,17 @@ CLIENTS_MAX = 64                        # control.h: CONTROL_CLIENTS_MAX
 NOT_RUNNING, DENIED, USAGE = 3, 4, 2    # fetchctl exit statuses
 
 
+def built_with_systemd():
+    """HAVE_SYSTEMD in the build.h of the build FETCHD comes from."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(ft.FETCHD)))
+    try:
+        with open(os.path.join(top, "build.h")) as f:
+            return re.search(r"^#define HAVE_SYSTEMD 1$", f.read(),
+                             re.M) is not None
+    except OSError:
+        return False
+
+
 def read_line(sock, timeout=10):
     """One reply line from sock (bytes, without the newline); b"" at EOF."""
     sock.settimeout(timeout * ft.SCALE)
@@ -1055,10 +1066,9 @@ class TestServiceStatus(ControlTestCase):
             except socket.timeout:
                 pass
             return any(pred(m) for m in msgs)
-        try:
-            wait_for(lambda: got(lambda m: "READY=1" in m), 5, "READY=1")
-        except AssertionError:
+        if not built_with_systemd():
             self.skipTest("fetchd was built without libsystemd")
+        wait_for(lambda: got(lambda m: "READY=1" in m), 5, "READY=1")
         self.submit_job("n", [self.url("n.bin", size=2048)])
         self.wait_done("n")
         wait_for(lambda: got(lambda m: m.startswith("STATUS=") and

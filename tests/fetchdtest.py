@@ -281,6 +281,7 @@ class Daemon:
         self.log_path = os.path.join(dirpath, "fetchd.log")
         self.pid_path = os.path.join(dirpath, "fetchd.pid")
         self.proc = None
+        self.wrapper = []       # a command to run fetchd under (strace)
         self.settings = merge_settings(self.defaults(), overrides)
         self.write_config()
 
@@ -340,7 +341,8 @@ class Daemon:
             offset = 0
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
-                [FETCHD, "-c", self.conf], stdin=subprocess.DEVNULL,
+                self.wrapper + [FETCHD, "-c", self.conf],
+                stdin=subprocess.DEVNULL,
                 stdout=logf, stderr=logf, close_fds=True)
         _register(self.proc)
         with open(self.pid_path, "w") as f:
