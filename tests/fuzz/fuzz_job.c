@@ -1,0 +1,70 @@
+/*
+ * fuzz_job.c: job files, the first input a producer controls. Every line
+ * through job_parse_line() (and what an accepted entry feeds on:
+ * job_out_valid(), job_name_from_url()), then the whole input through the
+ * streaming reader twice, as the daemon validates and then runs a job.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "job.h"
+
+static void
+parse_lines(const uint8_t *data, size_t size)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX], name[JOB_NAME_MAX + 1];
+	const char *p = (const char *)data, *end = p + size, *nl;
+	unsigned long lineno = 0;
+
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		memset(&e, 0, sizeof(e));
+		if (job_parse_line(p, (size_t)(nl - p), ++lineno, &e, err,
+		    sizeof(err)) == 1) {
+			job_name_from_url(e.url, name, sizeof(name));
+			if (e.out != NULL && !job_out_valid(e.out, err,
+			    sizeof(err)))
+				abort();        /* accepted, yet not valid */
+			job_entry_free(&e);
+		}
+		p = nl + 1;
+	}
+}
+
+static void
+read_all(struct job_reader *r)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX + 32];
+	int rv;
+
+	do {
+		memset(&e, 0, sizeof(e));
+		if ((rv = job_reader_next(r, &e, err, sizeof(err))) == 1)
+			job_entry_free(&e);
+	} while (rv != 0 && job_reader_lineno(r) < 1000000);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct job_reader *r;
+	int fd;
+
+	parse_lines(data, size);
+	if ((fd = fuzz_memfd(data, size)) == -1)
+		return 0;
+	if ((r = job_reader_new(fd)) != NULL) {
+		read_all(r);
+		if (job_reader_rewind(r) == 0)
+			read_all(r);
+		job_reader_free(r);
+	}
+	close(fd);
+	return 0;
+}
