@@ -574,7 +574,7 @@ class TestFetchd(FetchdTestCase):
             "%.1f" % (x * 1000) for x in lat))
         for x in lat:
             self.assertGreater(x, -0.05)
-            self.assertLess(x, 0.5)
+            self.assertLess(x, 0.5 * ft.SCALE)
 
     # 14
     @config(daemon={"shutdown_grace": 1})

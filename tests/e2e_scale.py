@@ -49,6 +49,7 @@ from fetchdtest import body, wait_for  # noqa: E402
 MODEL = os.environ.get("FETCHD_SCALE_MODEL") or "event"
 MIB = 1024 * 1024
 RSS_LIMIT = 64 * MIB
+SANITIZER = os.environ.get("FETCHD_SANITIZER")  # set by scripts/sanitize
 FDS_NEEDED = 4096       # this process: the server's side of every connection
 
 
@@ -295,7 +296,12 @@ class ScaleTest(unittest.TestCase):
         self.assertLessEqual(srv.peak_conns, count)
         # Connections are kept and reused, not one per URL.
         self.assertLessEqual(srv.connections, count * 3 // 2)
-        self.assertLess(hwm, RSS_LIMIT, "fetchd VmHWM %d bytes" % hwm)
+        if SANITIZER:
+            # ASan's shadow memory and quarantine alone exceed the bound.
+            sys.stderr.write("RSS bound not checked under %s ... "
+                             % SANITIZER)
+        else:
+            self.assertLess(hwm, RSS_LIMIT, "fetchd VmHWM %d bytes" % hwm)
 
     def test_1000_urls_50ms_at_200(self):
         count, n, delay = 200, 1000, 50

@@ -37,6 +37,15 @@ testlib_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double
+testlib_scale(void)
+{
+	const char *v = getenv("FETCHD_E2E_TIMEOUT_SCALE");
+	double x = v != NULL ? atof(v) : 1;
+
+	return x >= 1 ? x : 1;
+}
+
 void
 testlib_pause_ms(long ms)
 {

@@ -13,6 +13,9 @@
 
 /* Seconds on CLOCK_MONOTONIC. */
 double	testlib_now(void);
+/* FETCHD_E2E_TIMEOUT_SCALE (default 1): what every upper time bound is
+ * multiplied by on slow hosts and sanitizer builds. */
+double	testlib_scale(void);
 /* Sleep ms milliseconds, through EINTR. */
 void	testlib_pause_ms(long ms);
 
