@@ -791,4 +791,4 @@ class TestFetchd(FetchdTestCase):
                              body(size, seed))
 
 if __name__ == "__main__":
-    unittest.main()
+    ft.main()

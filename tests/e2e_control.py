@@ -1080,4 +1080,4 @@ class TestServiceStatus(ControlTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    ft.main()

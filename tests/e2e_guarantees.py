@@ -308,4 +308,4 @@ class TestDurability(GuaranteeCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    ft.main()

@@ -430,4 +430,4 @@ class TestProcessEngine(ProcessTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    ft.main()

@@ -325,4 +325,4 @@ if __name__ == "__main__":
         print("e2e_scale.py: cannot raise the open file limit to %d; "
               "skipped" % FDS_NEEDED)
         sys.exit(77)
-    unittest.main()
+    ft.main()

@@ -90,4 +90,4 @@ class TestSwitch(FetchdTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    ft.main()

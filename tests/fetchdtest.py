@@ -52,7 +52,7 @@ RESULT_COLUMNS = ["url", "outcome", "http_status", "bytes", "seconds",
                   "attempts", "path", "error"]
 SPOOL_DIRS = ("tmp", "new", "active", "done", "failed")
 
-__all__ = ["body", "FetchdTestCase", "Server", "Daemon", "config",
+__all__ = ["body", "FetchdTestCase", "Server", "Daemon", "config", "main",
            "no_daemon", "parse_result", "wait_for", "config_text",
            "FETCHD", "FETCHCTL", "MODEL", "SCALE"]
 
@@ -719,3 +719,68 @@ class FetchdTestCase(unittest.TestCase):
             self.assertIn(e, self.jobs, "unexpected %s in download_dir" % p)
             self.assertFalse(os.path.islink(p), "%s is a symlink" % p)
             self.assertTrue(os.path.isdir(p), "%s is not a directory" % p)
+
+
+# -- running a suite --------------------------------------------------------
+
+class _TapResult(unittest.TextTestResult):
+    """
+    One TAP line per test on stdout, for automake's tap-driver.sh: a skipped
+    test is counted as skipped and a failed one as failed, not hidden in a
+    PASS of the whole file. Tracebacks and the daemon's log go to stderr,
+    which the driver keeps in the test's log.
+    """
+
+    def __init__(self, total):
+        super().__init__(unittest.runner._WritelnDecorator(sys.stderr),
+                         True, 2)
+        self.n = 0
+        print("1..%d" % total, flush=True)
+
+    def _tap(self, ok, test, directive=""):
+        self.n += 1
+        print("%s %d - %s%s" % ("ok" if ok else "not ok", self.n, test.id(),
+                                directive), flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._tap(True, test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._tap(False, test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        # Also an error outside any test (setUpClass): the plan then no
+        # longer matches, which the driver reports as an error too.
+        self._tap(False, test)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._tap(True, test, " # SKIP " + " ".join(reason.split()))
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._tap(True, test, " # TODO expected failure")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._tap(False, test, " # TODO unexpected success")
+
+
+def main():
+    """
+    Run the calling module's tests. With FETCHD_TAP set (the test harness
+    sets it), report in TAP; otherwise as unittest.main() does, so a suite
+    can still be run by hand with -v or with test names.
+    """
+    if not os.environ.get("FETCHD_TAP"):
+        unittest.main(module="__main__")
+        return
+    suite = unittest.defaultTestLoader.loadTestsFromModule(
+        sys.modules["__main__"])
+    result = _TapResult(suite.countTestCases())
+    suite.run(result)
+    result.printErrors()
+    sys.exit(0)
