@@ -34,7 +34,8 @@
 #include "stats.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
-#define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
+#define RESCAN_MIN_AGE 2        /* s: where the spool cannot tell writers,
+                                   a scan leaves younger files alone */
 #define DISPATCH_STEP 16        /* URLs read per step while the engine has room */
 #define DISPATCH_BATCH 32       /* transfers started per loop turn, at most */
 
@@ -536,8 +537,7 @@ note_restart(const struct config_option *opt, void *arg)
 	char name[128];
 
 	snprintf(name, sizeof(name), "%s.%s", opt->section, opt->key);
-	if (names != NULL)
-		json_array_append_new(names, json_string(name));
+	json_array_append_new(names, json_string(name));
 }
 
 /* Say what a reload that went through left for the next start. */
@@ -865,9 +865,10 @@ events_add(struct daemon *d)
 	d->ev_sigint = evsignal_new(d->base, SIGINT, sigterm_cb, d);
 	d->ev_sighup = evsignal_new(d->base, SIGHUP, sighup_cb, d);
 	if (d->ev_dispatch == NULL || d->ev_reap == NULL ||
-	    d->ev_rescan == NULL || d->ev_grace == NULL ||
-	    d->ev_sigterm == NULL || d->ev_sigint == NULL ||
-	    d->ev_sighup == NULL || event_add(d->ev_sigterm, NULL) == -1 ||
+	    d->ev_rescan == NULL ||
+	    d->ev_grace == NULL || d->ev_sigterm == NULL ||
+	    d->ev_sigint == NULL || d->ev_sighup == NULL ||
+	    event_add(d->ev_sigterm, NULL) == -1 ||
 	    event_add(d->ev_sigint, NULL) == -1 ||
 	    event_add(d->ev_sighup, NULL) == -1)
 		fatalx("cannot set up events");
