@@ -99,6 +99,7 @@ class TestReloadTable(FetchdTestCase):
         state, rows = self.wait_done("big")
         self.assertEqual(state, "failed")
         self.assertEqual(rows[0].outcome, "failed", rows)
+        self.assertIn("max_file_size", rows[0].error, rows)
 
         # fetchctl's own words, and the same names again (still changed).
         out = self.ctl("reload")
