@@ -41,74 +41,88 @@ extern int ini_max_line __attribute__((weak));
  * For CONF_STR rows, min and max bound the length in bytes (without the
  * NUL): min 1 forbids an empty value. For the enumerations they are the
  * range of the enum.
+ *
+ * RESTART options are read once at start (the directories, the sockets);
+ * a reload keeps their running values. LIVE(group) options take a reload's
+ * new value, and the group names the daemon's hook that acts on it
+ * (struct config_hooks); NONE is for values read where they are used.
  */
+#define RESTART CONF_RESTART, CONF_APPLY_NONE
+#define LIVE(group) CONF_LIVE, CONF_APPLY_##group
+
 static const struct config_option opt_table[] = {
     /* [daemon] */
     {"daemon", "spool_dir", CONF_STR, OFF(spool_dir), 1, PATH_MAX - 1,
-	"/var/spool/fetchd", 0,
+	"/var/spool/fetchd", RESTART,
 	"Spool directory holding tmp/ new/ active/ done/ failed/ (absolute)."},
     {"daemon", "download_dir", CONF_STR, OFF(download_dir), 1, PATH_MAX - 1,
-	"/var/lib/fetchd/downloads", 0,
+	"/var/lib/fetchd/downloads", RESTART,
 	"Files are written to download_dir/JOB/NAME (absolute)."},
     /* 107: sun_path holds 108 bytes with the NUL. */
     {"daemon", "socket", CONF_STR, OFF(socket_path), 1, 107,
-	"/run/fetchd/fetchd.sock", 0,
+	"/run/fetchd/fetchd.sock", RESTART,
 	"Control socket that fetchctl talks to (absolute)."},
-    {"daemon", "socket_mode", CONF_MODE, OFF(socket_mode), 0, 07777, "0660", 0,
-	"Permission bits of the control socket, in octal."},
+    {"daemon", "socket_mode", CONF_MODE, OFF(socket_mode), 0, 07777, "0660",
+	RESTART, "Permission bits of the control socket, in octal."},
     {"daemon", "log_level", CONF_LEVEL, OFF(log_level), LOG_LVL_ERROR,
-	LOG_LVL_DEBUG, "info", 1,
+	LOG_LVL_DEBUG, "info", LIVE(LOG),
 	"Least severe messages logged: error, warn, info or debug."},
     {"daemon", "shutdown_grace", CONF_INT, OFF(shutdown_grace), 0, 3600, "30",
-	1, "Seconds in-flight transfers may still run after SIGTERM."},
+	LIVE(NONE), "Seconds in-flight transfers may still run after SIGTERM."},
     {"daemon", "rescan_interval", CONF_INT, OFF(rescan_interval), 1, 86400,
-	"30", 1, "Seconds between safety-net rescans of spool/new."},
-    {"daemon", "sync", CONF_BOOL, OFF(sync), 0, 1, "yes", 1,
+	"30", LIVE(RESCAN), "Seconds between safety-net rescans of spool/new."},
+    {"daemon", "sync", CONF_BOOL, OFF(sync), 0, 1, "yes", LIVE(JOBS),
 	"fsync files and results before a job reaches done/ (yes or no)."},
     {"daemon", "max_job_urls", CONF_INT, OFF(max_job_urls), 1, 1000000000,
-	"10000000", 1, "A job with more URLs than this fails as a whole."},
-    {"daemon", "metrics_listen", CONF_STR, OFF(metrics_listen), 0, 255, "", 0,
-	"host:port serving Prometheus text over HTTP; empty = off."},
+	"10000000", LIVE(JOBS),
+	"A job with more URLs than this fails as a whole."},
+    {"daemon", "metrics_listen", CONF_STR, OFF(metrics_listen), 0, 255, "",
+	RESTART, "host:port serving Prometheus text over HTTP; empty = off."},
 
     /* [workers] */
     {"workers", "model", CONF_MODEL, OFF(model), MODEL_THREADS, MODEL_PROCESS,
-	"event", 1, "Concurrency model: event, threads or process."},
-    {"workers", "count", CONF_INT, OFF(count), 1, 10000, "16", 1,
+	"event", LIVE(ENGINE), "Concurrency model: event, threads or process."},
+    {"workers", "count", CONF_INT, OFF(count), 1, 10000, "16", LIVE(ENGINE),
 	"Worker threads or processes; for event, concurrent transfers."},
-    {"workers", "per_host", CONF_INT, OFF(per_host), 0, 10000, "8", 1,
-	"Concurrent transfers to one host; 0 = no cap."},
+    {"workers", "per_host", CONF_INT, OFF(per_host), 0, 10000, "8",
+	LIVE(SCHED), "Concurrent transfers to one host; 0 = no cap."},
 
     /* [http] */
     {"http", "connect_timeout", CONF_INT, OFF(connect_timeout), 1, 3600, "15",
-	1, "Seconds to wait for a connection to be made."},
-    {"http", "timeout", CONF_INT, OFF(timeout), 0, 604800, "0", 1,
+	LIVE(JOBS), "Seconds to wait for a connection to be made."},
+    {"http", "timeout", CONF_INT, OFF(timeout), 0, 604800, "0", LIVE(JOBS),
 	"Seconds one attempt at a URL may take; 0 = no limit."},
     {"http", "low_speed_limit", CONF_INT, OFF(low_speed_limit), 0, 1000000000,
-	"1024", 1,
+	"1024", LIVE(JOBS),
 	"Bytes/s below which a transfer counts as stalled; 0 = off."},
-    {"http", "low_speed_time", CONF_INT, OFF(low_speed_time), 1, 3600, "30", 1,
-	"Seconds a transfer may stay below low_speed_limit."},
-    {"http", "retries", CONF_INT, OFF(retries), 0, 100, "3", 1,
+    {"http", "low_speed_time", CONF_INT, OFF(low_speed_time), 1, 3600, "30",
+	LIVE(JOBS), "Seconds a transfer may stay below low_speed_limit."},
+    {"http", "retries", CONF_INT, OFF(retries), 0, 100, "3", LIVE(JOBS),
 	"Retries of a URL after its first attempt failed."},
-    {"http", "retry_delay", CONF_INT, OFF(retry_delay), 0, 3600, "1", 1,
-	"Seconds before the first retry; later retries back off."},
+    {"http", "retry_delay", CONF_INT, OFF(retry_delay), 0, 3600, "1",
+	LIVE(JOBS), "Seconds before the first retry; later retries back off."},
     {"http", "retry_max_delay", CONF_INT, OFF(retry_max_delay), 0, 86400, "60",
-	1, "Longest delay between two retries, seconds (>= retry_delay)."},
-    {"http", "max_redirects", CONF_INT, OFF(max_redirects), 0, 100, "10", 1,
-	"Redirects followed for one URL."},
+	LIVE(JOBS),
+	"Longest delay between two retries, seconds (>= retry_delay)."},
+    {"http", "max_redirects", CONF_INT, OFF(max_redirects), 0, 100, "10",
+	LIVE(JOBS), "Redirects followed for one URL."},
     {"http", "user_agent", CONF_STR, OFF(user_agent), 1, FETCH_UA_MAX - 1,
-	"fetchd/" PACKAGE_VERSION, 1,
+	"fetchd/" PACKAGE_VERSION, LIVE(JOBS),
 	"User-Agent header sent with every request."},
     {"http", "max_file_size", CONF_SIZE, OFF(max_file_size), 0, SIZE_LIMIT, "0",
-	1,
+	LIVE(JOBS),
 	"Largest file accepted, in bytes (K, M, G, T suffix); 0 = no limit."},
-    {"http", "rate_limit", CONF_SIZE, OFF(rate_limit), 0, SIZE_LIMIT, "0", 1,
+    {"http", "rate_limit", CONF_SIZE, OFF(rate_limit), 0, SIZE_LIMIT, "0",
+	LIVE(JOBS),
 	"Bytes/s for each transfer (K, M, G, T suffix); 0 = unlimited."},
-    {"http", "proxy", CONF_STR, OFF(proxy), 0, FETCH_PROXY_MAX - 1, "", 1,
+    {"http", "proxy", CONF_STR, OFF(proxy), 0, FETCH_PROXY_MAX - 1, "",
+	LIVE(JOBS),
 	"Proxy for every transfer, as libcurl takes it; empty = none."},
-    {"http", "verify_tls", CONF_BOOL, OFF(verify_tls), 0, 1, "yes", 1,
+    {"http", "verify_tls", CONF_BOOL, OFF(verify_tls), 0, 1, "yes",
+	LIVE(JOBS),
 	"Verify the server's certificate and host name (yes or no)."},
-    {"http", "ca_file", CONF_STR, OFF(ca_file), 0, FETCH_PROXY_MAX - 1, "", 1,
+    {"http", "ca_file", CONF_STR, OFF(ca_file), 0, FETCH_PROXY_MAX - 1, "",
+	LIVE(JOBS),
 	"CA bundle for certificate checks; empty = libcurl's default."},
 };
 
@@ -357,6 +371,121 @@ level_name(int i)
 	return log_level_name((enum log_level)i);
 }
 
+/* The text failed opt's checks: msg says why. */
+static int
+set_invalid(void)
+{
+	errno = EINVAL;
+	return -1;
+}
+
+/* CONF_STR: length bounds and the option's own checks, then a copy. */
+static int
+set_string(void *p, const struct config_option *opt, const char *s,
+    char *msg, size_t msglen)
+{
+	size_t slen = strlen(s);
+	char *dup;
+
+	if (slen == 0 && opt->min > 0) {
+		snprintf(msg, msglen, "%s.%s must not be empty", opt->section,
+		    opt->key);
+		return set_invalid();
+	}
+	if ((long long)slen > opt->max) {
+		snprintf(msg, msglen, "%s.%s is too long (%zu bytes, at most %lld)",
+		    opt->section, opt->key, slen, opt->max);
+		return set_invalid();
+	}
+	if (check_string(opt, s, msg, msglen) == -1)
+		return set_invalid();
+	if ((dup = strdup(s)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	free(*(char **)p);
+	*(char **)p = dup;
+	return 0;
+}
+
+/* CONF_INT, CONF_SIZE and CONF_MODE: parse, then check the bounds. */
+static int
+set_number(void *p, const struct config_option *opt, const char *s,
+    char *msg, size_t msglen)
+{
+	char range[80];
+	long long v = 0;
+	int r;
+
+	format_range(opt, range, sizeof(range));
+	if (opt->type == CONF_MODE)
+		r = parse_mode(s, &v);
+	else
+		r = parse_number(opt, s, &v);
+	if (r == -1) {
+		snprintf(msg, msglen, "%s.%s: \"%.64s\" is not %s (allowed %s)",
+		    opt->section, opt->key, s,
+		    opt->type == CONF_MODE ? "an octal mode"
+			: opt->type == CONF_SIZE
+			? "a size (a number, optionally with K, M, G or T)"
+			: "a whole number",
+		    range);
+		return set_invalid();
+	}
+	if (r == 1 || v < opt->min || v > opt->max) {
+		snprintf(msg, msglen, "%s.%s: %.64s is out of range (allowed %s)",
+		    opt->section, opt->key, s, range);
+		return set_invalid();
+	}
+	if (opt->type == CONF_INT)
+		*(long *)p = (long)v;
+	else if (opt->type == CONF_SIZE)
+		*(long long *)p = v;
+	else
+		*(unsigned *)p = (unsigned)v;
+	return 0;
+}
+
+/* CONF_BOOL, CONF_LEVEL and CONF_MODEL: one of a few words. */
+static int
+set_word(void *p, const struct config_option *opt, const char *s, char *msg,
+    size_t msglen)
+{
+	char names[80];
+	int r;
+
+	switch (opt->type) {
+	case CONF_BOOL:
+		if ((r = parse_bool(s)) != -1)
+			break;
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not a boolean "
+		    "(allowed yes/no, true/false, on/off, 1/0)",
+		    opt->section, opt->key, s);
+		return set_invalid();
+	case CONF_LEVEL:
+		if ((r = log_level_parse(s)) >= opt->min && r <= opt->max)
+			break;
+		list_names(level_name, (int)opt->max + 1, names, sizeof(names));
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not a log level (allowed %s)",
+		    opt->section, opt->key, s, names);
+		return set_invalid();
+	default:
+		if ((r = config_model_parse(s)) >= opt->min && r <= opt->max)
+			break;
+		list_names(config_model_name, (int)MODEL_COUNT, names,
+		    sizeof(names));
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not a worker model (allowed %s)",
+		    opt->section, opt->key, s, names);
+		return set_invalid();
+	}
+	*(int *)p = r;
+	return 0;
+}
+
 /*
  * Set one option from its text (already unquoted). On failure returns -1
  * with msg naming the option and what it allows; errno is ENOMEM when the
@@ -367,115 +496,22 @@ opt_set(struct config *cfg, const struct config_option *opt, const char *s,
     char *msg, size_t msglen)
 {
 	void *p = opt_ptr(cfg, opt);
-	char range[80], names[80];
-	long long v = 0;
-	size_t slen;
-	char *dup;
-	int r;
 
 	switch (opt->type) {
 	case CONF_STR:
-		slen = strlen(s);
-		if (slen == 0 && opt->min > 0) {
-			snprintf(msg, msglen, "%s.%s must not be empty",
-			    opt->section, opt->key);
-			goto invalid;
-		}
-		if ((long long)slen > opt->max) {
-			snprintf(msg, msglen,
-			    "%s.%s is too long (%zu bytes, at most %lld)",
-			    opt->section, opt->key, slen, opt->max);
-			goto invalid;
-		}
-		if (check_string(opt, s, msg, msglen) == -1)
-			goto invalid;
-		if ((dup = strdup(s)) == NULL) {
-			snprintf(msg, msglen, "out of memory");
-			errno = ENOMEM;
-			return -1;
-		}
-		free(*(char **)p);
-		*(char **)p = dup;
-		return 0;
-
+		return set_string(p, opt, s, msg, msglen);
 	case CONF_INT:
 	case CONF_SIZE:
 	case CONF_MODE:
-		format_range(opt, range, sizeof(range));
-		if (opt->type == CONF_MODE)
-			r = parse_mode(s, &v);
-		else
-			r = parse_number(opt, s, &v);
-		if (r == -1) {
-			snprintf(msg, msglen,
-			    "%s.%s: \"%.64s\" is not %s "
-			    "(allowed %s)",
-			    opt->section, opt->key, s,
-			    opt->type == CONF_MODE ? "an octal mode"
-				: opt->type == CONF_SIZE
-				? "a size (a number, optionally with K, M, G "
-				  "or T)"
-				: "a whole number",
-			    range);
-			goto invalid;
-		}
-		if (r == 1 || v < opt->min || v > opt->max) {
-			snprintf(msg, msglen,
-			    "%s.%s: %.64s is out of range "
-			    "(allowed %s)",
-			    opt->section, opt->key, s, range);
-			goto invalid;
-		}
-		if (opt->type == CONF_INT)
-			*(long *)p = (long)v;
-		else if (opt->type == CONF_SIZE)
-			*(long long *)p = v;
-		else
-			*(unsigned *)p = (unsigned)v;
-		return 0;
-
+		return set_number(p, opt, s, msg, msglen);
 	case CONF_BOOL:
-		if ((r = parse_bool(s)) == -1) {
-			snprintf(msg, msglen,
-			    "%s.%s: \"%.64s\" is not a boolean "
-			    "(allowed yes/no, true/false, on/off, 1/0)",
-			    opt->section, opt->key, s);
-			goto invalid;
-		}
-		*(int *)p = r;
-		return 0;
-
 	case CONF_LEVEL:
-		if ((r = log_level_parse(s)) < opt->min || r > opt->max) {
-			list_names(level_name, (int)opt->max + 1, names,
-			    sizeof(names));
-			snprintf(msg, msglen,
-			    "%s.%s: \"%.64s\" is not a log level "
-			    "(allowed %s)",
-			    opt->section, opt->key, s, names);
-			goto invalid;
-		}
-		*(int *)p = r;
-		return 0;
-
 	case CONF_MODEL:
-		if ((r = config_model_parse(s)) < opt->min || r > opt->max) {
-			list_names(config_model_name, (int)MODEL_COUNT, names,
-			    sizeof(names));
-			snprintf(msg, msglen,
-			    "%s.%s: \"%.64s\" is not a worker "
-			    "model (allowed %s)",
-			    opt->section, opt->key, s, names);
-			goto invalid;
-		}
-		*(int *)p = r;
-		return 0;
+		return set_word(p, opt, s, msg, msglen);
 	}
 	snprintf(
 	    msg, msglen, "%s.%s: unknown option type", opt->section, opt->key);
-invalid:
-	errno = EINVAL;
-	return -1;
+	return set_invalid();
 }
 
 void
@@ -572,6 +608,85 @@ config_diff(const struct config *a, const struct config *b,
 			cb(&opt_table[i], arg);
 	}
 	return n;
+}
+
+/* Bytes an option's value takes in struct config. */
+static size_t
+opt_size(const struct config_option *opt)
+{
+	switch (opt->type) {
+	case CONF_STR:
+		return sizeof(char *);
+	case CONF_INT:
+		return sizeof(long);
+	case CONF_SIZE:
+		return sizeof(long long);
+	case CONF_MODE:
+		return sizeof(unsigned);
+	case CONF_BOOL:
+	case CONF_LEVEL:
+	case CONF_MODEL:
+		return sizeof(int);
+	}
+	fatalx("config: %s.%s: unknown option type", opt->section, opt->key);
+}
+
+/* dst's value of opt becomes src's (a string is copied). 0 or -1. */
+static int
+opt_copy(struct config *dst, const struct config *src,
+    const struct config_option *opt)
+{
+	char **d, *s;
+
+	if (opt->type != CONF_STR) {
+		memcpy(opt_ptr(dst, opt), opt_ptr(src, opt), opt_size(opt));
+		return 0;
+	}
+	d = opt_ptr(dst, opt);
+	s = *(char **)opt_ptr(src, opt);
+	if (s != NULL && (s = strdup(s)) == NULL)
+		return -1;
+	free(*d);
+	*d = s;
+	return 0;
+}
+
+int
+config_keep_restart(struct config *next, const struct config *running,
+    void (*cb)(const struct config_option *, void *), void *arg)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < OPT_COUNT; i++) {
+		const struct config_option *opt = &opt_table[i];
+
+		if (opt->when != CONF_RESTART || opt_equal(next, running, opt))
+			continue;
+		if (opt_copy(next, running, opt) == -1)
+			return -1;
+		n++;
+		if (cb != NULL)
+			cb(opt, arg);
+	}
+	return n;
+}
+
+int
+config_apply(const struct config *old, const struct config *cur,
+    const struct config_hooks *hooks, void *arg, char *err, size_t errlen)
+{
+	int changed[CONF_APPLY_COUNT] = {0};
+	size_t i;
+
+	for (i = 0; i < OPT_COUNT; i++)
+		if (opt_table[i].when == CONF_LIVE &&
+		    !opt_equal(old, cur, &opt_table[i]))
+			changed[opt_table[i].apply] = 1;
+	for (i = 0; i < CONF_APPLY_COUNT; i++)
+		if (changed[i] && hooks->apply[i] != NULL &&
+		    hooks->apply[i](old, cur, arg, err, errlen) == -1)
+			return -1;
+	return 0;
 }
 
 void

@@ -2,9 +2,10 @@
  * config.h: the daemon's configuration, read from one INI file.
  *
  * Every option is one row of the table in config.c (section, key, type,
- * bounds, default, reloadable, one-line help). Parsing, validation, the
- * defaults, `fetchd -t` and the test that keeps fetchd.conf(5) complete all
- * read that table; nothing else knows option names.
+ * bounds, default, when a new value takes effect, one-line help). Parsing,
+ * validation, the defaults, `fetchd -t`, reloads and the test that keeps
+ * fetchd.conf(5) complete all read that table; nothing else knows option
+ * names.
  */
 #ifndef FETCHD_CONFIG_H
 #define FETCHD_CONFIG_H
@@ -65,6 +66,29 @@ enum config_type {
 	CONF_MODEL,     /* threads|event|process */
 };
 
+/* When a new value takes effect. Zero is neither, so a row that does not
+ * say is caught by the table's unit test. */
+enum config_when {
+	CONF_RESTART = 1,       /* read at start; a reload keeps the running
+	                           value and says so */
+	CONF_LIVE,              /* a reload takes the new value */
+};
+
+/*
+ * What taking a live option's new value sets in motion besides storing
+ * it, by group. The daemon supplies one hook per group (struct
+ * config_hooks); the table knows only each option's group.
+ */
+enum config_apply {
+	CONF_APPLY_NONE = 0,    /* read where it is used: storing is enough */
+	CONF_APPLY_ENGINE,      /* model, count: another engine takes over */
+	CONF_APPLY_LOG,         /* log_level */
+	CONF_APPLY_SCHED,       /* per_host */
+	CONF_APPLY_RESCAN,      /* rescan_interval: re-arm the timer */
+	CONF_APPLY_JOBS,        /* what jobs read for the URLs they hand out */
+	CONF_APPLY_COUNT
+};
+
 struct config_option {
 	const char *section;
 	const char *key;
@@ -72,11 +96,12 @@ struct config_option {
 	size_t offset;          /* into struct config */
 	long long min, max;     /* numeric bounds, inclusive */
 	const char *def;        /* default, as it would be written in the file */
-	int reloadable;         /* SIGHUP applies it without a restart */
+	enum config_when when;  /* restart-only or live */
+	enum config_apply apply; /* live: the hook that follows a change */
 	const char *help;       /* one line, for etc/fetchd.conf and the man page */
 };
 
-/* The table, for `fetchd -t`, the documentation test and reload diffs. */
+/* The table, for `fetchd -t`, the documentation test and reloads. */
 const struct config_option *config_options(size_t *n);
 
 /* Fill *cfg with every default. Returns 0, or -1 on allocation failure. */
@@ -101,6 +126,39 @@ int config_copy(struct config *dst, const struct config *src)
  */
 int config_diff(const struct config *a, const struct config *b,
     void (*cb)(const struct config_option *, void *), void *arg);
+
+/*
+ * A reload, step one: next (just loaded) is to replace running. Every
+ * restart-only option of next gets its running value back; cb(opt, arg) is
+ * called for each one whose value in the file differed (it needs a
+ * restart). Returns how many differed, or -1 on allocation failure (next
+ * is then still whole, to be freed by the caller).
+ */
+int config_keep_restart(struct config *next, const struct config *running,
+    void (*cb)(const struct config_option *, void *), void *arg)
+    __attribute__((warn_unused_result));
+
+/*
+ * What the daemon does when live options of a group changed. apply[g] is
+ * called with the configuration before the reload and the one now in
+ * force; 0, or -1 with a message in err. NULL: storing is enough.
+ */
+struct config_hooks {
+	int (*apply[CONF_APPLY_COUNT])(const struct config *old,
+	    const struct config *cur, void *arg, char *err, size_t errlen);
+};
+
+/*
+ * A reload, step two, once cur is in force: call each group's hook once
+ * when a live option of the group differs between old and cur, in the
+ * order of enum config_apply. The first hook that fails stops the walk
+ * and -1 is returned; a hook that can fail must therefore come before any
+ * that acts (CONF_APPLY_ENGINE is first), so a failed reload has changed
+ * nothing. 0 otherwise.
+ */
+int config_apply(const struct config *old, const struct config *cur,
+    const struct config_hooks *hooks, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Render an option's current value in *cfg as text (for logs and -t). */
 void config_format(const struct config *cfg, const struct config_option *opt,

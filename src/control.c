@@ -211,6 +211,7 @@ cmd_run(struct client *c, int argc, char **argv)
 	struct control *ctl = c->ctl;
 	const char *cmd = argv[0];
 	char err[1024], word[64];
+	json_t *restart;
 
 	if (strcmp(cmd, PROTO_REQ_PING) == 0 && argc == 1) {
 		client_send(c, json_pack("{s:b,s:s,s:I}", PROTO_KEY_PONG, 1,
@@ -237,11 +238,15 @@ cmd_run(struct client *c, int argc, char **argv)
 			    argv[1]));
 	} else if (strcmp(cmd, PROTO_REQ_RELOAD) == 0 && argc == 1) {
 		err[0] = '\0';
-		if (ctl->hooks.reload(ctl->arg, err, sizeof(err)) == -1)
+		if ((restart = json_array()) == NULL)
+			client_error(c, "out of memory");
+		else if (ctl->hooks.reload(ctl->arg, restart, err,
+		    sizeof(err)) == -1)
 			client_error(c, "reload: %s", err);
 		else
-			client_send(c, json_pack("{s:b}", PROTO_KEY_RELOADED,
-			    1));
+			client_send(c, json_pack("{s:b,s:O}", PROTO_KEY_RELOADED,
+			    1, PROTO_KEY_RESTART_NEEDED, restart));
+		json_decref(restart);
 	} else {
 		proto_printable(cmd, strlen(cmd), word, sizeof(word));
 		if (strcmp(word, PROTO_REQ_PING) == 0 ||

@@ -27,8 +27,9 @@ struct control_hooks {
 	int (*paused)(void *arg);
 	/* 0, or -1 when there is no such job (or it is finishing). */
 	int (*cancel)(void *arg, const char *job);
-	/* 0, or -1 with a message in err. */
-	int (*reload)(void *arg, char *err, size_t errlen);
+	/* 0, or -1 with a message in err. The names ("section.key") of
+	 * changed options that need a restart go into the array restart. */
+	int (*reload)(void *arg, json_t *restart, char *err, size_t errlen);
 };
 
 struct control;

@@ -8,8 +8,9 @@
  *
  * workers.count is the number of concurrent transfers. The daemon never
  * submits more than that; the multi handle is capped the same way
- * (CURLMOPT_MAX_TOTAL_CONNECTIONS) and per host (per_host), keeps that many
- * connections for reuse, and multiplexes HTTP/2 where a server offers it.
+ * (CURLMOPT_MAX_TOTAL_CONNECTIONS), keeps that many connections for reuse,
+ * and multiplexes HTTP/2 where a server offers it. per_host is not set
+ * here: see evloop_start().
  *
  * A transfer is in one of two places while the engine owns it: "running"
  * (its easy handle is in the multi, t->engine_data is the handle) or
@@ -398,13 +399,15 @@ evloop_start(struct engine *e, const struct config *cfg,
 		log_warnx("event engine: cannot configure the multi handle");
 		goto fail;
 	}
-	/* The scheduler enforces per_host too (and follows reloads); this is
-	 * the same cap as it stood when the engine started. */
-	if (cfg->per_host > 0 && curl_multi_setopt(el->multi,
-	    CURLMOPT_MAX_HOST_CONNECTIONS, cfg->per_host) != CURLM_OK) {
-		log_warnx("event engine: cannot set the per-host cap");
-		goto fail;
-	}
+	/*
+	 * No CURLMOPT_MAX_HOST_CONNECTIONS: per_host belongs to the scheduler,
+	 * which never has more than per_host transfers to a host out, and a
+	 * transfer holds at most one connection, so the cap already holds.
+	 * A copy set here would be fixed at engine start and silently cap a
+	 * per_host raised by a reload at the old value; with a proxy it would
+	 * also cap every transfer through the proxy, which the other engines
+	 * do not.
+	 */
 	log_info("event engine: %ld concurrent transfers, %ld KiB receive "
 	    "buffers", n, el->bufsize / 1024);
 	return 0;

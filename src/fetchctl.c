@@ -441,6 +441,24 @@ print_jobs(const json_t *o)
 	    " (latest: ");
 }
 
+/* The reload reply, naming the changed options that wait for a restart. */
+static void
+print_reload(const json_t *o)
+{
+	const json_t *names = json_object_get(o, PROTO_KEY_RESTART_NEEDED);
+	const json_t *v;
+	size_t i;
+
+	printf("configuration reloaded\n");
+	if (json_array_size(names) == 0)
+		return;
+	printf("not applied until fetchd restarts (running values kept):");
+	json_array_foreach(names, i, v)
+		printf("%s %s", i == 0 ? "" : ",", json_string_value(v) ?
+		    json_string_value(v) : "?");
+	printf("\n");
+}
+
 /*
  * Commands on the socket.
  */
@@ -477,7 +495,7 @@ print_reply(struct ctl *c, const char *cmd, const char *arg,
 	else if (strcmp(cmd, PROTO_REQ_CANCEL) == 0)
 		printf("cancelled %s\n", arg);
 	else if (strcmp(cmd, PROTO_REQ_RELOAD) == 0)
-		printf("configuration reloaded\n");
+		print_reload(o);
 	return PROTO_EXIT_OK;
 }
 

@@ -34,7 +34,8 @@
 #include "stats.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
-#define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
+#define RESCAN_MIN_AGE 2        /* s: where the spool cannot tell writers,
+                                   a scan leaves younger files alone */
 #define DISPATCH_STEP 16        /* URLs read per step while the engine has room */
 #define DISPATCH_BATCH 32       /* transfers started per loop turn, at most */
 
@@ -442,26 +443,128 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->ev_grace, &tv);
 }
 
-static void
-log_restart_option(const struct config_option *opt, void *arg)
+/*
+ * Reload hooks: what a changed live option sets in motion (config.h,
+ * struct config_hooks). d->cfg already holds the new values when they run.
+ */
+
+/*
+ * A changed model or count starts a new engine for new work while the old
+ * one drains. The only hook that can fail, and the first to run: when the
+ * engine cannot start, nothing has changed yet.
+ */
+static int
+apply_engine(const struct config *old, const struct config *cur, void *arg,
+    char *err, size_t errlen)
 {
-	if (!opt->reloadable)
-		log_warnx("reload: %s.%s changed; it takes effect at the next "
-		    "start", opt->section, opt->key);
+	struct daemon *d = arg;
+	struct old_engine *oe;
+	struct engine *ne;
+
+	if ((ne = engine_new(cur->model, cur, d->base, transfer_done, d)) ==
+	    NULL) {
+		snprintf(err, errlen, "cannot start the %s engine; keeping "
+		    "the running configuration", config_model_name(cur->model));
+		return -1;
+	}
+	if ((oe = calloc(1, sizeof(*oe))) == NULL)
+		fatal("reload");
+	log_info("switching engine: %s x%ld -> %s x%ld", d->engine->ops->name,
+	    d->engine->count, ne->ops->name, ne->count);
+	engine_drain(d->engine);
+	oe->engine = d->engine;
+	TAILQ_INSERT_TAIL(&d->draining, oe, entry);
+	d->engine = ne;
+	return 0;
+}
+
+static int
+apply_log(const struct config *old, const struct config *cur, void *arg,
+    char *err, size_t errlen)
+{
+	log_setlevel(cur->log_level);
+	return 0;
+}
+
+/* The scheduler is the one owner of per_host (engines do not cap hosts). */
+static int
+apply_sched(const struct config *old, const struct config *cur, void *arg,
+    char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+
+	sched_set_per_host(d->sched, cur->per_host);
+	return 0;
+}
+
+/* The next rescan comes one new interval from now, not one old one. */
+static int
+apply_rescan(const struct config *old, const struct config *cur, void *arg,
+    char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+	struct timeval tv = { cur->rescan_interval, 0 };
+
+	evtimer_add(d->ev_rescan, &tv);
+	return 0;
+}
+
+static int
+apply_jobs(const struct config *old, const struct config *cur, void *arg,
+    char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+
+	jobs_set_config(d->jobs, &d->cfg);
+	return 0;
+}
+
+static const struct config_hooks reload_hooks = {
+	.apply = {
+		[CONF_APPLY_ENGINE] = apply_engine,
+		[CONF_APPLY_LOG] = apply_log,
+		[CONF_APPLY_SCHED] = apply_sched,
+		[CONF_APPLY_RESCAN] = apply_rescan,
+		[CONF_APPLY_JOBS] = apply_jobs,
+	},
+};
+
+/* A restart-only option the new file changed: named in the reply. */
+static void
+note_restart(const struct config_option *opt, void *arg)
+{
+	json_t *names = arg;
+	char name[128];
+
+	snprintf(name, sizeof(name), "%s.%s", opt->section, opt->key);
+	json_array_append_new(names, json_string(name));
+}
+
+/* Say what a reload that went through left for the next start. */
+static void
+log_restart_needed(json_t *names, json_t *restart)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(names, i, v)
+		log_warnx("reload: %s changed; it takes effect at the next "
+		    "start (running value kept)", json_string_value(v));
+	if (restart != NULL)
+		json_array_extend(restart, names);
 }
 
 /*
- * SIGHUP and `reload`: read the file again. A bad file changes nothing. A
- * changed model or count starts a new engine for new work while the old
- * one drains. 0, or -1 with the reason in err.
+ * SIGHUP and `reload`: read the file again. A bad file changes nothing.
+ * Restart-only options keep their running values (their names are added
+ * to restart when it is not NULL); live ones are taken and acted on
+ * through reload_hooks. 0, or -1 with the reason in err.
  */
 static int
-reload(struct daemon *d, char *err, size_t errlen)
+reload(struct daemon *d, json_t *restart, char *err, size_t errlen)
 {
-	struct config nc;
-	struct engine *ne;
-	struct old_engine *oe;
-	int switch_engine;
+	struct config nc, old;
+	json_t *names;
 
 	if (d->stopping) {
 		snprintf(err, errlen, "fetchd is stopping");
@@ -470,60 +573,36 @@ reload(struct daemon *d, char *err, size_t errlen)
 	notify("RELOADING=1");
 	if (config_load(d->cfgpath, &nc, err, errlen) == -1) {
 		log_warnx("reload: %s; keeping the running configuration", err);
-		notify("READY=1");
-		return -1;
+		goto refused;
 	}
-	config_diff(&d->cfg, &nc, log_restart_option, NULL);
-	/* Options read only at start keep their running values. */
-	free(nc.spool_dir);
-	free(nc.download_dir);
-	free(nc.socket_path);
-	free(nc.metrics_listen);
-	nc.spool_dir = strdup(d->cfg.spool_dir);
-	nc.download_dir = strdup(d->cfg.download_dir);
-	nc.socket_path = strdup(d->cfg.socket_path);
-	nc.metrics_listen = strdup(d->cfg.metrics_listen);
-	nc.socket_mode = d->cfg.socket_mode;
-	if (nc.spool_dir == NULL || nc.download_dir == NULL ||
-	    nc.socket_path == NULL || nc.metrics_listen == NULL) {
+	if ((names = json_array()) == NULL ||
+	    config_keep_restart(&nc, &d->cfg, note_restart, names) == -1) {
+		json_decref(names);
+		config_free(&nc);
 		snprintf(err, errlen, "out of memory");
-		log_warnx("reload: out of memory");
-		config_free(&nc);
-		notify("READY=1");
-		return -1;
-	}
-	switch_engine = nc.model != d->cfg.model || nc.count != d->cfg.count;
-	ne = NULL;
-	if (switch_engine &&
-	    (ne = engine_new(nc.model, &nc, d->base, transfer_done, d)) == NULL) {
-		snprintf(err, errlen, "cannot start the %s engine; keeping "
-		    "the running configuration", config_model_name(nc.model));
 		log_warnx("reload: %s", err);
-		config_free(&nc);
-		notify("READY=1");
-		return -1;
+		goto refused;
 	}
-	if (ne != NULL) {
-		if ((oe = calloc(1, sizeof(*oe))) == NULL)
-			fatal("reload");
-		log_info("switching engine: %s x%ld -> %s x%ld",
-		    d->engine->ops->name, d->engine->count, ne->ops->name,
-		    ne->count);
-		engine_drain(d->engine);
-		oe->engine = d->engine;
-		TAILQ_INSERT_TAIL(&d->draining, oe, entry);
-		d->engine = ne;
-	}
-	config_free(&d->cfg);
+	old = d->cfg;
 	d->cfg = nc;
-	log_setlevel(d->cfg.log_level);
-	sched_set_per_host(d->sched, d->cfg.per_host);
-	jobs_set_config(d->jobs, &d->cfg);
+	if (config_apply(&old, &d->cfg, &reload_hooks, d, err, errlen) == -1) {
+		config_free(&d->cfg);
+		d->cfg = old;
+		json_decref(names);
+		log_warnx("reload: %s", err);
+		goto refused;
+	}
+	config_free(&old);
+	log_restart_needed(names, restart);
+	json_decref(names);
 	log_info("configuration reloaded from %s", d->cfgpath);
 	notify("READY=1");
 	reap_drained(d);
 	dispatch_soon(d);
 	return 0;
+refused:
+	notify("READY=1");
+	return -1;
 }
 
 static void
@@ -531,7 +610,7 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	char err[1024];
 
-	(void)reload(arg, err, sizeof(err));
+	(void)reload(arg, NULL, err, sizeof(err));
 }
 
 /*
@@ -628,9 +707,9 @@ ctl_cancel(void *arg, const char *job)
 }
 
 static int
-ctl_reload(void *arg, char *err, size_t errlen)
+ctl_reload(void *arg, json_t *restart, char *err, size_t errlen)
 {
-	return reload(arg, err, errlen);
+	return reload(arg, restart, err, errlen);
 }
 
 static uint64_t
@@ -708,46 +787,35 @@ make_dir(const char *path)
 	return 0;
 }
 
-static int
-daemon_run(struct daemon *d)
+/*
+ * The epoll changelist folds the interest changes made to a socket within
+ * one loop turn into one epoll_ctl (libcurl watches a new connection for
+ * writing, then for reading once its request is sent, often in the same
+ * turn). Its one caveat, dup()ed descriptors, does not apply: no
+ * descriptor the loop watches is a dup of another.
+ */
+static struct event_base *
+base_new(void)
 {
-	struct jobs_hooks hooks = {
-		.transfer_final = hook_transfer_final,
-		.transfer_retry = hook_transfer_retry,
-		.work_ready = hook_work_ready,
-		.job_finished = hook_job_finished,
-	};
-	struct control_hooks chooks = {
-		.stats = ctl_stats,
-		.jobs = ctl_jobs,
-		.pause = ctl_pause,
-		.paused = ctl_paused,
-		.cancel = ctl_cancel,
-		.reload = ctl_reload,
-	};
-	struct timeval tv;
 	struct event_config *ecfg;
-	char err[1024];
-	int fd;
-#ifdef HAVE_SYSTEMD
-	uint64_t wd_usec;
-#endif
+	struct event_base *base;
 
-	raise_nofile(d->cfg.count + 64);
-	/*
-	 * The epoll changelist folds the interest changes made to a socket
-	 * within one loop turn into one epoll_ctl (libcurl watches a new
-	 * connection for writing, then for reading once its request is sent,
-	 * often in the same turn). Its one caveat, dup()ed descriptors, does
-	 * not apply: no descriptor the loop watches is a dup of another.
-	 */
 	if ((ecfg = event_config_new()) == NULL)
 		fatalx("event_config_new");
 	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	d->base = event_base_new_with_config(ecfg);
+	base = event_base_new_with_config(ecfg);
 	event_config_free(ecfg);
-	if (d->base == NULL)
+	if (base == NULL)
 		fatalx("event_base_new");
+	return base;
+}
+
+/* Open the spool and hold its lock. 0 or -1 (logged). */
+static int
+spool_take(struct daemon *d)
+{
+	char err[1024];
+
 	if (spool_open(&d->spool, d->cfg.spool_dir, err, sizeof(err)) == -1) {
 		log_errorx("%s", err);
 		return -1;
@@ -761,22 +829,20 @@ daemon_run(struct daemon *d)
 			log_error("flock %s", d->cfg.spool_dir);
 		return -1;
 	}
-	if ((d->stats = stats_new(d->base, inflight_bytes, status_tick, d)) ==
-	    NULL)
-		fatalx("out of memory");
-	d->control = control_new(d->base, d->cfg.socket_path,
-	    d->cfg.socket_mode, &chooks, d, err, sizeof(err));
-	if (d->control == NULL) {
-		log_errorx("%s", err);
-		return -1;
-	}
-	if (d->cfg.metrics_listen[0] != '\0' && control_metrics(d->control,
-	    d->cfg.metrics_listen, err, sizeof(err)) == -1) {
-		log_errorx("%s", err);
-		return -1;
-	}
-	if (make_dir(d->cfg.download_dir) == -1)
-		return -1;
+	return 0;
+}
+
+/* The scheduler, the jobs and the engine. 0 or -1 (logged). */
+static int
+workers_start(struct daemon *d)
+{
+	static const struct jobs_hooks hooks = {
+		.transfer_final = hook_transfer_final,
+		.transfer_retry = hook_transfer_retry,
+		.work_ready = hook_work_ready,
+		.job_finished = hook_job_finished,
+	};
+
 	if ((d->pending = calloc(PENDING_MAX, sizeof(*d->pending))) == NULL)
 		fatal("calloc");
 	d->sched = sched_new(d->base, d->cfg.per_host, hook_work_ready, d);
@@ -785,9 +851,12 @@ daemon_run(struct daemon *d)
 		fatalx("out of memory");
 	d->engine = engine_new(d->cfg.model, &d->cfg, d->base, transfer_done,
 	    d);
-	if (d->engine == NULL)
-		return -1;
+	return d->engine != NULL ? 0 : -1;
+}
 
+static void
+events_add(struct daemon *d)
+{
 	d->ev_dispatch = event_new(d->base, -1, 0, dispatch_cb, d);
 	d->ev_reap = event_new(d->base, -1, 0, reap_cb, d);
 	d->ev_rescan = evtimer_new(d->base, rescan_cb, d);
@@ -803,10 +872,21 @@ daemon_run(struct daemon *d)
 	    event_add(d->ev_sigint, NULL) == -1 ||
 	    event_add(d->ev_sighup, NULL) == -1)
 		fatalx("cannot set up events");
+}
 
-	/* Recovery first: jobs left in active/ by the last run. */
-	if (spool_recover(&d->spool, recover_cb, d) == -1)
-		log_warnx("recovery of %s/active failed", d->cfg.spool_dir);
+/*
+ * Watch new/, then scan it: a job renamed in before the watch is set is
+ * found by the scan, one renamed in after it is reported by inotify, so
+ * none waits for a rescan. The scan takes every entry that no process has
+ * open for writing (spool_scan_new); only where the spool cannot tell, an
+ * entry younger than RESCAN_MIN_AGE waits for the first rescan, that long
+ * after start.
+ */
+static void
+new_watch_and_scan(struct daemon *d)
+{
+	struct timeval tv = { RESCAN_MIN_AGE, 0 };
+	int fd;
 
 	if ((fd = spool_watch(&d->spool)) == -1) {
 		log_warnx("no inotify watch on new/; relying on rescans every "
@@ -818,15 +898,46 @@ daemon_run(struct daemon *d)
 		    event_add(d->ev_inotify, NULL) == -1)
 			fatalx("cannot watch the spool");
 	}
-	/* What arrived while no one watched: old files now, young ones at
-	 * the first rescan (they may still be being written). */
 	if (spool_scan_new(&d->spool, RESCAN_MIN_AGE, pending_add, d) == -1)
 		log_warnx("cannot scan %s/new", d->cfg.spool_dir);
-	tv.tv_sec = RESCAN_MIN_AGE;
-	tv.tv_usec = 0;
 	evtimer_add(d->ev_rescan, &tv);
+}
 
+/* The control socket and the metrics endpoint. 0 or -1 (logged). */
+static int
+control_start(struct daemon *d)
+{
+	static const struct control_hooks chooks = {
+		.stats = ctl_stats,
+		.jobs = ctl_jobs,
+		.pause = ctl_pause,
+		.paused = ctl_paused,
+		.cancel = ctl_cancel,
+		.reload = ctl_reload,
+	};
+	char err[1024];
+
+	d->control = control_new(d->base, d->cfg.socket_path,
+	    d->cfg.socket_mode, &chooks, d, err, sizeof(err));
+	if (d->control == NULL) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	if (d->cfg.metrics_listen[0] != '\0' && control_metrics(d->control,
+	    d->cfg.metrics_listen, err, sizeof(err)) == -1) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+watchdog_start(struct daemon *d)
+{
 #ifdef HAVE_SYSTEMD
+	struct timeval tv;
+	uint64_t wd_usec;
+
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		d->ev_watchdog = event_new(d->base, -1, EV_PERSIST,
 		    watchdog_cb, d);
@@ -835,7 +946,38 @@ daemon_run(struct daemon *d)
 		if (d->ev_watchdog != NULL)
 			event_add(d->ev_watchdog, &tv);
 	}
+#else
+	(void)d;
 #endif
+}
+
+/*
+ * Start-up order: recovery (jobs left in active/ by the last run), then
+ * new/ watched and scanned, and only then the control socket bound and
+ * READY sent, so that whoever waits for the socket or READY finds every
+ * job that reached new/ before it already claimed.
+ */
+static int
+daemon_run(struct daemon *d)
+{
+	raise_nofile(d->cfg.count + 64);
+	d->base = base_new();
+	if (spool_take(d) == -1)
+		return -1;
+	if ((d->stats = stats_new(d->base, inflight_bytes, status_tick, d)) ==
+	    NULL)
+		fatalx("out of memory");
+	if (make_dir(d->cfg.download_dir) == -1 || workers_start(d) == -1)
+		return -1;
+	events_add(d);
+	if (spool_recover(&d->spool, recover_cb, d) == -1)
+		log_warnx("recovery of %s/active failed", d->cfg.spool_dir);
+	new_watch_and_scan(d);
+	if (control_start(d) == -1) {
+		stop_now(d);
+		return -1;
+	}
+	watchdog_start(d);
 	log_info("ready: model %s, %ld workers, per_host %ld, spool %s",
 	    d->engine->ops->name, d->engine->count, d->cfg.per_host,
 	    d->cfg.spool_dir);
@@ -921,6 +1063,9 @@ main(int argc, char *argv[])
 	}
 	log_setlevel(d.cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* spool_scan_new() holds a file lease for an instant; a writer opening
+	 * the file in that instant makes the kernel send us SIGIO. */
+	signal(SIGIO, SIG_IGN);
 	if (fetch_global_init() == -1)
 		fatalx("libcurl initialisation failed");
 	rc = daemon_run(&d) == 0 ? 0 : 1;

@@ -46,6 +46,9 @@
 #define PROTO_KEY_PAUSED "paused"
 #define PROTO_KEY_CANCELLED "cancelled"
 #define PROTO_KEY_RELOADED "reloaded"
+#define PROTO_KEY_RESTART_NEEDED "restart_needed" /* reload: changed options
+                                                     not applied until a
+                                                     restart */
 
 /* Exit statuses of fetchctl. */
 enum proto_exit {

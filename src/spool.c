@@ -12,9 +12,12 @@
  *
  * All directory work goes through the descriptors opened by spool_open():
  * a directory swapped for a symlink afterwards cannot redirect a write.
- * Entries in new/ belong to producers and are never opened or followed
- * here: their type is read with fstatat(AT_SYMLINK_NOFOLLOW), and checked
- * again once the rename has put them out of the producers' reach.
+ * Entries in new/ belong to producers and are never followed here: their
+ * type is read with fstatat(AT_SYMLINK_NOFOLLOW), and checked again once
+ * the rename has put them out of the producers' reach. The one open of an
+ * entry still in new/ is the scan's writer check (writer_check()): read
+ * only, O_NOFOLLOW and O_NONBLOCK, of what fstatat() found to be a
+ * regular file, never read from.
  */
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -257,6 +260,7 @@ spool_reset(struct spool *sp)
 	sp->rootfd = sp->tmpfd = sp->newfd = -1;
 	sp->activefd = sp->donefd = sp->failedfd = -1;
 	sp->inotify_fd = -1;
+	sp->lease_logged = 0;
 }
 
 /* mkdir -p for the components above the root; umask applies to these. */
@@ -597,6 +601,53 @@ fail:
 	return -1;
 }
 
+enum writer_state {
+	WRITER_NONE = 0,        /* no process has the file open for writing */
+	WRITER_ACTIVE,          /* one does: it is still being written */
+	WRITER_UNKNOWN,         /* cannot tell */
+};
+
+/*
+ * Whether some process has new/<name> open for writing. The kernel refuses
+ * a read lease (F_SETLEASE F_RDLCK) with EAGAIN exactly when the file is
+ * open for writing anywhere; one that is granted is given up at once. A
+ * lease needs the file's owner or CAP_LEASE and a file system that has
+ * leases; without them (EACCES, EPERM, EINVAL, ...) the answer is
+ * WRITER_UNKNOWN, logged once. A writer that opens the file in the instant
+ * the lease is held waits that instant, and the kernel sends the daemon
+ * SIGIO, which it ignores. st is what fstatat() saw: the descriptor must
+ * be that same regular file.
+ */
+static enum writer_state
+writer_check(struct spool *sp, const char *name, const struct stat *st)
+{
+	enum writer_state w = WRITER_UNKNOWN;
+	struct stat fst;
+	int fd;
+
+	fd = openat(sp->newfd, name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd == -1)
+		return WRITER_UNKNOWN;
+	if (fstat(fd, &fst) == -1 || !S_ISREG(fst.st_mode) ||
+	    fst.st_dev != st->st_dev || fst.st_ino != st->st_ino)
+		goto out;
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+		w = WRITER_NONE;
+	} else if (errno == EAGAIN)
+		w = WRITER_ACTIVE;
+	else if (!sp->lease_logged) {
+		sp->lease_logged = 1;
+		log_info("%s/new: cannot tell whether a file is still being "
+		    "written (file lease: %s); a scan leaves recent files for "
+		    "later", sp->root, strerror(errno));
+	}
+out:
+	close(fd);
+	return w;
+}
+
 /*
  * A regular file changed less than min_age seconds ago may still be being
  * copied in. A modification time well in the future was set by hand (a
@@ -611,6 +662,26 @@ too_young(const struct stat *st, long min_age, time_t now)
 		return 0;
 	age = (long long)now - (long long)st->st_mtim.tv_sec;
 	return age >= -2 && age < min_age;
+}
+
+/*
+ * Whether a scan leaves a regular file in new/ alone for now: while a
+ * process has it open for writing (its IN_CLOSE_WRITE, or a later scan,
+ * reports it), and, where that cannot be told, while it is younger than
+ * min_age.
+ */
+static int
+held_back(struct spool *sp, const char *name, const struct stat *st,
+    long min_age, time_t now)
+{
+	switch (writer_check(sp, name, st)) {
+	case WRITER_NONE:
+		return 0;
+	case WRITER_ACTIVE:
+		return 1;
+	default:
+		return too_young(st, min_age, now);
+	}
 }
 
 int
@@ -634,7 +705,8 @@ spool_scan_new(struct spool *sp, long min_age,
 				    names[i]);
 			continue;
 		}
-		if (too_young(&st, min_age, now))
+		if (S_ISREG(st.st_mode) &&
+		    held_back(sp, names[i], &st, min_age, now))
 			continue;
 		if (cb != NULL)
 			cb(names[i], arg);

@@ -25,6 +25,7 @@ struct spool {
 	char *root;
 	int rootfd, tmpfd, newfd, activefd, donefd, failedfd;
 	int inotify_fd;         /* watches new/, -1 until spool_watch() */
+	int lease_logged;       /* said once that writers cannot be told */
 };
 
 /* Create the tree if missing (mode 0750 for the root and subdirectories,
@@ -55,9 +56,14 @@ int spool_watch_read(struct spool *sp, void (*cb)(const char *name, void *),
 
 /*
  * Call cb(name) for each entry of new/ except dot files, sorted by name so
- * jobs start in a predictable order. Entries whose mtime is younger than
- * min_age seconds are skipped (a writer may still be copying them; inotify
- * will report them). Returns the number of entries passed to cb, or -1.
+ * jobs start in a predictable order. A regular file that a process has open
+ * for writing is skipped (inotify reports it when the writer closes it);
+ * one with no writer is passed at once, whatever its age. Telling needs a
+ * file lease: the file's owner or CAP_LEASE, and a file system with
+ * leases. Where it cannot be told, files whose mtime is younger than
+ * min_age seconds are skipped instead. The caller must ignore SIGIO (see
+ * spool.c, writer_check()). Returns the number of entries passed to cb, or
+ * -1.
  */
 int spool_scan_new(struct spool *sp, long min_age,
     void (*cb)(const char *name, void *), void *arg);

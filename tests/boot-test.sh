@@ -457,6 +457,12 @@ case $(cat "$work/out") in
 fetchd*fetchd*) pass "the daemon runs as user and group fetchd" ;;
 *) bad "the daemon does not run as fetchd:fetchd" ;;
 esac
+# CAP_LEASE (bit 28) alone: the spool's check for a job still being written.
+show grep '^CapEff:' /proc/"${mainpid:-1}"/status
+case $(cat "$work/out") in
+*0000000010000000) pass "the daemon's one capability is CAP_LEASE" ;;
+*) bad "the daemon's effective capabilities are not CAP_LEASE alone" ;;
+esac
 show stat -c '%a %U:%G %n' /run/fetchd /run/fetchd/fetchd.sock
 if [ "$(ct stat -c '%a %U:%G' /run/fetchd/fetchd.sock 2>/dev/null)" = "660 fetchd:fetchd" ] &&
     [ "$(ct stat -c '%a %U:%G' /run/fetchd 2>/dev/null)" = "750 fetchd:fetchd" ]; then

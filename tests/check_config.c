@@ -157,16 +157,39 @@ START_TEST(test_table)
 			    "%s.%s twice in the table", opt[i].section,
 			    opt[i].key);
 	}
+	/* Every row says when it takes effect; only live rows have a hook. */
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(opt[i].when == CONF_RESTART ||
+			opt[i].when == CONF_LIVE,
+		    "%s.%s: neither live nor restart", opt[i].section,
+		    opt[i].key);
+		ck_assert_msg(opt[i].apply < CONF_APPLY_COUNT, "%s.%s: apply",
+		    opt[i].section, opt[i].key);
+		ck_assert_msg(opt[i].when == CONF_LIVE ||
+			opt[i].apply == CONF_APPLY_NONE,
+		    "%s.%s: a restart-only option with a hook",
+		    opt[i].section, opt[i].key);
+	}
 	/* Only these are fixed for the daemon's lifetime. */
-	ck_assert_int_eq(find_opt("daemon", "spool_dir")->reloadable, 0);
-	ck_assert_int_eq(find_opt("daemon", "download_dir")->reloadable, 0);
-	ck_assert_int_eq(find_opt("daemon", "socket")->reloadable, 0);
-	ck_assert_int_eq(find_opt("daemon", "socket_mode")->reloadable, 0);
-	ck_assert_int_eq(find_opt("daemon", "metrics_listen")->reloadable, 0);
-	ck_assert_int_eq(find_opt("daemon", "log_level")->reloadable, 1);
-	ck_assert_int_eq(find_opt("workers", "model")->reloadable, 1);
-	ck_assert_int_eq(find_opt("workers", "count")->reloadable, 1);
-	ck_assert_int_eq(find_opt("http", "proxy")->reloadable, 1);
+	ck_assert_int_eq(find_opt("daemon", "spool_dir")->when, CONF_RESTART);
+	ck_assert_int_eq(find_opt("daemon", "download_dir")->when, CONF_RESTART);
+	ck_assert_int_eq(find_opt("daemon", "socket")->when, CONF_RESTART);
+	ck_assert_int_eq(find_opt("daemon", "socket_mode")->when, CONF_RESTART);
+	ck_assert_int_eq(
+	    find_opt("daemon", "metrics_listen")->when, CONF_RESTART);
+	for (size_t i = 0, nr = 0; i < n; i++)
+		if (opt[i].when == CONF_RESTART)
+			ck_assert_uint_le(++nr, 5);
+	/* The live ones with side effects name their hook. */
+	ck_assert_int_eq(find_opt("daemon", "log_level")->apply, CONF_APPLY_LOG);
+	ck_assert_int_eq(find_opt("workers", "model")->apply, CONF_APPLY_ENGINE);
+	ck_assert_int_eq(find_opt("workers", "count")->apply, CONF_APPLY_ENGINE);
+	ck_assert_int_eq(
+	    find_opt("workers", "per_host")->apply, CONF_APPLY_SCHED);
+	ck_assert_int_eq(
+	    find_opt("daemon", "rescan_interval")->apply, CONF_APPLY_RESCAN);
+	ck_assert_int_eq(find_opt("http", "proxy")->apply, CONF_APPLY_JOBS);
+	ck_assert_int_eq(find_opt("http", "proxy")->when, CONF_LIVE);
 }
 END_TEST
 
@@ -867,6 +890,149 @@ START_TEST(test_copy)
 }
 END_TEST
 
+/*
+ * A reload: the running config has every key set (all_keys); the new file
+ * changes four restart-only options and live ones of four groups.
+ */
+static const char reload_keys[] = "[daemon]\n"
+				  "spool_dir = /srv/other/spool\n"
+				  "socket_mode = 0666\n"
+				  "log_level = warn\n"
+				  "metrics_listen = 127.0.0.1:9100\n"
+				  "[workers]\n"
+				  "model = process\n"
+				  "count = 4\n"
+				  "per_host = 6\n"
+				  "[http]\n"
+				  "proxy = http://127.0.0.1:3129\n";
+
+START_TEST(test_keep_restart)
+{
+	struct config running, next;
+	struct diff_rec rec = {0};
+
+	expect_ok(all_keys, &running);
+	expect_ok(reload_keys, &next);
+	ck_assert_int_eq(config_keep_restart(&next, &running, record_cb, &rec),
+	    4);
+	ck_assert_int_eq(rec.n, 4);
+	ck_assert_str_eq(rec.keys[0], "spool_dir");
+	ck_assert_str_eq(rec.keys[1], "download_dir");
+	ck_assert_str_eq(rec.keys[2], "socket");
+	ck_assert_str_eq(rec.keys[3], "socket_mode");
+	/* Restart-only: the running values, in strings of next's own. */
+	ck_assert_str_eq(next.spool_dir, "/srv/fetchd/spool");
+	ck_assert_ptr_ne(next.spool_dir, running.spool_dir);
+	ck_assert_str_eq(next.download_dir, "/srv/fetchd/out");
+	ck_assert_str_eq(next.socket_path, "/srv/fetchd/ctl.sock");
+	ck_assert_uint_eq(next.socket_mode, 0600);
+	ck_assert_str_eq(next.metrics_listen, "127.0.0.1:9100");
+	/* Live: the new values. */
+	ck_assert_int_eq(next.log_level, LOG_LVL_WARN);
+	ck_assert_int_eq(next.per_host, 6);
+	ck_assert_str_eq(next.proxy, "http://127.0.0.1:3129");
+	ck_assert_int_eq(next.retries, 3);
+	/* Nothing restart-only is left to tell apart. */
+	ck_assert_int_eq(config_keep_restart(&next, &running, NULL, NULL), 0);
+	config_free(&running);
+	ck_assert_str_eq(next.spool_dir, "/srv/fetchd/spool");
+	config_free(&next);
+}
+END_TEST
+
+struct apply_rec {
+	int calls[CONF_APPLY_COUNT];
+	int order[CONF_APPLY_COUNT], n;
+	int fail;       /* the group whose hook fails, 0 = none */
+};
+
+static int
+apply_rec(int g, void *arg, char *err, size_t errlen)
+{
+	struct apply_rec *r = arg;
+
+	r->calls[g]++;
+	r->order[r->n++] = g;
+	if (r->fail == g) {
+		snprintf(err, errlen, "group %d refused", g);
+		return -1;
+	}
+	return 0;
+}
+
+#define APPLY_HOOK(name, group)                                               \
+	static int name(const struct config *old, const struct config *cur,  \
+	    void *arg, char *err, size_t errlen)                              \
+	{                                                                     \
+		ck_assert_ptr_ne(old, cur);                                   \
+		return apply_rec(group, arg, err, errlen);                    \
+	}
+APPLY_HOOK(hook_engine, CONF_APPLY_ENGINE)
+APPLY_HOOK(hook_log, CONF_APPLY_LOG)
+APPLY_HOOK(hook_sched, CONF_APPLY_SCHED)
+APPLY_HOOK(hook_rescan, CONF_APPLY_RESCAN)
+APPLY_HOOK(hook_jobs, CONF_APPLY_JOBS)
+
+static const struct config_hooks rec_hooks = {
+	.apply = {
+		[CONF_APPLY_ENGINE] = hook_engine,
+		[CONF_APPLY_LOG] = hook_log,
+		[CONF_APPLY_SCHED] = hook_sched,
+		[CONF_APPLY_RESCAN] = hook_rescan,
+		[CONF_APPLY_JOBS] = hook_jobs,
+	},
+};
+
+START_TEST(test_apply)
+{
+	struct config old, cur;
+	struct apply_rec rec;
+	char err[128] = "";
+
+	expect_ok(all_keys, &old);
+	expect_ok(reload_keys, &cur);
+	ck_assert_int_ge(config_keep_restart(&cur, &old, NULL, NULL), 0);
+
+	/* Each changed group once, in enum order; unchanged ones not. */
+	memset(&rec, 0, sizeof(rec));
+	ck_assert_int_eq(
+	    config_apply(&old, &cur, &rec_hooks, &rec, err, sizeof(err)), 0);
+	ck_assert_int_eq(rec.n, 4);
+	ck_assert_int_eq(rec.order[0], CONF_APPLY_LOG);
+	ck_assert_int_eq(rec.order[1], CONF_APPLY_SCHED);
+	ck_assert_int_eq(rec.order[2], CONF_APPLY_RESCAN);
+	ck_assert_int_eq(rec.order[3], CONF_APPLY_JOBS);
+	ck_assert_int_eq(rec.calls[CONF_APPLY_ENGINE], 0);
+
+	/* A changed count: the engine hook first; when it fails, no other
+	 * hook runs. */
+	cur.count = 5;
+	memset(&rec, 0, sizeof(rec));
+	rec.fail = CONF_APPLY_ENGINE;
+	ck_assert_int_eq(
+	    config_apply(&old, &cur, &rec_hooks, &rec, err, sizeof(err)), -1);
+	ck_assert_int_eq(rec.n, 1);
+	ck_assert_int_eq(rec.order[0], CONF_APPLY_ENGINE);
+	ck_assert_str_eq(err, "group 1 refused");
+
+	/* Nothing changed: no hook; a NULL hook is skipped. */
+	memset(&rec, 0, sizeof(rec));
+	ck_assert_int_eq(
+	    config_apply(&old, &old, &rec_hooks, &rec, err, sizeof(err)), 0);
+	ck_assert_int_eq(rec.n, 0);
+	{
+		struct config_hooks none;
+
+		memset(&none, 0, sizeof(none));
+		ck_assert_int_eq(config_apply(&old, &cur, &none, &rec, err,
+				     sizeof(err)),
+		    0);
+	}
+	config_free(&old);
+	config_free(&cur);
+}
+END_TEST
+
 static char *
 read_file(const char *path)
 {
@@ -905,12 +1071,15 @@ END_TEST
 /*
  * etc/fetchd.conf documents each option as "# <help>" followed by
  * "#key = <default>" inside its own section, and nothing else that looks
- * like an option.
+ * like an option. A restart-only option has RESTART_NOTE between the two,
+ * and no other option has it.
  */
+#define RESTART_NOTE "# Needs a restart: a reload keeps the running value."
+
 START_TEST(test_sample_documents_every_option)
 {
 	const struct config_option *opt;
-	const char *prev = "";
+	const char *prev = "", *prev2 = "", *help;
 	char *text, *line, *next, section[64] = "";
 	int found[64] = {0};
 	int lineno = 0;
@@ -938,8 +1107,10 @@ START_TEST(test_sample_documents_every_option)
 			    (int)strlen(line) - 2, line + 1);
 		}
 		if (line[0] != '#' || line[1] == ' ' || line[1] == '\0') {
-			if (line[0] != '\0')
+			if (line[0] != '\0') {
+				prev2 = prev;
 				prev = line;
+			}
 			continue;
 		}
 		klen = strcspn(line + 1, " =");
@@ -953,11 +1124,18 @@ START_TEST(test_sample_documents_every_option)
 		ck_assert_msg(i < n, "line %d: no option %s.%.*s", lineno,
 		    section, (int)klen, line + 1);
 		found[i]++;
-		ck_assert_msg(strncmp(prev, "# ", 2) == 0 &&
-			strcmp(prev + 2, opt[i].help) == 0,
+		help = prev;
+		if (opt[i].when == CONF_RESTART) {
+			ck_assert_msg(strcmp(prev, RESTART_NOTE) == 0,
+			    "line %d: %s.%s should follow \"%s\"", lineno,
+			    section, opt[i].key, RESTART_NOTE);
+			help = prev2;
+		}
+		ck_assert_msg(strncmp(help, "# ", 2) == 0 &&
+			strcmp(help + 2, opt[i].help) == 0,
 		    "line %d: %s.%s should follow \"# %s\"", lineno, section,
 		    opt[i].key, opt[i].help);
-		prev = line;
+		prev2 = prev = line;
 	}
 	for (size_t i = 0; i < n; i++)
 		ck_assert_msg(found[i] == 1,
@@ -1038,6 +1216,8 @@ config_suite(void)
 	tcase_add_test(tc, test_enums);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_copy);
+	tcase_add_test(tc, test_keep_restart);
+	tcase_add_test(tc, test_apply);
 	tcase_add_test(tc, test_sample_parses_to_defaults);
 	tcase_add_test(tc, test_sample_documents_every_option);
 	tcase_add_test(tc, test_sample_values_are_defaults);

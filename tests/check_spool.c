@@ -6,8 +6,10 @@
  * partial last line, the first of two renames done by hand); entries that
  * must never be opened are FIFOs, so opening one would hang the test.
  */
+#include <linux/capability.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <check.h>
@@ -443,10 +445,27 @@ set_mtime(const char *p, time_t t)
 	ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
 }
 
+/* Raise or drop CAP_LEASE in the effective set. 0 or -1. */
+static int
+cap_lease(int on)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct c[2];
+
+	if (syscall(SYS_capget, &h, c) == -1)
+		return -1;
+	if (on)
+		c[0].effective |= 1U << CAP_LEASE;
+	else
+		c[0].effective &= ~(1U << CAP_LEASE);
+	return syscall(SYS_capset, &h, c) == -1 ? -1 : 0;
+}
+
 START_TEST(test_scan)
 {
 	struct names nm = { 0 };
 	time_t now = time(NULL);
+	int fd;
 
 	put(path("new/b"), "x\n");
 	put(path("new/a"), "x\n");
@@ -460,19 +479,44 @@ START_TEST(test_scan)
 	ck_assert_str_eq(nm.v[2], "c");
 	ck_assert_str_eq(nm.v[3], "d");
 
-	/* min_age: recent regular files wait, a FIFO is not held back */
+	/* a file no process writes is passed at once, however recent */
 	set_mtime(path("new/a"), now - 100);
 	set_mtime(path("new/b"), now - 5);
 	set_mtime(path("new/d"), now);
 	memset(&nm, 0, sizeof(nm));
-	ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 2);
-	ck_assert_uint_eq(nm.n, 2);
-	ck_assert_str_eq(nm.v[0], "a");
-	ck_assert_str_eq(nm.v[1], "d");
+	ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 4);
 
-	/* scanning again starts from the beginning */
+	/* one open for writing waits, however old, until it is closed */
+	fd = open(path("new/a"), O_WRONLY | O_APPEND | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "y\n", 2), 2);
+	set_mtime(path("new/a"), now - 100);
 	memset(&nm, 0, sizeof(nm));
-	ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 2);
+	ck_assert_int_eq(spool_scan_new(&sp, 0, names_cb, &nm), 3);
+	ck_assert(!names_has(&nm, "a"));
+	ck_assert_int_eq(close(fd), 0);
+	memset(&nm, 0, sizeof(nm));
+	ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 4);
+
+	/*
+	 * Where a lease cannot be had (another user's file, no CAP_LEASE),
+	 * min_age decides: recent regular files wait, a FIFO is not held
+	 * back. Only root can give files away to try it.
+	 */
+	if (geteuid() == 0 && cap_lease(0) == 0) {
+		ck_assert_int_eq(chown(path("new/a"), 65534, 65534), 0);
+		ck_assert_int_eq(chown(path("new/b"), 65534, 65534), 0);
+		ck_assert_int_eq(chown(path("new/c"), 65534, 65534), 0);
+		memset(&nm, 0, sizeof(nm));
+		ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 2);
+		ck_assert_uint_eq(nm.n, 2);
+		ck_assert_str_eq(nm.v[0], "a");
+		ck_assert_str_eq(nm.v[1], "d");
+		/* scanning again starts from the beginning */
+		memset(&nm, 0, sizeof(nm));
+		ck_assert_int_eq(spool_scan_new(&sp, 30, names_cb, &nm), 2);
+		ck_assert_int_eq(cap_lease(1), 0);
+	}
 
 	/* an empty new/ */
 	unlink(path("new/a"));

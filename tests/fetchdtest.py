@@ -238,6 +238,13 @@ class Server:
     def reset_counters(self):
         self.get("/reset-counters")
 
+    def concurrency(self, reset=False):
+        """(requests being served now, the most at once so far); reset
+        starts the maximum again from now."""
+        st, data = self.get("/concurrency" + ("?reset=1" if reset else ""))
+        c = json.loads(data)
+        return c["now"], c["max"]
+
 
 # -- fetchd ------------------------------------------------------------------
 
@@ -334,6 +341,12 @@ class Daemon:
 
     def start(self, timeout=10):
         """Start fetchd and wait until this run logged "ready"."""
+        offset = self.launch()
+        self.wait_ready(offset, timeout)
+
+    def launch(self):
+        """Start fetchd without waiting for it; returns the log offset
+        of this run, for wait_ready()."""
         assert not self.running(), "fetchd already running"
         try:
             offset = os.path.getsize(self.log_path)
@@ -347,6 +360,10 @@ class Daemon:
         _register(self.proc)
         with open(self.pid_path, "w") as f:
             f.write("%d\n" % self.proc.pid)
+        return offset
+
+    def wait_ready(self, offset=0, timeout=10):
+        """Wait until the run whose log starts at offset logged "ready"."""
         ready = re.compile(r"\bready\b")
 
         def up():

@@ -40,6 +40,11 @@ A redirect= applies when the status for the request is 2xx or 3xx, so
 be 200..599. HEAD sends the headers only. GET /ping answers "pong", GET
 /reset-counters clears the counters, any other path gets 404.
 
+GET /concurrency answers {"now": N, "max": M}: requests for /f/ being
+served now (from the request line read to the response's end, delay
+included) and the most there were at once; /concurrency?reset=1 answers the
+same and then starts the maximum again from the present count.
+
 Every request becomes one JSON line in the log, written when the response
 ended (finished or aborted), flushed at once:
 
@@ -244,9 +249,13 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         key = params.get("key") or (path + "?" + query)
         srv = self.server
+        served = path.startswith("/f/")
         with srv.lock:
             n = srv.counters.get(key, 0) + 1
             srv.counters[key] = n
+            if served:
+                srv.inflight += 1
+                srv.inflight_max = max(srv.inflight_max, srv.inflight)
         self.rec = {
             "time": now, "method": self.command, "path": path,
             "query": query, "key": key, "range": self.headers.get("Range"),
@@ -264,12 +273,22 @@ class Handler(BaseHTTPRequestHandler):
             # The client went away, or the socket was reset: aborted.
             self.close_connection = True
         finally:
+            if served:
+                with srv.lock:
+                    srv.inflight -= 1
             srv.log(self.rec)
 
     def _respond(self, path, params, n):
         srv = self.server
         if path == "/ping":
             self._simple(200, "pong")
+            return
+        if path == "/concurrency":
+            with srv.lock:
+                now, peak = srv.inflight, srv.inflight_max
+                if params.get("reset"):
+                    srv.inflight_max = srv.inflight
+            self._simple(200, json.dumps({"now": now, "max": peak}) + "\n")
             return
         if path == "/reset-counters":
             with srv.lock:
@@ -392,6 +411,8 @@ class Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.log_lock = threading.Lock()
         self.counters = {}
+        self.inflight = 0           # requests for /f/ being served
+        self.inflight_max = 0       # the most at once
         self.stopping = threading.Event()
         self.logf = open(logfile, "a", encoding="utf-8")
 

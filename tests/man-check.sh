@@ -12,7 +12,11 @@
 #    manual fails here. The option table in src/config.c is the source and
 #    the config unit test holds etc/fetchd.conf to it; this closes the loop.
 # 3. Each entry gives the option's default as etc/fetchd.conf writes it (a
-#    trailing "/VERSION" is not compared) and says whether it is reloadable.
+#    trailing "/VERSION" is not compared) and says when it takes effect as
+#    etc/fetchd.conf does: "Needs a restart." for an option that
+#    etc/fetchd.conf marks "# Needs a restart: ...", "Applies at reload"
+#    for every other one. The config unit test holds those marks to the
+#    option table's live/restart column.
 #
 # Exit 0 on success, 1 on failure, 77 when mandoc is not installed.
 
@@ -63,15 +67,18 @@ tmp=$(mktemp -d /tmp/man-check.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
-# section.key SEP default, from etc/fetchd.conf. Prose comments ("# The
-# spool ...") have a blank after the '#' and never match.
+# section.key SEP default SEP restart|live, from etc/fetchd.conf. Prose
+# comments ("# The spool ...") have a blank after the '#' and never match
+# an option; "# Needs a restart" marks the option that follows it.
 awk '
 /^[#;]?[ \t]*\[[A-Za-z0-9_]+\][ \t]*$/ {
 	s = $0
 	sub(/^[#;]?[ \t]*\[/, "", s)
 	sub(/\].*$/, "", s)
+	restart = 0
 	next
 }
+/^# Needs a restart/ { restart = 1; next }
 /^[#;]?[A-Za-z_][A-Za-z0-9_]*[ \t]*=/ {
 	k = $0
 	sub(/^[#;]?/, "", k)
@@ -84,7 +91,8 @@ awk '
 		    > "/dev/stderr"
 		bad = 1
 	}
-	printf "%s.%s\001%s\n", s, k, v
+	printf "%s.%s\001%s\001%s\n", s, k, v, restart ? "restart" : "live"
+	restart = 0
 }
 END { exit bad }
 ' "$conf" > "$tmp/conf.raw" || fail=1
@@ -149,14 +157,22 @@ if [ -n "$dups" ]; then
 	fail=1
 fi
 
-# Defaults and reloadability, option by option.
+# Defaults and when they take effect, option by option.
 join -t "$sep" "$tmp/conf" "$tmp/man" > "$tmp/both"
-while IFS="$sep" read -r k def text; do
+while IFS="$sep" read -r k def when text; do
 	want=$(printf '%s' "$def" | sed 's,/[0-9][0-9.]*$,/,')
-	case $text in
-	*eloadable*) ;;
+	case $when:$text in
+	restart:*"Applies at reload"*|live:*"Needs a restart"*)
+		echo "FAIL: fetchd.conf.5: $k says both \"Applies at reload\" and \"Needs a restart\", or the wrong one"
+		fail=1
+		;;
+	restart:*"Needs a restart."*|live:*"Applies at reload"*) ;;
+	restart:*)
+		echo "FAIL: fetchd.conf.5: $k needs a restart (etc/fetchd.conf) but does not say \"Needs a restart.\""
+		fail=1
+		;;
 	*)
-		echo "FAIL: fetchd.conf.5: $k does not say whether it is reloadable"
+		echo "FAIL: fetchd.conf.5: $k applies at reload (etc/fetchd.conf) but does not say \"Applies at reload\""
 		fail=1
 		;;
 	esac

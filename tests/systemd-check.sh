@@ -15,6 +15,8 @@
 #    then looked up inside that tree.
 # 2. systemd-analyze security --offline=true rates the unit's exposure at
 #    2.0 or lower ("Overall exposure level for fetchd.service: N.N ...").
+# 2b. The one capability the unit keeps is CAP_LEASE (the spool's check
+#    for a producer still writing a job in new/), bounding set and ambient.
 # 3. systemd-sysusers creates the user and group fetchd from
 #    fetchd.sysusers in a scratch root; as root, systemd-tmpfiles --create
 #    then makes the directories of fetchd.tmpfiles there with the owners
@@ -121,6 +123,18 @@ elif awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s + 0 <= m + 0) }'; 
 else
 	echo "FAIL: systemd-analyze security: exposure $score is above $max_exposure:"
 	printf '%s\n' "$out" | grep -v '^ *[+✓] '
+	fail=1
+fi
+
+# --- 2b. capabilities ----------------------------------------------------
+
+caps=$(sed -n 's/^\(CapabilityBoundingSet\|AmbientCapabilities\)=/\1 /p' "$unit")
+if [ "$caps" = "CapabilityBoundingSet CAP_LEASE
+AmbientCapabilities CAP_LEASE" ]; then
+	echo "ok: capabilities: CAP_LEASE only"
+else
+	echo "FAIL: the unit should keep CAP_LEASE alone (bounding set and ambient), got:"
+	printf '%s\n' "$caps"
 	fail=1
 fi
 
