@@ -20,8 +20,6 @@
 
 #include "config.h"
 
-#define FETCH_UA_MAX 256
-#define FETCH_PROXY_MAX 1024
 #define FETCH_ERR_MAX 256
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
@@ -36,9 +34,9 @@ struct fetch_params {
 	long long max_file_size;
 	long long rate_limit;
 	int verify_tls;
-	char user_agent[FETCH_UA_MAX];
-	char proxy[FETCH_PROXY_MAX];
-	char ca_file[FETCH_PROXY_MAX];
+	char user_agent[CONFIG_UA_MAX];
+	char proxy[CONFIG_PROXY_MAX];
+	char ca_file[CONFIG_PROXY_MAX];
 };
 
 void fetch_params_from_config(struct fetch_params *p, const struct config *c);

@@ -1755,7 +1755,7 @@ START_TEST(test_params_from_config)
 	ck_assert(p.max_file_size == 1LL << 40);
 	ck_assert(p.rate_limit == 77);
 	ck_assert_int_eq(p.verify_tls, 1);
-	ck_assert_uint_eq(strlen(p.user_agent), FETCH_UA_MAX - 1);
+	ck_assert_uint_eq(strlen(p.user_agent), CONFIG_UA_MAX - 1);
 	ck_assert_str_eq(p.proxy, "");
 	ck_assert_str_eq(p.ca_file, "/etc/ca.pem");
 	free(ua);
