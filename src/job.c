@@ -737,6 +737,21 @@ job_reader_fill(struct job_reader *r)
 	return 1;
 }
 
+/* A complete line (to its newline or the end of the file): counted,
+ * refused when too long, else parsed. As job_reader_line(). */
+static int
+job_reader_take(struct job_reader *r, const char *line, size_t llen,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	r->lineno++;
+	if (job_line_too_long(line, llen)) {
+		job_err(err, errlen, "line %lu: line too long (max %d bytes)",
+		    r->lineno, JOB_LINE_MAX);
+		return -1;
+	}
+	return job_reader_line(r, line, llen, e, err, errlen);
+}
+
 /*
  * Memory stays at one JOB_READ_BUF whatever the file holds: a line is
  * reported too long as soon as more than JOB_LINE_MAX bytes (plus a
@@ -772,14 +787,7 @@ job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
 				r->skipping = 0;
 				continue;
 			}
-			r->lineno++;
-			if (job_line_too_long(line, llen)) {
-				job_err(err, errlen,
-				    "line %lu: line too long (max %d bytes)",
-				    r->lineno, JOB_LINE_MAX);
-				return -1;
-			}
-			rv = job_reader_line(r, line, llen, e, err, errlen);
+			rv = job_reader_take(r, line, llen, e, err, errlen);
 			if (rv != 0)
 				return rv;
 			continue;
@@ -802,15 +810,8 @@ job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
 				return 0;
 			/* A last line without a newline still counts. */
 			avail = r->end - r->start;
-			r->lineno++;
 			r->start = r->end;
-			if (job_line_too_long(r->buf + r->end - avail, avail)) {
-				job_err(err, errlen,
-				    "line %lu: line too long (max %d bytes)",
-				    r->lineno, JOB_LINE_MAX);
-				return -1;
-			}
-			rv = job_reader_line(r, r->buf + r->end - avail, avail,
+			rv = job_reader_take(r, r->buf + r->end - avail, avail,
 			    e, err, errlen);
 			if (rv != 0)
 				return rv;
