@@ -371,8 +371,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		job_entry_free(&e);
 		if (++j->nurls > (size_t)j->js->cfg->max_job_urls) {
-			snprintf(err, sizeof(err),
-			    "line %lu: more than %ld URL%s (daemon.max_job_urls)",
+			snprintf(err, sizeof(err), "line %lu: more than %ld "
+			    "URL%s (daemon.max_job_urls)",
 			    job_reader_lineno(j->reader),
 			    j->js->cfg->max_job_urls,
 			    plural((size_t)j->js->cfg->max_job_urls));
@@ -385,8 +385,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (j->nerrors > 0) {
-		log_warnx("job %s is malformed (%zu bad line%s); nothing fetched",
-		    j->name, j->nerrors, plural(j->nerrors));
+		log_warnx("job %s is malformed (%zu bad line%s); nothing "
+		    "fetched", j->name, j->nerrors, plural(j->nerrors));
 		job_finish(j);
 		return;
 	}

@@ -308,7 +308,7 @@ new_transfer(const char *url, const char *name)
 	return t;
 }
 
-/* A transfer for httpd.py's /f/<name>?<query>, prepared. */
+/* A transfer for httpd.py's /f/<name>?<query>, its name reserved in J. */
 static struct transfer *
 prepared(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
