@@ -22,7 +22,6 @@
 #include <ini.h>
 
 #include "config.h"
-#include "fetch.h"
 #include "log.h"
 
 /*
@@ -106,7 +105,7 @@ static const struct config_option opt_table[] = {
 	"Longest delay between two retries, seconds (>= retry_delay)."},
     {"http", "max_redirects", CONF_INT, OFF(max_redirects), 0, 100, "10",
 	LIVE(JOBS), "Redirects followed for one URL."},
-    {"http", "user_agent", CONF_STR, OFF(user_agent), 1, FETCH_UA_MAX - 1,
+    {"http", "user_agent", CONF_STR, OFF(user_agent), 1, CONFIG_UA_MAX - 1,
 	"fetchd/" PACKAGE_VERSION, LIVE(JOBS),
 	"User-Agent header sent with every request."},
     {"http", "max_file_size", CONF_SIZE, OFF(max_file_size), 0, SIZE_LIMIT, "0",
@@ -115,13 +114,13 @@ static const struct config_option opt_table[] = {
     {"http", "rate_limit", CONF_SIZE, OFF(rate_limit), 0, SIZE_LIMIT, "0",
 	LIVE(JOBS),
 	"Bytes/s for each transfer (K, M, G, T suffix); 0 = unlimited."},
-    {"http", "proxy", CONF_STR, OFF(proxy), 0, FETCH_PROXY_MAX - 1, "",
+    {"http", "proxy", CONF_STR, OFF(proxy), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"Proxy for every transfer, as libcurl takes it; empty = none."},
     {"http", "verify_tls", CONF_BOOL, OFF(verify_tls), 0, 1, "yes",
 	LIVE(JOBS),
 	"Verify the server's certificate and host name (yes or no)."},
-    {"http", "ca_file", CONF_STR, OFF(ca_file), 0, FETCH_PROXY_MAX - 1, "",
+    {"http", "ca_file", CONF_STR, OFF(ca_file), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"CA bundle for certificate checks; empty = libcurl's default."},
 };

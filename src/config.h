@@ -12,6 +12,11 @@
 
 #include <stddef.h>
 
+/* Longest values of the string options a transfer copies (bytes with the
+ * NUL): the table's bounds, and the size of struct fetch_params' arrays. */
+#define CONFIG_UA_MAX 256       /* http.user_agent */
+#define CONFIG_PROXY_MAX 1024   /* http.proxy, http.ca_file */
+
 enum engine_model {
 	MODEL_THREADS = 0,
 	MODEL_EVENT,

@@ -39,8 +39,6 @@
 #define FETCH_FILE_MODE 0640
 #define FETCH_HASH_CHUNK (64 * 1024)
 #define FETCH_BUFFERSIZE (256L * 1024)
-#define FETCH_MAX_SUFFIX 10000
-#define FETCH_PART ".part"
 
 /* Why the write callback stopped a transfer itself. */
 enum fetch_cause {
@@ -185,12 +183,8 @@ clean_error(char *s)
 		s[--n] = '\0';
 }
 
-static void set_error(struct transfer *, enum fetch_outcome,
-    enum fetch_errkind, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-set_error(struct transfer *t, enum fetch_outcome outcome,
+void
+fetch_set_error(struct transfer *t, enum fetch_outcome outcome,
     enum fetch_errkind kind, const char *fmt, ...)
 {
 	va_list ap;
@@ -257,17 +251,17 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 	if ((e == ELOOP || e == ENOTDIR || e == EMLINK || e == ENXIO) &&
 	    fstatat(at, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISLNK(st.st_mode)) {
-		set_error(t, FETCH_FAIL, FERR_WRITE,
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 		    "refusing to follow a symlink at '%s'", shown);
 		return;
 	}
 	if (e == ENOTDIR) {
-		set_error(t, FETCH_FAIL, FERR_WRITE, "'%s' is not a directory",
-		    shown);
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "'%s' is not a directory", shown);
 		return;
 	}
-	set_error(t, errno_transient(e) ? FETCH_RETRY : outcome, FERR_WRITE,
-	    "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
+	fetch_set_error(t, errno_transient(e) ? FETCH_RETRY : outcome,
+	    FERR_WRITE, "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
 }
 
 int
@@ -286,9 +280,8 @@ fetch_open_dir(const char *dir, int *created)
 	return openat(AT_FDCWD, dir, oflags);
 }
 
-/* Close a directory open_dirs() returned, unless it is the owner's. */
-static void
-close_dir(const struct transfer *t, int fd)
+void
+fetch_close_parent(const struct transfer *t, int fd)
 {
 	if (fd != -1 && fd != t->dirfd)
 		close(fd);
@@ -310,18 +303,8 @@ owner_dir_gone(const struct transfer *t)
 
 static int open_dirs_from(struct transfer *, int, int, int *, size_t *);
 
-/*
- * Open t->dir (or start from t->dirfd), then every directory component of
- * t->name below it, each with O_NOFOLLOW, making the missing ones when
- * create is set. On success *dfd is the directory that holds the last
- * component (t->dirfd itself for a name without a slash: release it with
- * close_dir()) and *base its offset in t->name. -1 with the error set:
- * FERR_WRITE, permanent for a refused name (a symlink, not a directory),
- * FETCH_RETRY when the file system fails for now (full, out of
- * descriptors).
- */
-static int
-open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
+int
+fetch_open_parent(struct transfer *t, int create, int *dfd, size_t *base)
 {
 	enum fetch_outcome outcome = t->outcome;
 	enum fetch_errkind errkind = t->errkind;
@@ -338,7 +321,7 @@ open_dirs(struct transfer *t, int create, int *dfd, size_t *base)
 	return 0;
 }
 
-/* open_dirs() starting from start (t->dirfd), or from t->dir when -1. */
+/* fetch_open_parent() from start (t->dirfd), or from t->dir when -1. */
 static int
 open_dirs_from(struct transfer *t, int start, int create, int *dfd,
     size_t *base)
@@ -348,7 +331,8 @@ open_dirs_from(struct transfer *t, int start, int create, int *dfd,
 
 	if (t->dir == NULL || t->name == NULL || t->name[0] == '\0' ||
 	    t->name[0] == '/' || t->name[strlen(t->name) - 1] == '/') {
-		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name");
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "invalid output name");
 		goto fail;
 	}
 	if (start != -1)
@@ -358,7 +342,7 @@ open_dirs_from(struct transfer *t, int start, int create, int *dfd,
 		goto fail;
 	}
 	if ((copy = strdup(t->name)) == NULL) {
-		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		goto fail;
 	}
 	comp = copy;
@@ -371,7 +355,7 @@ open_dirs_from(struct transfer *t, int start, int create, int *dfd,
 			continue;
 		}
 		if (strcmp(comp, "..") == 0) {
-			set_error(t, FETCH_FAIL, FERR_WRITE,
+			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 			    "invalid output name '%s'", t->name);
 			goto fail;
 		}
@@ -379,15 +363,15 @@ open_dirs_from(struct transfer *t, int start, int create, int *dfd,
 			open_error(t, fd, comp, shown, errno, FETCH_FAIL);
 			goto fail;
 		}
-		close_dir(t, fd);
+		fetch_close_parent(t, fd);
 		fd = nfd;
 		*slash = '/';
 		comp = slash + 1;
 	}
 	if (comp[0] == '\0' || strcmp(comp, ".") == 0 ||
 	    strcmp(comp, "..") == 0) {
-		set_error(t, FETCH_FAIL, FERR_WRITE, "invalid output name '%s'",
-		    t->name);
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "invalid output name '%s'", t->name);
 		goto fail;
 	}
 	*base = (size_t)(comp - copy);
@@ -395,7 +379,7 @@ open_dirs_from(struct transfer *t, int start, int create, int *dfd,
 	free(copy);
 	return 0;
 fail:
-	close_dir(t, fd);
+	fetch_close_parent(t, fd);
 	free(copy);
 	return -1;
 }
@@ -412,166 +396,6 @@ part_name(const char *base)
 	memcpy(p, base, n);
 	memcpy(p + n, FETCH_PART, sizeof(FETCH_PART));
 	return p;
-}
-
-/*
- * lstat relative to dfd. 1 when something is there, 0 when not, -1 (error
- * set) on any other failure.
- */
-static int
-probe(struct transfer *t, int dfd, const char *name, struct stat *st)
-{
-	char eb[128];
-
-	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
-		return 1;
-	if (errno == ENOENT)
-		return 0;
-	set_error(t, FETCH_FAIL, FERR_WRITE, "stat '%s/%s': %s", t->dir, name,
-	    errstr(errno, eb, sizeof(eb)));
-	return -1;
-}
-
-/*
- * Candidate i for base: 0 is base itself, then "stem.i.ext" (the extension
- * is what follows the last dot, unless that dot starts the name) or
- * "base.i". Written into buf, which holds strlen(base) + 32.
- */
-static void
-candidate(char *buf, size_t len, const char *base, int i)
-{
-	const char *dot = strrchr(base, '.');
-
-	if (i == 0)
-		snprintf(buf, len, "%s", base);
-	else if (dot == NULL || dot == base)
-		snprintf(buf, len, "%s.%d", base, i);
-	else
-		snprintf(buf, len, "%.*s.%d%s", (int)(dot - base), base, i,
-		    dot);
-}
-
-int
-fetch_prepare(struct transfer *t, int resume)
-{
-	return fetch_reserve(t, resume, NULL, NULL, NULL);
-}
-
-int
-fetch_reserve(struct transfer *t, int resume,
-    int (*taken)(const char *, void *), int (*absent)(const char *, void *),
-    void *arg)
-{
-	struct stat st_name, st_part;
-	char eb[128], *cand = NULL, *part = NULL, *full = NULL, *newname;
-	const char *base;
-	size_t boff, clen;
-	int dfd = -1, fd, hn, hp, i, rv = -1;
-
-	t->error[0] = '\0';
-	t->errkind = FERR_NONE;
-	if (open_dirs(t, 1, &dfd, &boff) == -1)
-		return -1;
-	base = t->name + boff;
-	clen = strlen(base) + 32;
-	if ((cand = malloc(clen)) == NULL ||
-	    (part = malloc(clen + sizeof(FETCH_PART))) == NULL ||
-	    (full = malloc(boff + clen)) == NULL) {
-		set_error(t, FETCH_FAIL, FERR_WRITE, "out of memory");
-		goto done;
-	}
-	memcpy(full, t->name, boff);
-	for (i = 0; i < FETCH_MAX_SUFFIX; i++) {
-		candidate(cand, clen, base, i);
-		snprintf(part, clen + sizeof(FETCH_PART), "%s%s", cand,
-		    FETCH_PART);
-		strcpy(full + boff, cand);
-		if (absent != NULL && absent(full, arg))
-			/* The caller knows neither is there: no lstat. */
-			hn = hp = 0;
-		else if ((hn = probe(t, dfd, cand, &st_name)) == -1 ||
-		    (hp = probe(t, dfd, part, &st_part)) == -1)
-			goto done;
-		if (hp && S_ISLNK(st_part.st_mode)) {
-			set_error(t, FETCH_FAIL, FERR_WRITE,
-			    "refusing to follow a symlink at '%s/%.*s%s'",
-			    t->dir, (int)boff, t->name, part);
-			goto done;
-		}
-		if (hp && !S_ISREG(st_part.st_mode)) {
-			set_error(t, FETCH_FAIL, FERR_WRITE,
-			    "'%s/%.*s%s' is not a regular file", t->dir,
-			    (int)boff, t->name, part);
-			goto done;
-		}
-		if (resume && i == 0) {
-			/* Reserved by an earlier run: the .part is ours. */
-			if (hp) {
-				rv = 0;
-				goto done;
-			}
-			if (hn && S_ISREG(st_name.st_mode)) {
-				t->size = (uint64_t)st_name.st_size;
-				t->outcome = FETCH_OK;
-				t->errkind = FERR_NONE;
-				rv = 1;
-				goto done;
-			}
-		}
-		if (hn || hp)
-			continue;
-		if (taken != NULL) {
-			/* The caller keeps the names of transfers in flight:
-			 * a candidate free on disk and not taken is ours, and
-			 * fetch_begin() creates its .part (off the main loop
-			 * for the threads and process engines). */
-			if (taken(full, arg))
-				continue;
-			if ((newname = strdup(full)) == NULL) {
-				set_error(t, FETCH_FAIL, FERR_WRITE,
-				    "out of memory");
-				goto done;
-			}
-			free(t->name);
-			t->name = newname;
-			rv = 0;
-			goto done;
-		}
-		fd = openat(dfd, part,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    FETCH_FILE_MODE);
-		if (fd == -1) {
-			if (errno == EEXIST)
-				continue;
-			set_error(t, FETCH_FAIL, FERR_WRITE,
-			    "create '%s/%.*s%s': %s", t->dir, (int)boff,
-			    t->name, part, errstr(errno, eb, sizeof(eb)));
-			goto done;
-		}
-		close(fd);
-		if (i > 0) {
-			if ((newname = malloc(boff + strlen(cand) + 1)) ==
-			    NULL) {
-				unlinkat(dfd, part, 0);
-				set_error(t, FETCH_FAIL, FERR_WRITE,
-				    "out of memory");
-				goto done;
-			}
-			memcpy(newname, t->name, boff);
-			strcpy(newname + boff, cand);
-			free(t->name);
-			t->name = newname;
-		}
-		rv = 0;
-		goto done;
-	}
-	set_error(t, FETCH_FAIL, FERR_WRITE, "no free name for '%s'", t->name);
-done:
-	close_dir(t, dfd);
-	free(cand);
-	free(part);
-	free(full);
-	return rv;
 }
 
 static void
@@ -623,7 +447,7 @@ hash_existing(struct transfer *t, struct fetch_state *s)
 	char eb[128];
 
 	if ((buf = malloc(FETCH_HASH_CHUNK)) == NULL) {
-		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		return -1;
 	}
 	while (pos < s->offset) {
@@ -631,7 +455,7 @@ hash_existing(struct transfer *t, struct fetch_state *s)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			set_error(t, FETCH_RETRY, FERR_WRITE, "read: %s",
+			fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "read: %s",
 			    errstr(errno, eb, sizeof(eb)));
 			free(buf);
 			return -1;
@@ -640,7 +464,8 @@ hash_existing(struct transfer *t, struct fetch_state *s)
 			break;
 		if (EVP_DigestUpdate(s->md, buf, (size_t)n) != 1) {
 			free(buf);
-			set_error(t, FETCH_RETRY, FERR_OTHER, "sha256 failed");
+			fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
+			    "sha256 failed");
 			return -1;
 		}
 		pos += (uint64_t)n;
@@ -832,7 +657,7 @@ open_part(struct transfer *t, struct fetch_state *s)
 		e = errno;
 		if (fstatat(s->dirfd, s->part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-			set_error(t, FETCH_FAIL, FERR_WRITE,
+			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 			    "'%s' is not a regular file", shown);
 			return -1;
 		}
@@ -840,17 +665,38 @@ open_part(struct transfer *t, struct fetch_state *s)
 		return -1;
 	}
 	if (fstat(s->fd, &st) == -1) {
-		set_error(t, FETCH_RETRY, FERR_WRITE, "stat '%s': %s", shown,
-		    errstr(errno, eb, sizeof(eb)));
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "stat '%s': %s",
+		    shown, errstr(errno, eb, sizeof(eb)));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_error(t, FETCH_FAIL, FERR_WRITE,
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 		    "'%s' is not a regular file", shown);
 		return -1;
 	}
 	s->offset = (uint64_t)st.st_size;
 	return 0;
+}
+
+/*
+ * open_part() failed. When that was because the job directory was removed
+ * under us (the .part goes right in it), make the directory again by its
+ * path and try once more. 0 or -1 as open_part().
+ */
+static int
+open_part_again(struct transfer *t, struct fetch_state *s)
+{
+	if (s->dirfd != t->dirfd || !owner_dir_gone(t))
+		return -1;
+	if ((s->dirfd = open_or_make_dir(AT_FDCWD, t->dir, 1)) == -1) {
+		open_error(t, AT_FDCWD, t->dir, t->dir, errno, FETCH_RETRY);
+		return -1;
+	}
+	s->own_dirfd = 1;
+	t->outcome = FETCH_OK;
+	t->errkind = FERR_NONE;
+	t->error[0] = '\0';
+	return open_part(t, s);
 }
 
 #define SETOPT(opt, val)                                               \
@@ -921,7 +767,7 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	}
 	return 0;
 optfail:
-	set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
+	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
 	    FERR_OTHER, "curl setup: %s", curl_easy_strerror(rc));
 	return -1;
 }
@@ -944,7 +790,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	t->retry_after = -1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		return -1;
 	}
 	s->t = t;
@@ -953,33 +799,19 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->dirfd = -1;
 	s->cr_start = -1;
 	s->cr_total = -1;
-	if (open_dirs(t, 1, &s->dirfd, &boff) == -1)
+	if (fetch_open_parent(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
 	s->own_dirfd = s->dirfd != t->dirfd;
 	if ((s->base = strdup(t->name + boff)) == NULL ||
 	    (s->part = part_name(s->base)) == NULL) {
-		set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		goto fail;
 	}
-	if (open_part(t, s) == -1) {
-		/* The job directory was removed under us: make it again. */
-		if (s->dirfd != t->dirfd || !owner_dir_gone(t))
-			goto fail;
-		if ((s->dirfd = open_or_make_dir(AT_FDCWD, t->dir, 1)) == -1) {
-			open_error(t, AT_FDCWD, t->dir, t->dir, errno,
-			    FETCH_RETRY);
-			goto fail;
-		}
-		s->own_dirfd = 1;
-		t->outcome = FETCH_OK;
-		t->errkind = FERR_NONE;
-		t->error[0] = '\0';
-		if (open_part(t, s) == -1)
-			goto fail;
-	}
+	if (open_part(t, s) == -1 && open_part_again(t, s) == -1)
+		goto fail;
 	if (t->has_sha256) {
 		if ((s->md = EVP_MD_CTX_new()) == NULL || hash_reset(s) == -1) {
-			set_error(t, FETCH_RETRY, FERR_OTHER,
+			fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 			    "sha256 setup failed");
 			goto fail;
 		}
@@ -1022,27 +854,27 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 	int fd;
 
 	if (fstat(s->fd, &st) == -1) {
-		set_error(t, FETCH_RETRY, FERR_WRITE, "stat: %s",
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "stat: %s",
 		    errstr(errno, eb, sizeof(eb)));
 		return;
 	}
 	if (s->cr_total >= 0 && (uint64_t)st.st_size != (uint64_t)s->cr_total) {
 		part_truncate(s);
-		set_error(t, FETCH_RETRY, FERR_OTHER,
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 		    "size mismatch (have %lld bytes, server says %lld)",
 		    (long long)st.st_size, s->cr_total);
 		return;
 	}
 	if (s->md != NULL) {
 		if (EVP_DigestFinal_ex(s->md, md, &mdlen) != 1 || mdlen != 32) {
-			set_error(t, FETCH_RETRY, FERR_OTHER,
+			fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 			    "sha256 failed");
 			return;
 		}
 		if (memcmp(md, t->sha256, 32) != 0) {
 			hexdigest(md, hex);
 			part_truncate(s);
-			set_error(t, FETCH_RETRY, FERR_CHECKSUM,
+			fetch_set_error(t, FETCH_RETRY, FERR_CHECKSUM,
 			    "sha256 mismatch (got %s)", hex);
 			return;
 		}
@@ -1051,17 +883,17 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 	fd = s->fd;
 	s->fd = -1;
 	if (close(fd) == -1) {
-		set_error(t, FETCH_RETRY, FERR_WRITE, "close: %s",
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "close: %s",
 		    errstr(errno, eb, sizeof(eb)));
 		return;
 	}
 	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
 		if (errno == EEXIST)
-			set_error(t, FETCH_FAIL, FERR_WRITE,
+			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 			    "'%s/%s' already exists", t->dir, t->name);
 		else
-			set_error(t, FETCH_RETRY, FERR_WRITE, "rename: %s",
-			    errstr(errno, eb, sizeof(eb)));
+			fetch_set_error(t, FETCH_RETRY, FERR_WRITE,
+			    "rename: %s", errstr(errno, eb, sizeof(eb)));
 		return;
 	}
 	t->outcome = FETCH_OK;
@@ -1092,21 +924,21 @@ finish_status(struct transfer *t, struct fetch_state *s)
 			return;
 		}
 		part_truncate(s);
-		set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
+		fetch_set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
 		return;
 	}
 	if (st == 408 || st == 429)
-		set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
+		fetch_set_error(t, FETCH_RETRY, FERR_HTTP_4XX, "HTTP %ld", st);
 	else if (st >= 400 && st <= 499)
-		set_error(t, FETCH_FAIL, FERR_HTTP_4XX, "HTTP %ld", st);
+		fetch_set_error(t, FETCH_FAIL, FERR_HTTP_4XX, "HTTP %ld", st);
 	else if (st >= 500 && st <= 599)
-		set_error(t, FETCH_RETRY, FERR_HTTP_5XX, "HTTP %ld", st);
+		fetch_set_error(t, FETCH_RETRY, FERR_HTTP_5XX, "HTTP %ld", st);
 	else if (st >= 300 && st <= 399)
-		set_error(t, FETCH_FAIL, FERR_OTHER,
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER,
 		    "HTTP %ld redirect without a usable Location", st);
 	else
-		set_error(t, FETCH_FAIL, FERR_OTHER, "unexpected HTTP status %ld",
-		    st);
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER,
+		    "unexpected HTTP status %ld", st);
 }
 
 /* Ended by our own write callback. */
@@ -1117,17 +949,17 @@ finish_cause(struct transfer *t, struct fetch_state *s)
 
 	switch (s->cause) {
 	case CAUSE_WRITE:
-		set_error(t, FETCH_RETRY, FERR_WRITE, "write: %s",
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "write: %s",
 		    errstr(s->cause_errno, eb, sizeof(eb)));
 		break;
 	case CAUSE_MAXSIZE:
-		set_error(t, FETCH_FAIL, FERR_OTHER,
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER,
 		    "file exceeds max_file_size (%lld bytes)",
 		    t->params.max_file_size);
 		break;
 	case CAUSE_RANGE:
 		part_truncate(s);
-		set_error(t, FETCH_RETRY, FERR_OTHER,
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 		    "server sent the wrong range");
 		break;
 	case CAUSE_NONE:
@@ -1171,12 +1003,12 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 		k = FERR_RESET;
 		break;
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		set_error(t, FETCH_FAIL, FERR_PROTOCOL_REFUSED, "%s: %s",
+		fetch_set_error(t, FETCH_FAIL, FERR_PROTOCOL_REFUSED, "%s: %s",
 		    is_http_url(t->url) ? "redirect to a refused protocol" :
 		    "refused protocol", msg);
 		return;
 	case CURLE_FILESIZE_EXCEEDED:
-		set_error(t, FETCH_FAIL, FERR_OTHER,
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER,
 		    "file exceeds max_file_size (%lld bytes)",
 		    t->params.max_file_size);
 		return;
@@ -1192,7 +1024,7 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 	default:
 		break;
 	}
-	set_error(t, o, k, "%s", msg);
+	fetch_set_error(t, o, k, "%s", msg);
 }
 
 void
@@ -1225,7 +1057,7 @@ fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 		finish_cause(t, s);
 	else if (res == CURLE_ABORTED_BY_CALLBACK &&
 	    __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED))
-		set_error(t, FETCH_RETRY, FERR_OTHER, "cancelled");
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "cancelled");
 	else if (res == CURLE_OK) {
 		finish_status(t, s);
 		if (s->cause != CAUSE_NONE)
@@ -1265,14 +1097,14 @@ fetch_discard(struct transfer *t)
 	int dfd;
 
 	memcpy(error, t->error, sizeof(error));
-	if (open_dirs(t, 0, &dfd, &boff) == 0) {
+	if (fetch_open_parent(t, 0, &dfd, &boff) == 0) {
 		if ((part = part_name(t->name + boff)) != NULL) {
 			if (fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISREG(st.st_mode))
 				unlinkat(dfd, part, 0);
 			free(part);
 		}
-		close_dir(t, dfd);
+		fetch_close_parent(t, dfd);
 	}
 	memcpy(t->error, error, sizeof(error));
 	t->outcome = outcome;

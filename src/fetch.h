@@ -4,11 +4,14 @@
  * limits, the ".part" file, resume with Range, sha256 verification, the
  * final rename and the classification of the outcome.
  *
- * Split in three so every concurrency model can use it:
- *	fetch_prepare()  main loop: make directories, reserve name.part
- *	fetch_begin()    any thread: open .part, set up the easy handle
+ * Split in two so every concurrency model can use it:
+ *	fetch_begin()    any thread: make directories, create or open the
+ *	                 .part, set up the easy handle
  *	fetch_finish()   same thread as begin: classify, verify, rename
  * fetch_run() is begin + curl_easy_perform + finish, for blocking workers.
+ * Which name a transfer writes is not decided here: the job's name
+ * reservation (names.h) picks it; fetch.c only opens or creates, given a
+ * directory and a name, and never follows a symlink on the way.
  */
 #ifndef FETCHD_FETCH_H
 #define FETCHD_FETCH_H
@@ -20,9 +23,8 @@
 
 #include "config.h"
 
-#define FETCH_UA_MAX 256
-#define FETCH_PROXY_MAX 1024
 #define FETCH_ERR_MAX 256
+#define FETCH_PART ".part"      /* name.part until the file is complete */
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
  * reload never changes a transfer in flight. Plain bytes: the process engine
@@ -36,9 +38,9 @@ struct fetch_params {
 	long long max_file_size;
 	long long rate_limit;
 	int verify_tls;
-	char user_agent[FETCH_UA_MAX];
-	char proxy[FETCH_PROXY_MAX];
-	char ca_file[FETCH_PROXY_MAX];
+	char user_agent[CONFIG_UA_MAX];
+	char proxy[CONFIG_PROXY_MAX];
+	char ca_file[CONFIG_PROXY_MAX];
 };
 
 void fetch_params_from_config(struct fetch_params *p, const struct config *c);
@@ -67,7 +69,7 @@ enum fetch_errkind {
 const char *fetch_errkind_name(enum fetch_errkind k);
 
 struct transfer {
-	/* Set by the main loop before fetch_prepare(). */
+	/* Set by the main loop before the transfer is submitted. */
 	uint64_t id;
 	void *owner;            /* the job; engines never look at it */
 	size_t index;           /* entry index in the job, 0-based */
@@ -77,8 +79,8 @@ struct transfer {
 	int dirfd;              /* dir opened by the owner (fetch_open_dir),
 	                           kept open while t lives; -1: fetch opens
 	                           dir by its path */
-	char *name;             /* relative path under dir, reserved by
-	                           fetch_prepare(); ".part" is appended */
+	char *name;             /* relative path under dir, reserved by the
+	                           owner (names.h); ".part" is appended */
 	int has_sha256;
 	unsigned char sha256[32];
 	int attempt;            /* 1 on the first try */
@@ -118,40 +120,31 @@ int fetch_global_init(void);
 void fetch_global_cleanup(void);
 
 /*
- * Main loop. Make dir and the directories in name (each opened with
- * O_NOFOLLOW: a symlink planted anywhere on the way fails the transfer) and
- * reserve the output: if name.part already exists as a regular file it is
- * kept for resume; otherwise if name or name.part is taken (by an earlier
- * URL of the job) try "name.1", "name.2", ... (before the extension:
- * "a.1.iso"), and create the winner's .part with O_CREAT|O_EXCL|O_NOFOLLOW.
- * Updates t->name to the name reserved. 0, or -1 with t->error and
- * t->errkind (FERR_WRITE) set: a permanent failure of the URL.
- * resume: 1 when t->name was reserved by an earlier run (recovery), so an
- * existing name.part is the transfer's own; then, when name.part is gone but
- * name exists as a regular file, the transfer had finished (a file is only
- * renamed to its final name after verification): returns 1 with t->size
- * set and t->outcome FETCH_OK, and nothing needs fetching.
+ * Open the directory that holds t->name's last component: t->dirfd (t->dir
+ * by its path when -1), then every directory component of t->name below
+ * it, each with O_NOFOLLOW, making the missing ones when create is set. A
+ * job directory removed while the job ran is made again. On success *dfd
+ * is that directory (t->dirfd itself for a name without a slash: release
+ * it with fetch_close_parent()) and *base the offset of the last component
+ * in t->name. -1 with the error set: FERR_WRITE, permanent for a refused
+ * name (a symlink or not a directory on the way, "..", empty), FETCH_RETRY
+ * when the file system fails for now (full, out of descriptors).
  */
-int fetch_prepare(struct transfer *t, int resume);
+int fetch_open_parent(struct transfer *t, int create, int *dfd,
+    size_t *base);
+void fetch_close_parent(const struct transfer *t, int dfd);
 
-/*
- * fetch_prepare() for a caller that tracks the names of its transfers in
- * flight: a name is free when neither it nor its .part exists and
- * taken(name, arg) returns 0. Nothing is created: fetch_begin() creates the
- * .part exclusively, so the file system work of a new file is done by the
- * thread running the transfer, not by the main loop.
- * absent (may be NULL): the caller's word that neither name (relative to
- * t->dir, like t->name) nor its .part exists, when it returns 1; the two
- * lstat calls are then skipped. Only for a caller that knows every entry
- * of the directory (it created it and is the only writer).
- */
-int fetch_reserve(struct transfer *t, int resume,
-    int (*taken)(const char *, void *), int (*absent)(const char *, void *),
-    void *arg);
+/* Fill in t's outcome, error kind and error text (cleaned, userinfo
+ * removed: it goes to the result and the log). */
+void fetch_set_error(struct transfer *t, enum fetch_outcome outcome,
+    enum fetch_errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Set up easy (reset first) for t: URL, the params, http/https only also on
- * redirects, the write callback into name.part (opened O_NOFOLLOW, regular
+ * redirects, the write callback into name.part (the directories on the way
+ * made and opened as fetch_open_parent() does; the .part created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW, or an existing one opened O_NOFOLLOW, regular
  * files only), resume from its size with Range, the progress callback that
  * honours t->cancelled. share may be NULL. 0, or -1 with the failure filled
  * in as for fetch_finish() (then do not call fetch_finish).

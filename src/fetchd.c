@@ -257,12 +257,14 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	n = submit_ready(d, DISPATCH_BATCH);
 	while (n < DISPATCH_BATCH && !d->paused &&
 	    engine_has_room(d->engine) &&
-	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP) > 0)
+	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP,
+	    d->engine->count) > 0)
 		n += submit_ready(d, DISPATCH_BATCH - n);
 	if (n >= DISPATCH_BATCH && !d->paused && engine_has_room(d->engine))
 		evtimer_add(d->ev_dispatch, &now);
 	else
-		jobs_refill(d->jobs, jobs_budget(d->jobs));
+		jobs_refill(d->jobs, jobs_budget(d->engine->count),
+		    d->engine->count);
 	claim_pending(d);
 }
 

@@ -153,6 +153,68 @@ job_scheme_prefix(const char *s)
 	return 0;
 }
 
+/* Why curl_url_set() refused s with rc, in the words of a job result. */
+static void
+job_url_set_error(const char *s, CURLUcode rc, char *err, size_t errlen)
+{
+	char lower[JOB_SCHEME_SHOW + 1];
+	size_t i, n;
+
+	switch (rc) {
+	case CURLUE_UNSUPPORTED_SCHEME:
+		if ((n = job_scheme_prefix(s)) == 0) {
+			job_err(err, errlen,
+			    "unsupported scheme (http and https only)");
+			return;
+		}
+		/* Lower-cased, as libcurl reports an accepted one. */
+		if (n > JOB_SCHEME_SHOW)
+			n = JOB_SCHEME_SHOW;
+		for (i = 0; i < n; i++)
+			lower[i] = (char)job_ascii_lower(s[i]);
+		lower[n] = '\0';
+		job_err(err, errlen,
+		    "scheme '%s' not allowed (http and https only)", lower);
+		return;
+	case CURLUE_BAD_SCHEME:
+		job_err(err, errlen,
+		    "URL has no scheme (http:// or https:// required)");
+		return;
+	case CURLUE_NO_HOST:
+		job_err(err, errlen, "URL has an empty host");
+		return;
+	case CURLUE_OUT_OF_MEMORY:
+		job_err(err, errlen, "out of memory");
+		return;
+	default:
+		job_err(err, errlen, "bad URL: %s", curl_url_strerror(rc));
+		return;
+	}
+}
+
+/*
+ * Copy libcurl's normalised url and host into e, out of curl's allocator
+ * so job_entry_free() can use free(). The URL keeps any userinfo: logs must
+ * never print e->url as is. 0, or -1 with err set.
+ */
+static int
+job_url_copy(struct job_entry *e, const char *url, const char *host,
+    char *err, size_t errlen)
+{
+	char *p;
+
+	e->url = strdup(url);
+	e->host = strdup(host);
+	if (e->url == NULL || e->host == NULL) {
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Host names compare case-insensitively; per-host caps need one key. */
+	for (p = e->host; *p != '\0'; p++)
+		*p = (char)job_ascii_lower(*p);
+	return 0;
+}
+
 /*
  * Hand the URL to libcurl and keep its normalised form and the lower-cased
  * host. Messages never quote the URL itself (it may hold a password); the
@@ -164,104 +226,53 @@ job_parse_url(const char *s, struct job_entry *e, char *err, size_t errlen)
 {
 	CURLU *u;
 	CURLUcode rc;
-	char *scheme = NULL, *host = NULL, *url = NULL, *p;
-	char lower[JOB_SCHEME_SHOW + 1];
-	size_t i, n;
+	char *scheme = NULL, *host = NULL, *url = NULL;
+	int rv = -1;
 
 	if ((u = curl_url()) == NULL) {
 		job_err(err, errlen, "out of memory");
 		return -1;
 	}
-	rc = curl_url_set(u, CURLUPART_URL, s, 0);
-	if (rc == CURLUE_UNSUPPORTED_SCHEME) {
-		n = job_scheme_prefix(s);
-		if (n > 0) {
-			/* Lower-cased, as libcurl reports an accepted one. */
-			if (n > JOB_SCHEME_SHOW)
-				n = JOB_SCHEME_SHOW;
-			for (i = 0; i < n; i++)
-				lower[i] = (char)job_ascii_lower(s[i]);
-			lower[n] = '\0';
-			job_err(err, errlen,
-			    "scheme '%s' not allowed (http and https only)",
-			    lower);
-		} else
-			job_err(err, errlen,
-			    "unsupported scheme (http and https only)");
-		goto fail;
+	if ((rc = curl_url_set(u, CURLUPART_URL, s, 0)) != CURLUE_OK) {
+		job_url_set_error(s, rc, err, errlen);
+		goto done;
 	}
-	if (rc == CURLUE_BAD_SCHEME) {
-		job_err(err, errlen,
-		    "URL has no scheme (http:// or https:// required)");
-		goto fail;
-	}
-	if (rc == CURLUE_NO_HOST) {
-		job_err(err, errlen, "URL has an empty host");
-		goto fail;
-	}
-	if (rc == CURLUE_OUT_OF_MEMORY) {
-		job_err(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (rc != CURLUE_OK) {
-		job_err(err, errlen, "bad URL: %s", curl_url_strerror(rc));
-		goto fail;
-	}
-
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
 		job_err(err, errlen, "URL has no scheme");
-		goto fail;
+		goto done;
 	}
 	if (!job_scheme_allowed(scheme)) {
 		job_err(err, errlen,
 		    "scheme '%.*s' not allowed (http and https only)",
 		    JOB_SCHEME_SHOW, scheme);
-		goto fail;
+		goto done;
 	}
 	rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
 	if (rc == CURLUE_OUT_OF_MEMORY) {
 		job_err(err, errlen, "out of memory");
-		goto fail;
+		goto done;
 	}
 	if (rc != CURLUE_OK || host == NULL || host[0] == '\0') {
 		job_err(err, errlen, "URL has an empty host");
-		goto fail;
+		goto done;
 	}
 	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
 		job_err(err, errlen, "bad URL: cannot be normalised");
-		goto fail;
+		goto done;
 	}
-
-	/*
-	 * Copy out of curl's allocator so job_entry_free() can use free().
-	 * The URL keeps any userinfo: logs must never print e->url as is.
-	 */
-	e->url = strdup(url);
-	e->host = strdup(host);
-	if (e->url == NULL || e->host == NULL) {
-		job_err(err, errlen, "out of memory");
-		goto fail;
+	rv = job_url_copy(e, url, host, err, errlen);
+done:
+	if (rv == -1) {
+		free(e->url);
+		free(e->host);
+		e->url = NULL;
+		e->host = NULL;
 	}
-	/* Host names compare case-insensitively; per-host caps need one key. */
-	for (p = e->host; *p != '\0'; p++)
-		*p = (char)job_ascii_lower(*p);
-
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(url);
 	curl_url_cleanup(u);
-	return 0;
-
-fail:
-	free(e->url);
-	free(e->host);
-	e->url = NULL;
-	e->host = NULL;
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(url);
-	curl_url_cleanup(u);
-	return -1;
+	return rv;
 }
 
 static int
@@ -282,26 +293,11 @@ job_parse_sha256(const char *v, size_t len, unsigned char *out)
 	return 0;
 }
 
-/*
- * The line is checked for control bytes before it is split, so the column
- * in the message is the byte column in the file and a NUL cannot end a
- * field early. Fields are split on runs of spaces and tabs; a '#' starts a
- * comment only as the first non-blank byte, later it is part of a URL.
- */
-int
-job_parse_line(const char *line, size_t len, unsigned long lineno,
-    struct job_entry *e, char *err, size_t errlen)
+/* Too long, or a control byte other than a tab: refused. 0 or -1. */
+static int
+job_line_check(const unsigned char *s, size_t len, char *err, size_t errlen)
 {
-	const unsigned char *s = (const unsigned char *)line;
-	size_t i, pos, tok, toklen, klen;
-	const char *val;
-	char *urlstr = NULL;
-	int have_out = 0, have_sha = 0;
-
-	memset(e, 0, sizeof(*e));
-	e->lineno = lineno;
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
+	size_t i;
 
 	if (len > JOB_LINE_MAX) {
 		job_err(err, errlen, "line too long (max %d bytes)",
@@ -315,18 +311,95 @@ job_parse_line(const char *line, size_t len, unsigned long lineno,
 			return -1;
 		}
 	}
+	return 0;
+}
 
-	pos = 0;
-	while (pos < len && job_is_blank(s[pos]))
-		pos++;
-	if (pos == len || s[pos] == '#')
+/* The next field of s from *pos: its start in *tok, its length returned
+ * (0 at the end of the line); *pos moves past it. */
+static size_t
+job_next_field(const unsigned char *s, size_t len, size_t *pos, size_t *tok)
+{
+	while (*pos < len && job_is_blank(s[*pos]))
+		(*pos)++;
+	*tok = *pos;
+	while (*pos < len && !job_is_blank(s[*pos]))
+		(*pos)++;
+	return *pos - *tok;
+}
+
+/*
+ * One key=value field f (flen bytes) into e. seen: bit 0 once out= was
+ * given, bit 1 once sha256= was. 0, or -1 with err set.
+ */
+static int
+job_parse_field(const char *f, size_t flen, struct job_entry *e, int *seen,
+    char *err, size_t errlen)
+{
+	const char *val = memchr(f, '=', flen);
+	size_t klen;
+
+	if (val == NULL) {
+		job_err(err, errlen, "field '%.*s' is not key=value",
+		    (int)(flen > JOB_KEY_SHOW ? JOB_KEY_SHOW : flen), f);
+		return -1;
+	}
+	klen = (size_t)(val - f);
+	val++;
+	if (klen == 3 && memcmp(f, "out", 3) == 0) {
+		if (*seen & 1) {
+			job_err(err, errlen, "duplicate field 'out'");
+			return -1;
+		}
+		*seen |= 1;
+		if ((e->out = strndup(val, flen - klen - 1)) == NULL) {
+			job_err(err, errlen, "out of memory");
+			return -1;
+		}
+		return job_out_valid(e->out, err, errlen) ? 0 : -1;
+	}
+	if (klen == 6 && memcmp(f, "sha256", 6) == 0) {
+		if (*seen & 2) {
+			job_err(err, errlen, "duplicate field 'sha256'");
+			return -1;
+		}
+		*seen |= 2;
+		if (job_parse_sha256(val, flen - klen - 1, e->sha256) == -1) {
+			job_err(err, errlen, "sha256 must be 64 hex digits");
+			return -1;
+		}
+		e->has_sha256 = 1;
 		return 0;
+	}
+	job_err(err, errlen, "unknown field '%.*s'",
+	    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen), f);
+	return -1;
+}
 
+/*
+ * The line is checked for control bytes before it is split, so the column
+ * in the message is the byte column in the file and a NUL cannot end a
+ * field early. Fields are split on runs of spaces and tabs; a '#' starts a
+ * comment only as the first non-blank byte, later it is part of a URL.
+ */
+int
+job_parse_line(const char *line, size_t len, unsigned long lineno,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)line;
+	size_t pos = 0, tok, toklen;
+	char *urlstr = NULL;
+	int seen = 0;
+
+	memset(e, 0, sizeof(*e));
+	e->lineno = lineno;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (job_line_check(s, len, err, errlen) == -1)
+		return -1;
 	/* The URL: the first field. */
-	tok = pos;
-	while (pos < len && !job_is_blank(s[pos]))
-		pos++;
-	toklen = pos - tok;
+	if ((toklen = job_next_field(s, len, &pos, &tok)) == 0 ||
+	    s[tok] == '#')
+		return 0;
 	if ((urlstr = strndup(line + tok, toklen)) == NULL) {
 		job_err(err, errlen, "out of memory");
 		goto fail;
@@ -335,59 +408,11 @@ job_parse_line(const char *line, size_t len, unsigned long lineno,
 		goto fail;
 	free(urlstr);
 	urlstr = NULL;
-
 	/* key=value fields. */
-	for (;;) {
-		while (pos < len && job_is_blank(s[pos]))
-			pos++;
-		if (pos == len)
-			break;
-		tok = pos;
-		while (pos < len && !job_is_blank(s[pos]))
-			pos++;
-		toklen = pos - tok;
-
-		val = memchr(line + tok, '=', toklen);
-		if (val == NULL) {
-			job_err(err, errlen,
-			    "field '%.*s' is not key=value", (int)(toklen >
-			    JOB_KEY_SHOW ? JOB_KEY_SHOW : toklen), line + tok);
+	while ((toklen = job_next_field(s, len, &pos, &tok)) > 0)
+		if (job_parse_field(line + tok, toklen, e, &seen, err,
+		    errlen) == -1)
 			goto fail;
-		}
-		klen = (size_t)(val - (line + tok));
-		val++;
-		if (klen == 3 && memcmp(line + tok, "out", 3) == 0) {
-			if (have_out++) {
-				job_err(err, errlen, "duplicate field 'out'");
-				goto fail;
-			}
-			e->out = strndup(val, toklen - klen - 1);
-			if (e->out == NULL) {
-				job_err(err, errlen, "out of memory");
-				goto fail;
-			}
-			if (!job_out_valid(e->out, err, errlen))
-				goto fail;
-		} else if (klen == 6 && memcmp(line + tok, "sha256", 6) == 0) {
-			if (have_sha++) {
-				job_err(err, errlen,
-				    "duplicate field 'sha256'");
-				goto fail;
-			}
-			if (job_parse_sha256(val, toklen - klen - 1,
-			    e->sha256) == -1) {
-				job_err(err, errlen,
-				    "sha256 must be 64 hex digits");
-				goto fail;
-			}
-			e->has_sha256 = 1;
-		} else {
-			job_err(err, errlen, "unknown field '%.*s'",
-			    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen),
-			    line + tok);
-			goto fail;
-		}
-	}
 	return 1;
 
 fail:
@@ -505,6 +530,42 @@ job_sanitize_name(char *name)
 }
 
 /*
+ * The last non-empty segment of path, percent-decoded; a decoded NUL
+ * becomes '_' so it cannot end the string early. NULL when there is no
+ * such segment or no memory.
+ */
+static char *
+job_last_segment(const char *path)
+{
+	const char *seg, *segend, *p;
+	char *name;
+	size_t o;
+	int hi, lo;
+
+	segend = path + strlen(path);
+	while (segend > path && segend[-1] == '/')
+		segend--;
+	seg = segend;
+	while (seg > path && seg[-1] != '/')
+		seg--;
+	if (seg == segend ||
+	    (name = malloc((size_t)(segend - seg) + 1)) == NULL)
+		return NULL;
+	for (p = seg, o = 0; p < segend; p++) {
+		if (*p == '%' && segend - p >= 3 &&
+		    (hi = job_hexval((unsigned char)p[1])) >= 0 &&
+		    (lo = job_hexval((unsigned char)p[2])) >= 0) {
+			name[o++] = (hi << 4 | lo) == 0 ? '_' :
+			    (char)(hi << 4 | lo);
+			p += 2;
+		} else
+			name[o++] = *p;
+	}
+	name[o] = '\0';
+	return name;
+}
+
+/*
  * The path is taken still percent-encoded and split on '/' first, so an
  * encoded "%2F" stays inside its segment and becomes '_' after decoding.
  * A trailing slash does not make the name empty: "https://h/a/b/" names
@@ -516,9 +577,7 @@ job_name_from_url(const char *url, char *buf, size_t len)
 {
 	CURLU *u = NULL;
 	char *path = NULL, *name = NULL;
-	const char *seg, *segend, *p;
-	size_t seglen, n, o;
-	int hi, lo;
+	size_t n;
 
 	if (buf == NULL || len == 0)
 		return;
@@ -531,31 +590,8 @@ job_name_from_url(const char *url, char *buf, size_t len)
 	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
 		goto fallback;
 
-	/* Last non-empty segment. */
-	segend = path + strlen(path);
-	while (segend > path && segend[-1] == '/')
-		segend--;
-	seg = segend;
-	while (seg > path && seg[-1] != '/')
-		seg--;
-	seglen = (size_t)(segend - seg);
-	if (seglen == 0)
+	if ((name = job_last_segment(path)) == NULL)
 		goto fallback;
-
-	if ((name = malloc(seglen + 1)) == NULL)
-		goto fallback;
-	for (p = seg, o = 0; p < segend; p++) {
-		if (*p == '%' && segend - p >= 3 &&
-		    (hi = job_hexval((unsigned char)p[1])) >= 0 &&
-		    (lo = job_hexval((unsigned char)p[2])) >= 0) {
-			/* A decoded NUL must not end the string early. */
-			name[o++] = (hi << 4 | lo) == 0 ? '_' :
-			    (char)(hi << 4 | lo);
-			p += 2;
-		} else
-			name[o++] = *p;
-	}
-	name[o] = '\0';
 	job_sanitize_name(name);
 
 	n = job_utf8_cut((unsigned char *)name, strlen(name), JOB_NAME_MAX);
@@ -701,6 +737,21 @@ job_reader_fill(struct job_reader *r)
 	return 1;
 }
 
+/* A complete line (to its newline or the end of the file): counted,
+ * refused when too long, else parsed. As job_reader_line(). */
+static int
+job_reader_take(struct job_reader *r, const char *line, size_t llen,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	r->lineno++;
+	if (job_line_too_long(line, llen)) {
+		job_err(err, errlen, "line %lu: line too long (max %d bytes)",
+		    r->lineno, JOB_LINE_MAX);
+		return -1;
+	}
+	return job_reader_line(r, line, llen, e, err, errlen);
+}
+
 /*
  * Memory stays at one JOB_READ_BUF whatever the file holds: a line is
  * reported too long as soon as more than JOB_LINE_MAX bytes (plus a
@@ -736,14 +787,7 @@ job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
 				r->skipping = 0;
 				continue;
 			}
-			r->lineno++;
-			if (job_line_too_long(line, llen)) {
-				job_err(err, errlen,
-				    "line %lu: line too long (max %d bytes)",
-				    r->lineno, JOB_LINE_MAX);
-				return -1;
-			}
-			rv = job_reader_line(r, line, llen, e, err, errlen);
+			rv = job_reader_take(r, line, llen, e, err, errlen);
 			if (rv != 0)
 				return rv;
 			continue;
@@ -766,15 +810,8 @@ job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
 				return 0;
 			/* A last line without a newline still counts. */
 			avail = r->end - r->start;
-			r->lineno++;
 			r->start = r->end;
-			if (job_line_too_long(r->buf + r->end - avail, avail)) {
-				job_err(err, errlen,
-				    "line %lu: line too long (max %d bytes)",
-				    r->lineno, JOB_LINE_MAX);
-				return -1;
-			}
-			rv = job_reader_line(r, r->buf + r->end - avail, avail,
+			rv = job_reader_take(r, r->buf + r->end - avail, avail,
 			    e, err, errlen);
 			if (rv != 0)
 				return rv;

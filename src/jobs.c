@@ -8,19 +8,24 @@
  *     (bounded) and the job fails with their line numbers.
  *  2. running: the file is read again, at most JOBS_WINDOW URLs ahead of the
  *     first one whose result is not written yet. Each URL gets its output
- *     name reserved (fetch_prepare), a claim record in active/J.journal, and
- *     goes to the scheduler. Results are appended to active/J.result in job
- *     order; one that finishes ahead of its turn waits in the window and is
- *     also written to the journal so a crash does not lose it.
+ *     name from the job's name reservation (names.h), a claim record in
+ *     active/J.journal (journal.h), and goes to the scheduler. Results
+ *     (rows as result.h formats them) are appended to active/J.result in
+ *     job order by the window writer below; one that finishes ahead of its
+ *     turn waits in the window and is also written to the journal so a
+ *     crash does not lose it.
  *  3. finishing: with daemon.sync the job's files are flushed to disk with
  *     one syncfs() (not one fsync per file), then spool_finish() moves the
  *     result and the job.
  *
  * Restart: J.result's lines tell how many URLs are done in order; the
  * journal adds the claims and results beyond that. A URL whose final file
- * exists but whose result was not recorded is recognised by fetch_prepare()
+ * exists but whose result was not recorded is recognised by names_reserve()
  * (files are renamed to their final name only after verification), so
  * nothing that completed is fetched again.
+ *
+ * The public prefix stays jobs_: the module is the set of claimed jobs the
+ * daemon works on (start, refill, cancel, list them), one runner per job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,14 +38,13 @@
 
 #include "jobs.h"
 #include "job.h"
+#include "journal.h"
 #include "log.h"
+#include "names.h"
+#include "result.h"
 
 #define JOBS_VALIDATE_CHUNK 4096 /* lines validated per loop turn */
 #define JOBS_MAX_ERRORS 100      /* error rows kept for a malformed job */
-#define JOBS_LINE_MAX (JOB_LINE_MAX + JOB_PATH_MAX + FETCH_ERR_MAX + 128)
-
-static const char result_header[] =
-    "#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror\n";
 
 enum job_state {
 	JOB_VALIDATING = 0,
@@ -48,21 +52,12 @@ enum job_state {
 	JOB_FINISHING,
 };
 
-/* What the journal of an earlier run says about one URL. */
-struct recovered {
-	size_t index;
-	char *name;             /* reserved output name, or NULL */
-	char *line;             /* its result line (with '\n'), or NULL */
-};
-
 struct job {
 	TAILQ_ENTRY(job) entry;
 	struct jobs *js;
 	char *name;
 	char *dir;              /* download_dir/J */
-	int dirfd;              /* dir, opened with the first URL; -1 */
-	uint64_t *seen;         /* names reserved, when this run made dir */
-	size_t seen_bits;       /* a power of 2 */
+	struct names *names;    /* output names, made with the first URL */
 	int fd;
 	struct job_reader *reader;
 	enum job_state state;
@@ -84,14 +79,12 @@ struct job {
 	char **ring;            /* JOBS_WINDOW finished lines by index */
 	struct transfer_list live; /* transfers out, by owner_entry */
 	size_t nlive;
-	struct name_node **names;  /* hash set: output names of live ones */
-	size_t nnames, nbuckets;
 	size_t ndone, nfailed;
 	uint64_t bytes;
 
-	struct spool_log *result, *journal;
-	struct recovered *rec;
-	size_t nrec, recpos;
+	struct spool_log *result;
+	struct journal *journal;
+	struct journal_recovery *rec;   /* an earlier run's records; NULL */
 
 	struct event *ev;       /* runs the next validation chunk */
 	int dirty;              /* records to write out (jobs->ev_settle) */
@@ -117,176 +110,11 @@ struct jobs {
 
 static void job_free(struct job *);
 
-/*
- * The output names of a job's live transfers. Their .part files are only
- * created by fetch_begin() on the thread that runs them, so a name can be
- * reserved before it exists on disk: this set is what keeps two URLs of a
- * job from getting the same name meanwhile. Bounded by the window.
- */
-struct name_node {
-	struct name_node *next;
-	const struct transfer *t;       /* t->name is the key */
-};
-
-static size_t
-name_hash(const char *s)
+/* "s" for a count that takes the plural, as in "%zu URL%s". */
+static const char *
+plural(size_t n)
 {
-	size_t h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
-static int
-name_taken(const char *name, void *arg)
-{
-	struct job *j = arg;
-	struct name_node *n;
-
-	if (j->nbuckets == 0)
-		return 0;
-	for (n = j->names[name_hash(name) % j->nbuckets]; n != NULL;
-	    n = n->next)
-		if (strcmp(n->t->name, name) == 0)
-			return 1;
-	return 0;
-}
-
-/*
- * The names a job reserved in a directory this run created, as a Bloom
- * filter. Only the job writes into its directory, so a name the filter has
- * never seen (nor its .part) cannot be there and reserving it needs no
- * lstat; one it may have seen is checked on disk as before. A name is added
- * with each of its directories ("a/b/c" adds "a" and "a/b"), so a later
- * "out=a" still finds the directory in the way. Sized from the job's URL
- * count (10 bits per name, 7 probes: under 1% false "maybe"s), at most
- * SEEN_BITS_MAX bits; past that it only says "maybe" more often.
- */
-#define SEEN_BITS_MIN 1024
-#define SEEN_BITS_MAX ((size_t)1 << 24)
-#define SEEN_PROBES 7
-
-static void
-seen_init(struct job *j)
-{
-	size_t bits = SEEN_BITS_MIN;
-
-	while (bits < SEEN_BITS_MAX && bits < j->nurls * 10)
-		bits <<= 1;
-	if ((j->seen = calloc(bits / 64, sizeof(*j->seen))) != NULL)
-		j->seen_bits = bits;
-}
-
-/* Two hashes of s[0..len) for double hashing. */
-static void
-seen_hash(const char *s, size_t len, uint64_t *h1, uint64_t *h2)
-{
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	*h1 = h;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	*h2 = h | 1;
-}
-
-static int
-seen_maybe(const struct job *j, const char *s, size_t len)
-{
-	uint64_t h1, h2, b;
-	int k;
-
-	seen_hash(s, len, &h1, &h2);
-	for (k = 0; k < SEEN_PROBES; k++) {
-		b = (h1 + (uint64_t)k * h2) & (j->seen_bits - 1);
-		if (!(j->seen[b / 64] & ((uint64_t)1 << (b % 64))))
-			return 0;
-	}
-	return 1;
-}
-
-static void
-seen_add_prefix(struct job *j, const char *s, size_t len)
-{
-	uint64_t h1, h2, b;
-	int k;
-
-	seen_hash(s, len, &h1, &h2);
-	for (k = 0; k < SEEN_PROBES; k++) {
-		b = (h1 + (uint64_t)k * h2) & (j->seen_bits - 1);
-		j->seen[b / 64] |= (uint64_t)1 << (b % 64);
-	}
-}
-
-static void
-seen_add(struct job *j, const char *name)
-{
-	const char *p;
-
-	if (j->seen == NULL)
-		return;
-	for (p = strchr(name, '/'); p != NULL; p = strchr(p + 1, '/'))
-		seen_add_prefix(j, name, (size_t)(p - name));
-	seen_add_prefix(j, name, strlen(name));
-}
-
-/* fetch_reserve()'s absent(): 1 when name surely is not on disk. */
-static int
-name_absent(const char *name, void *arg)
-{
-	struct job *j = arg;
-
-	return j->seen != NULL && !seen_maybe(j, name, strlen(name));
-}
-
-static int
-names_add(struct job *j, const struct transfer *t)
-{
-	struct name_node *n, **nb, *next;
-	size_t i, nbuckets;
-
-	if (j->nnames >= j->nbuckets) {
-		nbuckets = j->nbuckets ? j->nbuckets * 2 : 256;
-		if ((nb = calloc(nbuckets, sizeof(*nb))) == NULL)
-			return -1;
-		for (i = 0; i < j->nbuckets; i++)
-			for (n = j->names[i]; n != NULL; n = next) {
-				next = n->next;
-				n->next = nb[name_hash(n->t->name) % nbuckets];
-				nb[name_hash(n->t->name) % nbuckets] = n;
-			}
-		free(j->names);
-		j->names = nb;
-		j->nbuckets = nbuckets;
-	}
-	if ((n = malloc(sizeof(*n))) == NULL)
-		return -1;
-	n->t = t;
-	n->next = j->names[name_hash(t->name) % j->nbuckets];
-	j->names[name_hash(t->name) % j->nbuckets] = n;
-	j->nnames++;
-	return 0;
-}
-
-static void
-names_del(struct job *j, const struct transfer *t)
-{
-	struct name_node **pp, *n;
-
-	if (j->nbuckets == 0)
-		return;
-	for (pp = &j->names[name_hash(t->name) % j->nbuckets]; (n = *pp) != NULL;
-	    pp = &n->next)
-		if (n->t == t) {
-			*pp = n->next;
-			free(n);
-			j->nnames--;
-			return;
-		}
+	return n == 1 ? "" : "s";
 }
 
 /* t leaves the job's live transfers (finished, dropped or cancelled). */
@@ -294,7 +122,7 @@ static void
 job_unlink(struct job *j, struct transfer *t)
 {
 	TAILQ_REMOVE(&j->live, t, owner_entry);
-	names_del(j, t);
+	names_release(j->names, t);
 	j->nlive--;
 	j->js->nlive--;
 }
@@ -403,62 +231,24 @@ job_free(struct job *j)
 		job_unlink(j, t);
 		fetch_transfer_free(t);
 	}
-	free(j->names);
 	if (j->ev != NULL)
 		event_free(j->ev);
 	job_reader_free(j->reader);
 	if (j->fd != -1)
 		close(j->fd);
 	spool_log_close(j->result);
-	spool_log_close(j->journal);
+	journal_close(j->journal);
 	if (j->ring != NULL) {
 		for (i = 0; i < JOBS_WINDOW; i++)
 			free(j->ring[i]);
 		free(j->ring);
 	}
-	for (i = 0; i < j->nrec; i++) {
-		free(j->rec[i].name);
-		free(j->rec[i].line);
-	}
-	free(j->rec);
+	journal_recovery_free(j->rec);
 	free(j->errors);
-	if (j->dirfd != -1)
-		close(j->dirfd);
-	free(j->seen);
+	names_free(j->names);
 	free(j->dir);
 	free(j->name);
 	free(j);
-}
-
-/* Copy s into a result field: tabs, newlines and other control bytes
- * would break the row, so they become spaces. */
-static void
-field_clean(char *dst, size_t len, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
-		dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ?
-		    ' ' : s[i];
-	dst[i] = '\0';
-}
-
-static int
-format_row(char *buf, size_t len, const char *url, int ok, long status,
-    uint64_t bytes, double seconds, int attempts, const char *path,
-    const char *error)
-{
-	char u[JOB_LINE_MAX + 1], p[JOB_PATH_MAX + 16], e[FETCH_ERR_MAX + 64];
-	int n;
-
-	field_clean(u, sizeof(u), url);
-	field_clean(p, sizeof(p), path != NULL && *path != '\0' ? path : "-");
-	field_clean(e, sizeof(e), error != NULL && *error != '\0' ? error : "-");
-	n = snprintf(buf, len, "%s\t%s\t%ld\t%" PRIu64 "\t%.3f\t%d\t%s\t%s\n",
-	    u, ok ? "ok" : "failed", status, bytes, seconds, attempts, p, e);
-	if (n < 0 || (size_t)n >= len)
-		return -1;
-	return n;
 }
 
 /*
@@ -468,13 +258,13 @@ format_row(char *buf, size_t len, const char *url, int ok, long status,
 static void
 job_add_error(struct job *j, const char *raw, const char *msg)
 {
-	char row[JOBS_LINE_MAX], *p;
+	char row[RESULT_ROW_MAX], *p;
 	int n;
 
 	j->nerrors++;
 	if (j->nerrors > JOBS_MAX_ERRORS)
 		return;
-	n = format_row(row, sizeof(row), raw, 0, 0, 0, 0, 0, NULL, msg);
+	n = result_format_failed(row, sizeof(row), raw, msg);
 	if (n < 0)
 		return;
 	if ((p = realloc(j->errors, j->errlen + n + 1)) == NULL)
@@ -493,8 +283,8 @@ job_open_logs(struct job *j)
 	    (j->result = spool_log_open(sp, j->name, ".result")) == NULL)
 		return -1;
 	if (spool_log_lines(j->result) == 0 &&
-	    (spool_log_append(j->result, result_header,
-	    sizeof(result_header) - 1) == -1 ||
+	    (spool_log_append(j->result, RESULT_HEADER,
+	    sizeof(RESULT_HEADER) - 1) == -1 ||
 	    spool_log_flush(j->result) == -1))
 		return -1;
 	return 0;
@@ -515,10 +305,10 @@ job_finish(struct job *j)
 		if (j->nerrors > JOBS_MAX_ERRORS) {
 			char msg[64];
 
-			snprintf(msg, sizeof(msg), "%zu more malformed lines",
-			    j->nerrors - JOBS_MAX_ERRORS);
-			n = format_row(row, sizeof(row), "-", 0, 0, 0, 0, 0,
-			    NULL, msg);
+			snprintf(msg, sizeof(msg), "%zu more malformed line%s",
+			    j->nerrors - JOBS_MAX_ERRORS,
+			    plural(j->nerrors - JOBS_MAX_ERRORS));
+			n = result_format_failed(row, sizeof(row), "-", msg);
 			if (n > 0 && spool_log_append(j->result, row, n) == -1)
 				goto fail;
 		}
@@ -540,7 +330,7 @@ job_finish(struct job *j)
 		goto fail;
 	spool_log_close(j->result);
 	j->result = NULL;
-	spool_log_close(j->journal);
+	journal_close(j->journal);
 	j->journal = NULL;
 	if (spool_finish(js->spool, j->name, failed) == -1)
 		goto fail;
@@ -581,10 +371,11 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		job_entry_free(&e);
 		if (++j->nurls > (size_t)j->js->cfg->max_job_urls) {
-			snprintf(err, sizeof(err),
-			    "line %lu: more than %ld URLs (daemon.max_job_urls)",
+			snprintf(err, sizeof(err), "line %lu: more than %ld "
+			    "URL%s (daemon.max_job_urls)",
 			    job_reader_lineno(j->reader),
-			    j->js->cfg->max_job_urls);
+			    j->js->cfg->max_job_urls,
+			    plural((size_t)j->js->cfg->max_job_urls));
 			job_add_error(j, "-", err);
 			break;
 		}
@@ -594,8 +385,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (j->nerrors > 0) {
-		log_warnx("job %s is malformed (%zu bad lines); nothing fetched",
-		    j->name, j->nerrors);
+		log_warnx("job %s is malformed (%zu bad line%s); nothing "
+		    "fetched", j->name, j->nerrors, plural(j->nerrors));
 		job_finish(j);
 		return;
 	}
@@ -605,106 +396,15 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	j->state = JOB_RUNNING;
-	log_info("job %s: %zu URLs%s", j->name, j->nurls,
+	log_info("job %s: %zu URL%s%s", j->name, j->nurls, plural(j->nurls),
 	    j->resume ? " (resumed)" : "");
 	if (j->js->hooks.work_ready != NULL)
 		j->js->hooks.work_ready(j->js->arg);
 }
 
-/*
- * Journal records of an earlier run: "C\tindex\tname" reserves a name,
- * "R\tindex\tresult row" is a finished URL. Only indexes at or past the
- * in-order result count matter.
- */
-struct rec_load {
-	struct job *j;
-	size_t base;
-	size_t cap;
-};
-
-static int
-rec_cmp(const void *a, const void *b)
-{
-	const struct recovered *x = a, *y = b;
-
-	return (x->index > y->index) - (x->index < y->index);
-}
-
-static int
-rec_line(const char *line, size_t len, void *arg)
-{
-	struct rec_load *rl = arg;
-	struct job *j = rl->j;
-	struct recovered *r, *p;
-	unsigned long long idx;
-	const char *tab, *val;
-	char *end, *copy;
-
-	if (len < 4 || (line[0] != 'C' && line[0] != 'R') || line[1] != '\t')
-		return 0;
-	errno = 0;
-	idx = strtoull(line + 2, &end, 10);
-	if (errno != 0 || *end != '\t' || end > line + len)
-		return 0;
-	if (idx < rl->base)
-		return 0;
-	tab = end;
-	val = tab + 1;
-	if (line[0] == 'R') {
-		if ((copy = malloc(line + len - val + 2)) == NULL)
-			return -1;
-		memcpy(copy, val, line + len - val);
-		copy[line + len - val] = '\n';
-		copy[line + len - val + 1] = '\0';
-	} else if ((copy = strndup(val, line + len - val)) == NULL)
-		return -1;
-	if (j->nrec == rl->cap) {
-		rl->cap = rl->cap ? rl->cap * 2 : 64;
-		if ((p = reallocarray(j->rec, rl->cap, sizeof(*p))) == NULL) {
-			free(copy);
-			return -1;
-		}
-		j->rec = p;
-	}
-	r = &j->rec[j->nrec++];
-	memset(r, 0, sizeof(*r));
-	r->index = idx;
-	if (line[0] == 'R')
-		r->line = copy;
-	else
-		r->name = copy;
-	return 0;
-}
-
-/* Merge records of the same index (a claim and later its result). */
-static void
-rec_merge(struct job *j)
-{
-	size_t i, o;
-
-	if (j->nrec == 0)
-		return;
-	qsort(j->rec, j->nrec, sizeof(*j->rec), rec_cmp);
-	for (i = 1, o = 0; i < j->nrec; i++) {
-		if (j->rec[i].index == j->rec[o].index) {
-			if (j->rec[i].name != NULL) {
-				free(j->rec[o].name);
-				j->rec[o].name = j->rec[i].name;
-			}
-			if (j->rec[i].line != NULL) {
-				free(j->rec[o].line);
-				j->rec[o].line = j->rec[i].line;
-			}
-		} else
-			j->rec[++o] = j->rec[i];
-	}
-	j->nrec = o + 1;
-}
-
 int
 jobs_start(struct jobs *js, const char *name, int resume)
 {
-	struct rec_load rl;
 	struct job *j;
 	size_t lines;
 
@@ -712,7 +412,6 @@ jobs_start(struct jobs *js, const char *name, int resume)
 		return -1;
 	j->js = js;
 	j->fd = -1;
-	j->dirfd = -1;
 	j->resume = resume;
 	TAILQ_INIT(&j->live);
 	if ((j->name = strdup(name)) == NULL ||
@@ -728,21 +427,15 @@ jobs_start(struct jobs *js, const char *name, int resume)
 		goto fail;
 	if (job_open_logs(j) == -1)
 		goto fail;
-	if ((j->journal = spool_log_open(js->spool, name, ".journal")) == NULL)
+	if ((j->journal = journal_open(js->spool, name)) == NULL)
 		goto fail;
 
 	/* Line 1 of J.result is the header: the rest are URLs 0.. in order. */
 	lines = spool_log_lines(j->result);
 	j->head = j->next = lines > 0 ? lines - 1 : 0;
-	if (resume) {
-		rl.j = j;
-		rl.base = j->head;
-		rl.cap = 0;
-		if (spool_log_read(js->spool, name, ".journal", rec_line,
-		    &rl) == -1)
-			goto fail;
-		rec_merge(j);
-	}
+	if (resume && ((j->rec = journal_recovery_new(j->head)) == NULL ||
+	    journal_recovery_load(j->rec, js->spool, name) == -1))
+		goto fail;
 	j->ev = event_new(js->base, -1, 0, job_validate_cb, j);
 	if (j->ev == NULL)
 		goto fail;
@@ -756,14 +449,16 @@ fail:
 	return -1;
 }
 
-/* The finished row for index, ready to be written in turn. */
+/*
+ * The window writer: rows go to J.result in job order. A row that finishes
+ * ahead of its turn waits in the ring (JOBS_WINDOW rows, by index) and is
+ * written to the journal so a crash does not lose it; the row of the first
+ * unwritten index goes out with every waiting row that follows it.
+ */
 static int
 job_record(struct job *j, size_t index, const char *row, size_t len,
     int ok)
 {
-	char rec[JOBS_LINE_MAX + 32];
-	int n;
-
 	if (ok)
 		j->ndone++;
 	else {
@@ -771,12 +466,7 @@ job_record(struct job *j, size_t index, const char *row, size_t len,
 		j->failed_any = 1;
 	}
 	if (index != j->head) {
-		/* Ahead of its turn: keep it in the window, and in the
-		 * journal so a crash does not lose it. */
-		n = snprintf(rec, sizeof(rec), "R\t%zu\t%.*s", index,
-		    (int)len, row);
-		if (n < 0 || (size_t)n >= sizeof(rec) ||
-		    spool_log_append(j->journal, rec, n) == -1)
+		if (journal_result(j->journal, index, row, len) == -1)
 			return -1;
 		if ((j->ring[index % JOBS_WINDOW] = strndup(row, len)) == NULL)
 			return -1;
@@ -808,19 +498,21 @@ job_fs_error(struct job *j)
 	j->state = JOB_FINISHING;
 }
 
+/* A row for index that needs no transfer (recovered, cancelled). */
 static void
-transfer_row(const struct transfer *t, char *row, size_t len, int *n)
+job_record_row(struct job *j, size_t index, const char *row, int n)
 {
-	*n = format_row(row, len, t->url, t->outcome == FETCH_OK,
-	    t->http_status, t->outcome == FETCH_OK ? t->size : 0,
-	    t->seconds_total, t->attempt, t->name, t->error);
+	if (n < 0 || job_record(j, index, row, (size_t)n,
+	    result_row_ok(row, (size_t)n)) == -1)
+		job_fs_error(j);
 }
 
 static void
 job_final(struct job *j, struct transfer *t)
 {
 	struct jobs *js = j->js;
-	char row[JOBS_LINE_MAX];
+	struct result_row r;
+	char row[RESULT_ROW_MAX];
 	int n;
 
 	if (t->outcome != FETCH_OK)
@@ -829,130 +521,89 @@ job_final(struct job *j, struct transfer *t)
 		j->bytes += t->size;
 	if (js->hooks.transfer_final != NULL)
 		js->hooks.transfer_final(t, js->arg);
-	transfer_row(t, row, sizeof(row), &n);
-	if (n < 0 || job_record(j, t->index, row, n,
-	    t->outcome == FETCH_OK) == -1)
+	r.url = t->url;
+	r.ok = t->outcome == FETCH_OK;
+	r.status = t->http_status;
+	r.bytes = r.ok ? t->size : 0;
+	r.seconds = t->seconds_total;
+	r.attempts = t->attempt;
+	r.path = t->name;
+	r.error = t->error;
+	n = result_format(row, sizeof(row), &r);
+	if (n < 0 || job_record(j, t->index, row, (size_t)n, r.ok) == -1)
 		job_fs_error(j);
 }
 
-/* Next entry from the reader; 1, 0 at the end, -1 when the file changed
- * after validation (then the job fails rather than guess). */
+/*
+ * The next entry from the reader that J.result does not hold yet (a
+ * resumed job has its first `head` URLs there). 1, 0 at the end, -1 when
+ * the file changed after validation (then the job fails rather than guess).
+ */
 static int
 job_next_entry(struct job *j, struct job_entry *e)
 {
 	char err[JOB_ERR_MAX + 32];
 	int rv;
 
-	memset(e, 0, sizeof(*e));
-	rv = job_reader_next(j->reader, e, err, sizeof(err));
-	if (rv == 1) {
-		j->nread++;
-		return 1;
-	}
+	do {
+		memset(e, 0, sizeof(*e));
+		rv = job_reader_next(j->reader, e, err, sizeof(err));
+		if (rv != 1)
+			break;
+		if (j->nread++ >= j->next)
+			return 1;
+		job_entry_free(e);
+	} while (1);
 	if (rv == -1)
 		log_warnx("job %s changed while running: %s", j->name, err);
 	return rv;
 }
 
-static int
-row_is_ok(const char *row)
-{
-	const char *tab = strchr(row, '\t');
-
-	return tab != NULL && strncmp(tab, "\tok\t", 4) == 0;
-}
-
-static struct recovered *
-job_recovered(struct job *j, size_t index)
-{
-	while (j->recpos < j->nrec && j->rec[j->recpos].index < index)
-		j->recpos++;
-	if (j->recpos < j->nrec && j->rec[j->recpos].index == index)
-		return &j->rec[j->recpos];
-	return NULL;
-}
-
 /*
- * Read the next URL of a running job and make it a transfer (or a result,
- * when an earlier run finished it). 1 when one was taken, 0 at the end.
+ * A live transfer for entry e, URL index: the output name it asks for (or
+ * the one an earlier run reserved, recname) still to be reserved. NULL when
+ * out of memory.
  */
-static int
-job_read_one(struct job *j)
+static struct transfer *
+job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
+    const char *recname)
 {
 	struct jobs *js = j->js;
-	struct job_entry e;
-	struct recovered *r;
-	struct transfer *t = NULL;
-	char name[JOB_NAME_MAX + 1], rec[JOBS_LINE_MAX];
-	size_t index;
-	int created, n, rv;
+	struct transfer *t;
+	char name[JOB_NAME_MAX + 1];
 
-	/* A resumed job: the first `head` URLs are in J.result already. */
-	while (j->nread < j->next) {
-		if ((rv = job_next_entry(j, &e)) != 1)
-			goto end;
-		job_entry_free(&e);
-	}
-	if ((rv = job_next_entry(j, &e)) != 1)
-		goto end;
-	index = j->next++;
-
-	r = job_recovered(j, index);
-	if (r != NULL && r->line != NULL) {
-		rv = job_record(j, index, r->line, strlen(r->line),
-		    row_is_ok(r->line));
-		job_entry_free(&e);
-		if (rv == -1)
-			job_fs_error(j);
-		return 1;
-	}
-
-	if (j->cancelled) {
-		n = format_row(rec, sizeof(rec), e.url, 0, 0, 0, 0, 0, NULL,
-		    "cancelled");
-		job_entry_free(&e);
-		if (n < 0 || job_record(j, index, rec, n, 0) == -1)
-			job_fs_error(j);
-		return 1;
-	}
-	if (e.out == NULL)
-		job_name_from_url(e.url, name, sizeof(name));
-	t = fetch_transfer_new(e.url, e.host, j->dir,
-	    r != NULL && r->name != NULL ? r->name :
-	    e.out != NULL ? e.out : name);
-	if (t == NULL) {
-		job_entry_free(&e);
-		j->next--;
-		j->nread--;
-		log_warnx("job %s: out of memory", j->name);
-		return 0;
-	}
+	if (j->names == NULL &&
+	    (j->names = names_new(j->dir, j->nurls)) == NULL)
+		return NULL;
+	if (recname == NULL && e->out == NULL)
+		job_name_from_url(e->url, name, sizeof(name));
+	t = fetch_transfer_new(e->url, e->host, j->dir,
+	    recname != NULL ? recname : e->out != NULL ? e->out : name);
+	if (t == NULL)
+		return NULL;
 	t->id = ++js->next_id;
 	t->owner = j;
 	t->index = index;
-	t->has_sha256 = e.has_sha256;
-	memcpy(t->sha256, e.sha256, sizeof(t->sha256));
+	t->has_sha256 = e->has_sha256;
+	memcpy(t->sha256, e->sha256, sizeof(t->sha256));
 	fetch_params_from_config(&t->params, js->cfg);
-	job_entry_free(&e);
-
 	TAILQ_INSERT_TAIL(&j->live, t, owner_entry);
 	j->nlive++;
 	js->nlive++;
+	return t;
+}
 
-	/* One open directory for the job's files, so no URL walks the path
-	 * again. It stays open until the job is freed, after the last of its
-	 * transfers. When it cannot be opened, every transfer opens the path
-	 * itself and reports why that fails. */
-	if (j->dirfd == -1) {
-		j->dirfd = fetch_open_dir(j->dir, &created);
-		if (j->dirfd != -1 && created)
-			seen_init(j);
-	}
-	t->dirfd = j->dirfd;
-	rv = fetch_reserve(t, r != NULL && r->name != NULL, name_taken,
-	    name_absent, j);
-	/* Even when it failed: it may have made t->name's directories. */
-	seen_add(j, t->name);
+/*
+ * Reserve t's output name, record the claim and queue t. recname: the name
+ * an earlier run reserved for it, or NULL. 1 when the URL was taken (queued
+ * or, when it needs no fetch, recorded), 0 when the job cannot go on now.
+ */
+static int
+job_dispatch(struct job *j, struct transfer *t, const char *recname)
+{
+	int rv;
+
+	rv = names_reserve(j->names, t, recname != NULL);
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
 		if (rv == 1) {
@@ -965,23 +616,13 @@ job_read_one(struct job *j)
 		fetch_transfer_free(t);
 		return 1;
 	}
-	if (names_add(j, t) == -1) {
-		job_unlink(j, t);
-		fetch_transfer_free(t);
-		j->next--;
-		j->nread--;
-		log_warnx("job %s: out of memory", j->name);
-		return 0;
-	}
-	if (r == NULL || r->name == NULL || strcmp(r->name, t->name) != 0) {
-		n = snprintf(rec, sizeof(rec), "C\t%zu\t%s\n", index, t->name);
-		if (n < 0 || (size_t)n >= sizeof(rec) ||
-		    spool_log_append(j->journal, rec, n) == -1) {
+	if (recname == NULL || strcmp(recname, t->name) != 0) {
+		if (journal_claim(j->journal, t->index, t->name) == -1) {
 			job_fs_error(j);
 			goto drop;
 		}
 	}
-	if (sched_push(js->sched, t) == -1)
+	if (sched_push(j->js->sched, t) == -1)
 		goto drop;
 	return 1;
 drop:
@@ -990,13 +631,53 @@ drop:
 	fetch_transfer_free(t);
 	j->eof = 1;
 	return 0;
-end:
-	j->eof = 1;
-	if (rv == -1) {
-		j->failed_any = 1;
-		job_add_error(j, "-", "the job file changed while running");
+}
+
+/*
+ * Read the next URL of a running job and make it a transfer (or a result,
+ * when an earlier run finished it or the job is cancelled). 1 when one was
+ * taken, 0 at the end or when the job cannot go on now.
+ */
+static int
+job_read_one(struct job *j)
+{
+	const struct journal_rec *r = NULL;
+	struct job_entry e;
+	struct transfer *t;
+	char row[RESULT_ROW_MAX];
+	size_t index;
+	int rv;
+
+	if ((rv = job_next_entry(j, &e)) != 1) {
+		j->eof = 1;
+		if (rv == -1) {
+			j->failed_any = 1;
+			job_add_error(j, "-",
+			    "the job file changed while running");
+		}
+		return 0;
 	}
-	return 0;
+	index = j->next++;
+	if (j->rec != NULL)
+		r = journal_recovery_find(j->rec, index);
+	if (r != NULL && r->row != NULL)
+		job_record_row(j, index, r->row, (int)strlen(r->row));
+	else if (j->cancelled)
+		job_record_row(j, index, row, result_format_failed(row,
+		    sizeof(row), e.url, "cancelled"));
+	else if ((t = job_transfer_new(j, &e, index,
+	    r != NULL ? r->name : NULL)) != NULL) {
+		job_entry_free(&e);
+		return job_dispatch(j, t, r != NULL ? r->name : NULL);
+	} else {
+		job_entry_free(&e);
+		j->next--;
+		j->nread--;
+		log_warnx("job %s: out of memory", j->name);
+		return 0;
+	}
+	job_entry_free(&e);
+	return 1;
 }
 
 /*
@@ -1009,7 +690,7 @@ job_settle(struct job *j)
 	if (j->state == JOB_FINISHING)
 		return 0;
 	if (spool_log_flush(j->result) == -1 ||
-	    spool_log_flush(j->journal) == -1) {
+	    journal_flush(j->journal) == -1) {
 		job_fs_error(j);
 		return 0;
 	}
@@ -1022,9 +703,9 @@ job_settle(struct job *j)
 }
 
 size_t
-jobs_budget(const struct jobs *js)
+jobs_budget(long workers)
 {
-	return (size_t)js->cfg->count * 2 + 64;
+	return (size_t)(workers > 0 ? workers : 0) * 2 + 64;
 }
 
 size_t
@@ -1041,7 +722,7 @@ jobs_live(const struct jobs *js)
  * between jobs instead of going to whichever job was claimed first.
  */
 size_t
-jobs_refill(struct jobs *js, size_t want)
+jobs_refill(struct jobs *js, size_t want, long workers)
 {
 	struct job *j;
 	size_t budget, took, turn, i, n, added = 0;
@@ -1049,7 +730,7 @@ jobs_refill(struct jobs *js, size_t want)
 
 	if (js->stopping)
 		return 0;
-	budget = jobs_budget(js);
+	budget = jobs_budget(workers);
 	if (want < budget)
 		budget = want;
 	do {
@@ -1132,7 +813,7 @@ jobs_stop(struct jobs *js)
 	js->stopping = 1;
 	TAILQ_FOREACH(j, &js->list, entry) {
 		if (spool_log_flush(j->result) == -1 ||
-		    spool_log_flush(j->journal) == -1)
+		    journal_flush(j->journal) == -1)
 			log_warnx("job %s: could not write its records", j->name);
 	}
 }

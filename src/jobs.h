@@ -8,6 +8,10 @@
  * in the window and in active/J.journal. The journal also records the file
  * name reserved for each URL, so a restart resumes exactly where the last
  * run stopped.
+ *
+ * Below it: names.h (each job's output names), journal.h (J.journal's
+ * records), result.h (J.result's rows), job.h (reading the job file),
+ * sched.h, spool.h and fetch.h. None of them calls back up into jobs.c.
  */
 #ifndef FETCHD_JOBS_H
 #define FETCHD_JOBS_H
@@ -58,14 +62,17 @@ int jobs_start(struct jobs *js, const char *name, int resume);
 /*
  * Read more URLs of the running jobs into the scheduler until `want`
  * transfers are live (queued, waiting for a retry or running), capped at
- * the budget of twice the workers plus a margin. Returns how many URLs it
- * took from the jobs (a URL recorded at once, such as one of a cancelled
- * job, counts too); 0 when there is nothing more to take now.
+ * jobs_budget(workers). workers: the running engine's count (the engine
+ * owns it; a reload may change it). Returns how many URLs it took from the
+ * jobs (a URL recorded at once, such as one of a cancelled job, counts
+ * too); 0 when there is nothing more to take now.
  */
-size_t jobs_refill(struct jobs *js, size_t want);
+size_t jobs_refill(struct jobs *js, size_t want, long workers);
 
-/* The most live transfers jobs_refill() keeps. */
-size_t jobs_budget(const struct jobs *js);
+/* The most live transfers jobs_refill() keeps for an engine of workers:
+ * twice the workers, so the engine never waits for the next URL, plus a
+ * margin. */
+size_t jobs_budget(long workers);
 
 /* Transfers live now. */
 size_t jobs_live(const struct jobs *js);

@@ -35,17 +35,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "result.h"
 #include "spool.h"
 #include "util.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
-
-/* The first line of every J.result; the daemon writes its own copy
- * through spool_log, this one heads results written here. */
-static const char spool_result_header[] =
-    "#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror\n";
 
 #define SPOOL_LOG_BUFSZ (64 * 1024)   /* spool_log write buffer */
 #define SPOOL_READ_BUFSZ (64 * 1024)  /* longest line spool_log_read takes */
@@ -768,15 +764,16 @@ reject(struct spool *sp, int srcfd, const char *srcdir, const char *name,
     const char *base, const char *reason, char *claimed, size_t claimedlen)
 {
 	char cand[SPOOL_CLAIMED_MAX], resname[SPOOL_CLAIMED_MAX + 8];
-	char *row = NULL;
+	char row[sizeof(RESULT_HEADER) + 256];
+	const size_t hlen = sizeof(RESULT_HEADER) - 1;
 	unsigned i;
 	int r;
 
-	if (asprintf(&row, "%s-\tfailed\t0\t0\t0\t0\t-\t%s\n",
-	    spool_result_header, reason) == -1) {
-		log_warnx("out of memory");
-		return SPOOL_ERROR;
-	}
+	/* The header, then the job's one row: what was wrong with it. */
+	memcpy(row, RESULT_HEADER, hlen);
+	if (result_format_failed(row + hlen, sizeof(row) - hlen, "-",
+	    reason) == -1)
+		fatalx("reject: reason '%s' too long", reason);
 	for (i = 0;; i++) {
 		if (i == SPOOL_SUFFIX_TRIES ||
 		    name_candidate(cand, sizeof(cand), base, i) == -1) {
@@ -808,7 +805,6 @@ reject(struct spool *sp, int srcfd, const char *srcdir, const char *name,
 			log_warn("unlink %s/failed/%s", sp->root, resname);
 		if (r == EEXIST)
 			continue;
-		free(row);
 		if (r == ENOENT)
 			return SPOOL_GONE;
 		errno = r;
@@ -816,8 +812,6 @@ reject(struct spool *sp, int srcfd, const char *srcdir, const char *name,
 		    base, cand);
 		return SPOOL_ERROR;
 	}
-	free(row);
-	row = NULL;
 	/* the job is in failed/ now: a failed fsync only weakens durability */
 	(void)spool_fsync_dir(sp, sp->failedfd, "failed");
 	(void)spool_fsync_dir(sp, srcfd, srcdir);
@@ -827,7 +821,6 @@ reject(struct spool *sp, int srcfd, const char *srcdir, const char *name,
 		snprintf(claimed, claimedlen, "%s", cand);
 	return SPOOL_REJECTED;
 fail:
-	free(row);
 	return SPOOL_ERROR;
 }
 
@@ -1227,7 +1220,7 @@ finish_result(struct spool *sp, const char *res)
 	fd = open_active(sp, res, 1);
 	if (fd == -1 && errno == ENOENT) {
 		if (write_file_at(sp, sp->activefd, "active", res,
-		    spool_result_header, sizeof(spool_result_header) - 1) ==
+		    RESULT_HEADER, sizeof(RESULT_HEADER) - 1) ==
 		    -1 && errno != EEXIST)
 			return -1;
 		fd = open_active(sp, res, 0);

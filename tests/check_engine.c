@@ -4,8 +4,10 @@
  * must do (its children die, are reaped and replaced; other children of
  * the process are left alone).
  *
- * The engines are driven the way fetchd drives them: transfers prepared on
- * the main loop with fetch_prepare(), engine_submit() while there is room,
+ * The engines are driven the way fetchd drives them: each transfer's name
+ * reserved on the main loop by the job's names object (names.h), its .part
+ * created by fetch_begin() wherever the engine runs it, engine_submit()
+ * while there is room,
  * completions through the done() callback on an event_base this file runs.
  * The HTTP side is tests/httpd.py on loopback. The process engine execs
  * this very program as its workers; engine_process.c turns such a child
@@ -33,6 +35,7 @@
 #include "config.h"
 #include "engine.h"
 #include "fetch.h"
+#include "names.h"
 #include "testlib.h"
 
 #define COUNT 2
@@ -41,6 +44,7 @@ static const int models[] = { MODEL_THREADS, MODEL_EVENT, MODEL_PROCESS };
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
 
 static char tmp[64], jdir[128];
+static struct names *nm;        /* the names of J, as its job holds them */
 static struct config cfg;
 static struct event_base *base;
 static struct engine *eng;
@@ -117,7 +121,7 @@ static struct transfer *
 new_transfer(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A prepared transfer for httpd.py's /f/<name>?<query>. */
+/* A transfer for httpd.py's /f/<name>?<query>, its name reserved. */
 static struct transfer *
 new_transfer(const char *name, const char *fmt, ...)
 {
@@ -134,7 +138,7 @@ new_transfer(const char *name, const char *fmt, ...)
 	ck_assert_ptr_nonnull(t);
 	t->id = ++seq;
 	fetch_params_from_config(&t->params, &cfg);
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(names_reserve(nm, t, 0), 0);
 	return t;
 }
 
@@ -168,6 +172,15 @@ find_done(uint64_t id)
 	return NULL;
 }
 
+/* A transfer is over: its name is free again, then it goes. */
+static void
+drop(struct transfer *t)
+{
+	if (t != NULL && nm != NULL)
+		names_release(nm, t);
+	fetch_transfer_free(t);
+}
+
 static void
 free_done(void)
 {
@@ -175,7 +188,7 @@ free_done(void)
 
 	while ((t = TAILQ_FIRST(&done_list)) != NULL) {
 		TAILQ_REMOVE(&done_list, t, owner_entry);
-		fetch_transfer_free(t);
+		drop(t);
 	}
 }
 
@@ -219,6 +232,7 @@ setup(int i)
 	model = models[i];
 	testlib_tmpdir(tmp, sizeof(tmp), "check_engine");
 	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
+	ck_assert_ptr_nonnull(nm = names_new(jdir, 0));
 	ck_assert_int_eq(config_defaults(&cfg), 0);
 	cfg.model = model;
 	cfg.count = COUNT;
@@ -237,6 +251,8 @@ teardown(void)
 	engine_free(eng);
 	eng = NULL;
 	free_done();
+	names_free(nm);
+	nm = NULL;
 	event_base_free(base);
 	base = NULL;
 	config_free(&cfg);
@@ -289,7 +305,7 @@ ENGINE_TEST(test_runs_transfers)
 		ck_assert_uint_eq(t->size, t->received);
 		ck_assert_str_eq(t->error, "");
 		assert_body(t->name, t->size, (int)(t->size - 20000));
-		fetch_transfer_free(t);
+		drop(t);
 	}
 	engine_get_stats(eng, &st);
 	ck_assert_int_eq(st.busy, 0);
@@ -312,7 +328,7 @@ ENGINE_TEST(test_progress_while_running)
 	ck_assert_ptr_eq(take_done(), t);
 	ck_assert_msg(t->outcome == FETCH_OK, "%s", t->error);
 	assert_body("p.bin", 150000, 3);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -335,7 +351,7 @@ ENGINE_TEST(test_cancel_running)
 	ck_assert_int_gt(part_size("c.bin"), 0);
 	ck_assert_int_lt(part_size("c.bin"), 2000000);
 	ck_assert_int_eq(eng->inflight, 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -374,12 +390,12 @@ ENGINE_TEST(test_drain_finishes_inflight)
 	engine_drain(eng);
 	ck_assert(!engine_has_room(eng));
 	ck_assert_int_eq(engine_submit(eng, b), -1);
-	fetch_transfer_free(b);
+	drop(b);
 	wait_done(1, 20);
 	ck_assert_ptr_eq(take_done(), a);
 	ck_assert_msg(a->outcome == FETCH_OK, "%s", a->error);
 	assert_body("da.bin", 100000, 4);
-	fetch_transfer_free(a);
+	drop(a);
 }
 END_TEST
 
@@ -496,8 +512,8 @@ START_TEST(test_process_child_killed)
 
 	kept = part_size("k.bin");
 	ck_assert_int_gt(kept, 0);
+	/* A retry keeps its name and its .part, as the daemon's does. */
 	t->attempt++;
-	ck_assert_int_eq(fetch_prepare(t, 1), 0);
 	submit(t);
 	wait_done(2, 20);
 	ck_assert_ptr_eq(take_done(), t);
@@ -505,7 +521,7 @@ START_TEST(test_process_child_killed)
 	ck_assert_int_eq(t->http_status, 206);
 	ck_assert_uint_eq(t->received, 300000 - (uint64_t)kept);
 	assert_body("k.bin", 300000, 6);
-	fetch_transfer_free(t);
+	drop(t);
 	teardown();
 }
 END_TEST
@@ -553,7 +569,7 @@ START_TEST(test_process_cancel_queued)
 	ck_assert_int_eq(c->outcome, FETCH_RETRY);
 	ck_assert_str_eq(c->error, "cancelled");
 	ck_assert_int_eq(requests_for(key), 0);
-	fetch_transfer_free(c);
+	drop(c);
 	teardown();
 	ck_assert_int_eq(ndone, 3);
 }

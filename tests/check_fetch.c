@@ -1,7 +1,8 @@
 /*
  * check_fetch.c: the one-transfer module against a real HTTP server.
  *
- * Most cases drive fetch_prepare() and fetch_run() against tests/httpd.py
+ * Most cases reserve a name the way the daemon does (a names.h object for
+ * the job directory) and drive fetch_run() against tests/httpd.py
  * on loopback (its query parameters produce the faults: truncated bodies,
  * resets, Range ignored, redirects, hangs, slow bodies, status sequences),
  * and read its request log to see what was asked for. A few responses no
@@ -36,15 +37,17 @@
 #include <openssl/evp.h>
 
 #include "fetch.h"
+#include "names.h"
 #include "testlib.h"
 
 static int key_seq;
 
-/* Per test: a scratch directory; the job directory J is made by
- * fetch_prepare(), "out" is somewhere a symlink must never lead to. */
+/* Per test: a scratch directory; the job directory J is made by the
+ * first reservation, "out" is somewhere a symlink must never lead to. */
 static char tmp[64];
 static char jdir[128];
 static char outside[128];
+static struct names *nm;        /* the names of J, as a job holds them */
 
 /* A key no other request (of this or an earlier run) uses. */
 static const char *
@@ -223,6 +226,22 @@ write_part(const char *name, const void *buf, size_t len)
 	write_path(p, buf, len);
 }
 
+/* Reserve t's name in J as the daemon does: 0, 1 or -1 as names_reserve. */
+static int
+reserve(struct transfer *t, int resume)
+{
+	return names_reserve(nm, t, resume);
+}
+
+/* The end of a transfer: its name is no longer held, then it is freed. */
+static void
+drop(struct transfer *t)
+{
+	if (t != NULL && nm != NULL)
+		names_release(nm, t);
+	fetch_transfer_free(t);
+}
+
 /* Does the file hold exactly the body httpd.py sends for (size, seed)? */
 static void
 assert_file_body(const char *name, size_t size, int seed)
@@ -262,11 +281,15 @@ setup(void)
 	snprintf(jdir, sizeof(jdir), "%s/J", tmp);
 	snprintf(outside, sizeof(outside), "%s/out", tmp);
 	ck_assert_int_eq(mkdir(outside, 0700), 0);
+	nm = names_new(jdir, 0);
+	ck_assert_ptr_nonnull(nm);
 }
 
 static void
 teardown(void)
 {
+	names_free(nm);
+	nm = NULL;
 	testlib_rm_rf(tmp);
 }
 
@@ -285,7 +308,7 @@ new_transfer(const char *url, const char *name)
 	return t;
 }
 
-/* A transfer for httpd.py's /f/<name>?<query>, prepared. */
+/* A transfer for httpd.py's /f/<name>?<query>, its name reserved in J. */
 static struct transfer *
 prepared(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -304,7 +327,7 @@ prepared(const char *name, const char *fmt, ...)
 	u = url_for("/f/%s?%s", name, q);
 	t = new_transfer(u, name);
 	free(u);
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	return t;
 }
 
@@ -359,7 +382,7 @@ START_TEST(test_ok_1mib)
 	ck_assert_int_eq(st.st_mode & 0137, 0);
 	/* No Range on a first try. */
 	ck_assert(log_has(key, NULL, 200));
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -383,7 +406,7 @@ START_TEST(test_sha_mismatch)
 	    strstr(t->error, want) != NULL, "error: %s", t->error);
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -404,7 +427,7 @@ START_TEST(test_404)
 	ck_assert_uint_eq(t->received, 0);
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -422,7 +445,7 @@ START_TEST(test_503_retry_after)
 	ck_assert_int_eq(t->retry_after, 7);
 	ck_assert_str_eq(t->error, "HTTP 503");
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -438,7 +461,7 @@ START_TEST(test_429)
 	ck_assert_int_eq(t->errkind, FERR_HTTP_4XX);
 	ck_assert_int_eq(t->http_status, 429);
 	ck_assert_int_eq(t->retry_after, 3);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -461,7 +484,7 @@ START_TEST(test_status_sequence)
 	ck_assert_str_eq(t->error, "");
 	ck_assert_int_eq(t->http_status, 200);
 	assert_file_body("a.bin", 2000, 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -492,7 +515,7 @@ START_TEST(test_truncate_resume)
 	ck_assert(log_has(key, "bytes=30000-", 206));
 	assert_file_body("a.bin", 100000, 5);
 	ck_assert_int_eq(jpart_size("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -522,7 +545,7 @@ START_TEST(test_reset_resume)
 		ck_assert(log_has(key, range, 206));
 	}
 	assert_file_body("a.bin", 100000, 9);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -551,7 +574,7 @@ range_ignored(size_t size, int seed, size_t junk)
 	ck_assert(log_has(key, range, 200));
 	ck_assert_uint_eq(t->size, size);
 	assert_file_body("a.bin", size, seed);
-	fetch_transfer_free(t);
+	drop(t);
 }
 
 START_TEST(test_range_ignored)
@@ -586,7 +609,7 @@ START_TEST(test_416_complete)
 	ck_assert_uint_eq(t->received, 0);
 	assert_file_body("a.bin", 3000, 2);
 	free(b);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -609,7 +632,7 @@ START_TEST(test_416_stale)
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	assert_file_body("a.bin", 3000, 2);
 	free(b);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -634,7 +657,7 @@ START_TEST(test_redirect_resume)
 	ck_assert(log_has(key2, "bytes=1000-", 206));
 	assert_file_body("a.bin", 8000, 6);
 	free(b);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -656,7 +679,7 @@ START_TEST(test_redirect_file)
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
 	ck_assert_int_eq(jsize("a.bin"), -1);
 	assert_no_tabs(t);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -677,14 +700,14 @@ START_TEST(test_handle_reused_after_refused_redirect)
 	    new_key(key, sizeof(key), "file"));
 	fetch_run(t, easy, NULL);
 	ck_assert_int_eq(t->errkind, FERR_PROTOCOL_REFUSED);
-	fetch_transfer_free(t);
+	drop(t);
 
 	t = prepared("b.bin", "size=900&seed=5&key=%s",
 	    new_key(key, sizeof(key), "after"));
 	fetch_run(t, easy, NULL);
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	assert_file_body("b.bin", 900, 5);
-	fetch_transfer_free(t);
+	drop(t);
 	curl_easy_cleanup(easy);
 }
 END_TEST
@@ -694,11 +717,11 @@ START_TEST(test_ftp_refused)
 	struct transfer *t;
 
 	t = new_transfer("ftp://127.0.0.1/x", "a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_FAIL);
 	ck_assert_int_eq(t->errkind, FERR_PROTOCOL_REFUSED);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -724,7 +747,7 @@ START_TEST(test_max_redirects)
 
 	t = new_transfer(u, "a.bin");
 	t->params.max_redirects = 2;
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_FAIL);
 	ck_assert_int_eq(t->errkind, FERR_OTHER);
@@ -735,7 +758,7 @@ START_TEST(test_max_redirects)
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	assert_file_body("a.bin", 100, 0);
 	free(u);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -754,7 +777,7 @@ START_TEST(test_max_file_size)
 	    t->error);
 	ck_assert_int_le(jpart_size("a.bin"), 1000);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -778,7 +801,7 @@ START_TEST(test_max_file_size_resumed)
 	ck_assert_int_le(jpart_size("a.bin"), 1000);
 	ck_assert_int_eq(jsize("a.bin"), -1);
 	free(b);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -793,7 +816,7 @@ START_TEST(test_max_file_size_exact)
 	run(t);
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	assert_file_body("a.bin", 1000, 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -824,13 +847,13 @@ START_TEST(test_connect_refused)
 	snprintf(u, sizeof(u), "http://user:s3cret@127.0.0.1:%d/f/a.bin",
 	    closed_port());
 	t = new_transfer(u, "a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_int_eq(t->errkind, FERR_CONNECT);
 	ck_assert_str_ne(t->error, "");
 	ck_assert_ptr_null(strstr(t->error, "s3cret"));
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -849,7 +872,7 @@ START_TEST(test_timeout)
 	ck_assert_int_eq(t->errkind, FERR_TIMEOUT);
 	ck_assert(testlib_now() - t0 >= 0.9);
 	ck_assert(testlib_now() - t0 < 10);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -866,7 +889,7 @@ START_TEST(test_low_speed)
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_int_eq(t->errkind, FERR_TIMEOUT);
 	ck_assert(t->seconds < 10);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -885,7 +908,7 @@ START_TEST(test_rate_limit)
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	ck_assert_msg(t->seconds >= 1.5, "took %.2fs", t->seconds);
 	assert_file_body("a.bin", 600000, 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -905,7 +928,7 @@ START_TEST(test_proxy)
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	unsetenv("http_proxy");
 	unsetenv("ALL_PROXY");
-	fetch_transfer_free(t);
+	drop(t);
 
 	t = prepared("b.bin", "size=100&key=%s",
 	    new_key(key, sizeof(key), "proxy"));
@@ -913,7 +936,7 @@ START_TEST(test_proxy)
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_int_eq(t->errkind, FERR_CONNECT);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -952,7 +975,7 @@ START_TEST(test_cancel)
 	ck_assert_uint_gt(t->received, 0);
 	ck_assert_int_eq(jpart_size("a.bin"), (long long)t->received);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -968,7 +991,7 @@ START_TEST(test_cancel_before)
 	ck_assert_int_eq(t->outcome, FETCH_RETRY);
 	ck_assert_str_eq(t->error, "cancelled");
 	ck_assert(t->seconds < 10);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -996,7 +1019,7 @@ START_TEST(test_write_error)
 	ck_assert_str_eq(t->error, eb);
 	ck_assert_int_le(jpart_size("a.bin"), 4096);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1069,7 +1092,7 @@ canned_run(struct canned *c, const char *part, size_t partlen)
 
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/f/a.bin", c->port);
 	t = new_transfer(u, "a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	if (part != NULL)
 		write_part("a.bin", part, partlen);
 	run(t);
@@ -1095,7 +1118,7 @@ START_TEST(test_wrong_range)
 	ck_assert_ptr_nonnull(strstr(c.req, "Range: bytes=10-\r\n"));
 	ck_assert_ptr_nonnull(strstr(c.req, "User-Agent: fetchd-test/1\r\n"));
 	ck_assert_ptr_null(strcasestr(c.req, "Accept-Encoding"));
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1112,7 +1135,7 @@ START_TEST(test_size_mismatch)
 	ck_assert_int_eq(t->errkind, FERR_OTHER);
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
 	ck_assert_int_eq(jsize("a.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1128,7 +1151,7 @@ START_TEST(test_redirect_without_location)
 	ck_assert_int_eq(t->errkind, FERR_OTHER);
 	ck_assert_int_eq(t->http_status, 302);
 	ck_assert_int_eq(jpart_size("a.bin"), 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1145,7 +1168,7 @@ START_TEST(test_accept_no_compression)
 	ck_assert_ptr_null(strcasestr(c.req, "Accept-Encoding"));
 	ck_assert_ptr_null(strstr(c.req, "Range:"));
 	ck_assert_int_eq(jsize("a.bin"), 5);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1189,7 +1212,7 @@ START_TEST(test_multi)
 	assert_file_body("a.bin", 200000, 8);
 	curl_easy_cleanup(easy);
 	curl_multi_cleanup(multi);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1235,7 +1258,7 @@ START_TEST(test_threads)
 	for (int i = 0; i < NTHREADS; i++) {
 		snprintf(name, sizeof(name), "f%d.bin", i);
 		assert_file_body(name, 50000 + (size_t)i, i);
-		fetch_transfer_free(t[i]);
+		drop(t[i]);
 	}
 }
 END_TEST
@@ -1254,7 +1277,7 @@ START_TEST(test_share)
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	curl_easy_cleanup(easy);
 	curl_share_cleanup(sh);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1271,11 +1294,11 @@ START_TEST(test_free_leftover_state)
 	ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
 	ck_assert_ptr_nonnull(t->state);
 	curl_easy_cleanup(easy);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
-/* --- fetch_prepare: names, directories, symlinks ------------------------ */
+/* --- names reserved, .part created by fetch_begin, symlinks ------------- */
 
 static struct transfer *
 bare(const char *name)
@@ -1283,6 +1306,11 @@ bare(const char *name)
 	return new_transfer("http://127.0.0.1:1/f/x", name);
 }
 
+/*
+ * Names taken on disk or by a live transfer of the job get the next
+ * candidate; fetch_begin() then creates each .part exclusively, a regular
+ * file without group write or other access.
+ */
 START_TEST(test_prepare_collisions)
 {
 	const char *names[][2] = {
@@ -1292,65 +1320,46 @@ START_TEST(test_prepare_collisions)
 		{ "a.tar.gz", "a.tar.1.gz" }, { "d/a.bin", "d/a.bin" },
 		{ "d/a.bin", "d/a.1.bin" }, { "b.bin", "b.1.bin" },
 	};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	struct transfer *t[N];
+	CURL *easy = curl_easy_init();
 	char p[512];
-	struct transfer *t;
 	struct stat st;
 
+	ck_assert_ptr_nonnull(easy);
 	ck_assert_int_eq(mkdir(jdir, 0750), 0);
 	write_path(jpath(p, sizeof(p), "b.bin"), "x", 1);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		t = bare(names[i][0]);
-		ck_assert_int_eq(fetch_prepare(t, 0), 0);
-		ck_assert_str_eq(t->name, names[i][1]);
-		ck_assert_int_eq(jpart_size(t->name), 0);
-		snprintf(p, sizeof(p), "%s/%s.part", jdir, t->name);
+	for (size_t i = 0; i < N; i++) {
+		t[i] = bare(names[i][0]);
+		ck_assert_int_eq(reserve(t[i], 0), 0);
+		ck_assert_str_eq(t[i]->name, names[i][1]);
+		ck_assert_int_eq(jpart_size(t[i]->name), -1);
+	}
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(fetch_begin(t[i], easy, NULL), 0);
+		snprintf(p, sizeof(p), "%s/%s.part", jdir, t[i]->name);
 		ck_assert_int_eq(lstat(p, &st), 0);
 		ck_assert(S_ISREG(st.st_mode));
 		ck_assert_int_eq(st.st_mode & 0137, 0);
-		fetch_transfer_free(t);
+		ck_assert_int_eq(st.st_size, 0);
+		drop(t[i]);
 	}
+	curl_easy_cleanup(easy);
 	/* The existing file was not touched. */
 	ck_assert_int_eq(jsize("b.bin"), 1);
 }
 END_TEST
 
-static int
-say_absent(const char *name, void *arg)
-{
-	(void)name;
-	return *(int *)arg;
-}
-
-static int
-none_taken(const char *name, void *arg)
-{
-	(void)name;
-	(void)arg;
-	return 0;
-}
-
-/* Reserve name below dirfd, absent() answering `absent`; want is the
- * name it must get. */
-static void
-assert_reserved(int dirfd, const char *name, int absent, const char *want)
-{
-	struct transfer *t = bare(name);
-
-	t->dirfd = dirfd;
-	ck_assert_int_eq(fetch_reserve(t, 0, none_taken, say_absent, &absent),
-	    0);
-	ck_assert_str_eq(t->name, want);
-	fetch_transfer_free(t);
-}
-
 /*
- * fetch_reserve()'s absent(): when the caller says a name is not there, no
- * lstat is made and the name is taken as is; otherwise the disk decides.
- * Also fetch_open_dir() and a transfer working relative to its dirfd.
+ * fetch_open_dir(): made once, opened without following a symlink, close
+ * on exec. A job's transfers work relative to the directory its names
+ * object keeps open: subdirectories are made below it, names on disk are
+ * skipped, and the fd stays open for the owner.
  */
-START_TEST(test_reserve_absent_and_dirfd)
+START_TEST(test_open_dir_and_dirfd)
 {
 	char p[512];
+	struct transfer *t;
 	int created = -1, fd;
 
 	fd = fetch_open_dir(jdir, &created);
@@ -1360,16 +1369,22 @@ START_TEST(test_reserve_absent_and_dirfd)
 	fd = fetch_open_dir(jdir, &created);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(created, 0);
-	write_path(jpath(p, sizeof(p), "x.bin"), "x", 1);
-
-	assert_reserved(fd, "x.bin", 0, "x.1.bin");
-	assert_reserved(fd, "x.bin", 1, "x.bin");
-	/* Subdirectories are still made and opened below the dirfd, which
-	 * the transfer leaves open for its owner. */
-	assert_reserved(fd, "s/y.bin", 1, "s/y.bin");
-	ck_assert_int_eq(access(jpath(p, sizeof(p), "s"), F_OK), 0);
 	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
 	close(fd);
+	write_path(jpath(p, sizeof(p), "x.bin"), "x", 1);
+
+	t = bare("x.bin");
+	ck_assert_int_eq(reserve(t, 0), 0);
+	ck_assert_str_eq(t->name, "x.1.bin");
+	ck_assert_int_ge(t->dirfd, 0);
+	ck_assert_int_eq(t->dirfd, names_dirfd(nm));
+	drop(t);
+	t = bare("s/y.bin");
+	ck_assert_int_eq(reserve(t, 0), 0);
+	ck_assert_str_eq(t->name, "s/y.bin");
+	ck_assert_int_eq(access(jpath(p, sizeof(p), "s"), F_OK), 0);
+	ck_assert_int_eq(fcntl(names_dirfd(nm), F_GETFD), FD_CLOEXEC);
+	drop(t);
 	ck_assert_int_eq(jsize("x.bin"), 1);
 }
 END_TEST
@@ -1385,10 +1400,12 @@ START_TEST(test_removed_job_dir)
 	const char *names[] = { "gone.bin", "sub/gone.bin" };
 	char key[64], *u;
 	struct transfer *t;
-	int created, fd;
 
-	fd = fetch_open_dir(jdir, &created);
-	ck_assert_int_ge(fd, 0);
+	/* The first reservation opens J, and the names object keeps it. */
+	t = bare("first.bin");
+	ck_assert_int_eq(reserve(t, 0), 0);
+	drop(t);
+	ck_assert_int_ge(names_dirfd(nm), 0);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		ck_assert_int_eq(testlib_rm_rf(jdir), 0);
 		ck_assert_int_ne(access(jdir, F_OK), 0);
@@ -1396,16 +1413,13 @@ START_TEST(test_removed_job_dir)
 		    new_key(key, sizeof(key), "gone"));
 		t = new_transfer(u, names[i]);
 		free(u);
-		t->dirfd = fd;
-		ck_assert_int_eq(fetch_reserve(t, 0, none_taken, NULL, NULL),
-		    0);
+		ck_assert_int_eq(reserve(t, 0), 0);
 		run(t);
 		ck_assert_msg(t->outcome == FETCH_OK, "%s: %s", names[i],
 		    t->error);
 		assert_file_body(names[i], 300, (int)i);
-		fetch_transfer_free(t);
+		drop(t);
 	}
-	close(fd);
 }
 END_TEST
 
@@ -1421,11 +1435,11 @@ START_TEST(test_prepare_subdirs)
 	ck_assert_int_eq(lstat(jpath(p, sizeof(p), "x/y"), &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
 	ck_assert_int_eq(st.st_mode & 027, 0);
-	ck_assert_int_eq(jpart_size("x/y/z.bin"), 0);
+	ck_assert_int_eq(jpart_size("x/y/z.bin"), -1);   /* fetch_begin's */
 	run(t);
 	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
 	assert_file_body("x/y/z.bin", 500, 0);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1453,20 +1467,20 @@ START_TEST(test_prepare_symlink_part)
 	    0);
 	for (int resume = 0; resume < 2; resume++) {
 		t = bare("a.bin");
-		ck_assert_int_eq(fetch_prepare(t, resume), -1);
+		ck_assert_int_eq(reserve(t, resume), -1);
 		ck_assert_int_eq(t->errkind, FERR_WRITE);
 		ck_assert_int_eq(t->outcome, FETCH_FAIL);
 		ck_assert_msg(strstr(t->error,
 		    "refusing to follow a symlink at") != NULL, "error: %s",
 		    t->error);
-		fetch_transfer_free(t);
+		drop(t);
 	}
 	assert_victim(victim);
 }
 END_TEST
 
-/* A symlink swapped in after fetch_prepare: fetch_begin refuses it too,
- * also a dangling one (which must not be created through). */
+/* A symlink planted after the name was reserved: fetch_begin refuses it
+ * too, also a dangling one (which must not be created through). */
 START_TEST(test_begin_symlink_part)
 {
 	char key[64], victim[256], ghost[256], p[512];
@@ -1478,7 +1492,6 @@ START_TEST(test_begin_symlink_part)
 	t = prepared("a.bin", "size=500&key=%s",
 	    new_key(key, sizeof(key), "swap"));
 	jpath(p, sizeof(p), "a.bin.part");
-	ck_assert_int_eq(unlink(p), 0);
 	ck_assert_int_eq(symlink(victim, p), 0);
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_FAIL);
@@ -1492,7 +1505,7 @@ START_TEST(test_begin_symlink_part)
 	ck_assert_int_eq(t->outcome, FETCH_FAIL);
 	ck_assert_int_eq(t->errkind, FERR_WRITE);
 	ck_assert_int_eq(lsize(ghost), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1504,20 +1517,19 @@ START_TEST(test_fifo_part)
 	t = prepared("a.bin", "size=500&key=%s",
 	    new_key(key, sizeof(key), "fifo"));
 	jpath(p, sizeof(p), "a.bin.part");
-	ck_assert_int_eq(unlink(p), 0);
 	ck_assert_int_eq(mkfifo(p, 0600), 0);
 	/* Neither blocks on the FIFO nor writes into it. */
 	run(t);
 	ck_assert_int_eq(t->outcome, FETCH_FAIL);
 	ck_assert_int_eq(t->errkind, FERR_WRITE);
 	ck_assert_ptr_nonnull(strstr(t->error, "not a regular file"));
-	fetch_transfer_free(t);
+	drop(t);
 
 	t = bare("a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 1), -1);
+	ck_assert_int_eq(reserve(t, 1), -1);
 	ck_assert_int_eq(t->errkind, FERR_WRITE);
 	ck_assert_ptr_nonnull(strstr(t->error, "not a regular file"));
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1537,13 +1549,13 @@ START_TEST(test_prepare_symlink_dir)
 	const char *names[] = { "x/f.bin", "x/deeper/f.bin", "real/x/f.bin" };
 	for (size_t i = 0; i < 3; i++) {
 		t = bare(names[i]);
-		ck_assert_int_eq(fetch_prepare(t, 0), -1);
+		ck_assert_int_eq(reserve(t, 0), -1);
 		ck_assert_int_eq(t->errkind, FERR_WRITE);
 		ck_assert_int_eq(t->outcome, FETCH_FAIL);
 		ck_assert_msg(strstr(t->error,
 		    "refusing to follow a symlink at") != NULL, "error: %s",
 		    t->error);
-		fetch_transfer_free(t);
+		drop(t);
 	}
 	d = opendir(outside);
 	ck_assert_ptr_nonnull(d);
@@ -1564,10 +1576,10 @@ START_TEST(test_prepare_symlink_jobdir)
 
 	ck_assert_int_eq(symlink(outside, jdir), 0);
 	t = bare("a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), -1);
+	ck_assert_int_eq(reserve(t, 0), -1);
 	ck_assert_int_eq(t->errkind, FERR_WRITE);
 	ck_assert_ptr_nonnull(strstr(t->error, "symlink"));
-	fetch_transfer_free(t);
+	drop(t);
 	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
 	ck_assert_int_eq(lsize(p), -1);
 }
@@ -1593,7 +1605,7 @@ START_TEST(test_begin_symlink_dir)
 	ck_assert_int_eq(lsize(p), -1);
 	snprintf(p, sizeof(p), "%s/f.bin", outside);
 	ck_assert_int_eq(lsize(p), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1606,34 +1618,34 @@ START_TEST(test_prepare_resume)
 	/* Finished in an earlier run: nothing to fetch. */
 	write_path(jpath(p, sizeof(p), "done.bin"), "12345", 5);
 	t = bare("done.bin");
-	ck_assert_int_eq(fetch_prepare(t, 1), 1);
+	ck_assert_int_eq(reserve(t, 1), 1);
 	ck_assert_int_eq(t->outcome, FETCH_OK);
 	ck_assert_uint_eq(t->size, 5);
 	ck_assert_str_eq(t->name, "done.bin");
 	ck_assert_int_eq(jpart_size("done.bin"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 
 	/* Partly fetched: the .part is ours and is kept as is. */
 	write_part("half.bin", "abc", 3);
 	t = bare("half.bin");
-	ck_assert_int_eq(fetch_prepare(t, 1), 0);
+	ck_assert_int_eq(reserve(t, 1), 0);
 	ck_assert_str_eq(t->name, "half.bin");
 	ck_assert_int_eq(jpart_size("half.bin"), 3);
-	fetch_transfer_free(t);
+	drop(t);
 
 	/* Without resume, the same .part belongs to someone else. */
 	t = bare("half.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	ck_assert_str_eq(t->name, "half.1.bin");
 	ck_assert_int_eq(jpart_size("half.bin"), 3);
-	fetch_transfer_free(t);
+	drop(t);
 
-	/* Nothing there yet: reserved as named. */
+	/* Nothing there yet: reserved as named (fetch_begin makes it). */
 	t = bare("new.bin");
-	ck_assert_int_eq(fetch_prepare(t, 1), 0);
+	ck_assert_int_eq(reserve(t, 1), 0);
 	ck_assert_str_eq(t->name, "new.bin");
-	ck_assert_int_eq(jpart_size("new.bin"), 0);
-	fetch_transfer_free(t);
+	ck_assert_int_eq(jpart_size("new.bin"), -1);
+	drop(t);
 }
 END_TEST
 
@@ -1647,7 +1659,7 @@ START_TEST(test_discard)
 	write_path(victim, "secret", 6);
 
 	t = bare("d/a.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), 0);
+	ck_assert_int_eq(reserve(t, 0), 0);
 	write_part("d/a.bin", "abc", 3);
 	t->outcome = FETCH_FAIL;
 	t->errkind = FERR_HTTP_4XX;
@@ -1666,7 +1678,7 @@ START_TEST(test_discard)
 	fetch_discard(t);
 	ck_assert_int_ge(lsize(p), 0);
 	assert_victim(victim);
-	fetch_transfer_free(t);
+	drop(t);
 
 	/* A directory swapped for a symlink: nothing removed through it. */
 	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
@@ -1680,13 +1692,13 @@ START_TEST(test_discard)
 	snprintf(p, sizeof(p), "%s/a.bin.part", outside);
 	assert_victim(p);
 	ck_assert_str_eq(t->error, "");
-	fetch_transfer_free(t);
+	drop(t);
 
 	/* Nothing is created on the way. */
 	t = bare("new/b.bin");
 	fetch_discard(t);
 	ck_assert_int_eq(jsize("new"), -1);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1700,10 +1712,10 @@ START_TEST(test_error_one_line)
 	ck_assert_int_eq(symlink(outside, jpath(p, sizeof(p),
 	    "t\tb\nc.bin.part")), 0);
 	t = bare("t\tb\nc.bin");
-	ck_assert_int_eq(fetch_prepare(t, 0), -1);
+	ck_assert_int_eq(reserve(t, 0), -1);
 	ck_assert_ptr_nonnull(strstr(t->error, "t b c.bin.part"));
 	assert_no_tabs(t);
-	fetch_transfer_free(t);
+	drop(t);
 }
 END_TEST
 
@@ -1755,7 +1767,7 @@ START_TEST(test_params_from_config)
 	ck_assert(p.max_file_size == 1LL << 40);
 	ck_assert(p.rate_limit == 77);
 	ck_assert_int_eq(p.verify_tls, 1);
-	ck_assert_uint_eq(strlen(p.user_agent), FETCH_UA_MAX - 1);
+	ck_assert_uint_eq(strlen(p.user_agent), CONFIG_UA_MAX - 1);
 	ck_assert_str_eq(p.proxy, "");
 	ck_assert_str_eq(p.ca_file, "/etc/ca.pem");
 	free(ua);
@@ -1776,8 +1788,8 @@ START_TEST(test_transfer_new_free)
 	ck_assert_ptr_null(t->state);
 	ck_assert_int_eq(t->outcome, FETCH_OK);
 	fetch_finish(t, NULL, CURLE_OK); /* no state: nothing to do */
-	fetch_transfer_free(t);
-	fetch_transfer_free(NULL);
+	drop(t);
+	drop(NULL);
 }
 END_TEST
 
@@ -1832,7 +1844,7 @@ fetch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_prepare_collisions);
-	tcase_add_test(tc, test_reserve_absent_and_dirfd);
+	tcase_add_test(tc, test_open_dir_and_dirfd);
 	tcase_add_test(tc, test_removed_job_dir);
 	tcase_add_test(tc, test_prepare_subdirs);
 	tcase_add_test(tc, test_prepare_symlink_part);

@@ -160,8 +160,8 @@ reject_reason(const char *failed_name, const char *reason)
 {
 	char want[512], rel[300];
 
-	snprintf(want, sizeof(want), "%s-\tfailed\t0\t0\t0\t0\t-\t%s\n", HEADER,
-	    reason);
+	snprintf(want, sizeof(want), "%s-\tfailed\t0\t0\t0.000\t0\t-\t%s\n",
+	    HEADER, reason);
 	snprintf(rel, sizeof(rel), "failed/%s.result", failed_name);
 	assert_content(path(rel), want);
 }

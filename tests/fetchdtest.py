@@ -39,6 +39,7 @@ if TESTS_SRCDIR not in sys.path:
     sys.path.insert(0, TESTS_SRCDIR)
 
 from httpd import body  # noqa: E402  (re-exported for the tests)
+from resultfile import Row, read_result  # noqa: E402,F401
 
 FETCHD = os.environ.get("FETCHD") or None
 FETCHCTL = os.environ.get("FETCHCTL") or None
@@ -48,8 +49,6 @@ SCALE = float(os.environ.get("FETCHD_E2E_TIMEOUT_SCALE") or "1")
 KEEP = bool(os.environ.get("FETCHD_E2E_KEEP"))
 POLL = 0.02
 
-RESULT_COLUMNS = ["url", "outcome", "http_status", "bytes", "seconds",
-                  "attempts", "path", "error"]
 SPOOL_DIRS = ("tmp", "new", "active", "done", "failed")
 
 __all__ = ["body", "FetchdTestCase", "Server", "Daemon", "config", "main",
@@ -491,63 +490,13 @@ class Daemon:
 
 # -- results -----------------------------------------------------------------
 
-class Row:
-    """One line of a J.result file."""
-
-    def __init__(self, fields, lineno, raw):
-        fields = list(fields) + [""] * (len(RESULT_COLUMNS) - len(fields))
-        self.raw = raw
-        self.lineno = lineno
-        self.url = fields[0]
-        self.outcome = fields[1]
-        self.status = _num(int, fields[2])
-        self.bytes = _num(int, fields[3])
-        self.seconds = _num(float, fields[4])
-        self.attempts = _num(int, fields[5])
-        self.path = fields[6]
-        self.error = fields[7] if len(fields) == len(RESULT_COLUMNS) else \
-            "\t".join(fields[7:])
-
-    @property
-    def error_text(self):
-        """The error column, "" when it says there is none."""
-        return "" if self.error in ("", "-") else self.error
-
-    def __repr__(self):
-        return "<result line %d: %r>" % (self.lineno, self.raw)
-
-
-def _num(conv, s):
-    try:
-        return conv(s)
-    except ValueError:
-        return None
-
-
 def parse_result(path):
-    """
-    Rows of a result file. The first line must be the column header:
-    '#' then the columns url outcome http_status bytes seconds attempts
-    path error. Later '#' lines and blank lines are skipped.
-    """
-    with open(path, "rb") as f:
-        text = f.read().decode("utf-8", "replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines or not lines[0].startswith("#"):
-        raise AssertionError("%s: first line is not a '#' header: %r"
-                             % (path, lines[:1]))
-    cols = lines[0].lstrip("#").split()
-    if cols != RESULT_COLUMNS:
-        raise AssertionError("%s: header names %r, expected %r"
-                             % (path, cols, RESULT_COLUMNS))
-    rows = []
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip() or line.startswith("#"):
-            continue
-        rows.append(Row(line.split("\t"), i, line))
-    return rows
+    """Rows of a result file (resultfile.read_result); a malformed header
+    fails the test."""
+    try:
+        return read_result(path)
+    except ValueError as e:
+        raise AssertionError(str(e))
 
 
 # -- the test case base ------------------------------------------------------

@@ -1,0 +1,248 @@
+/*
+ * journal.c: the records of active/J.journal (see journal.h): formatting
+ * them for the job runner, and reading an earlier run's back at a restart.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+#include "result.h"
+
+struct journal {
+	struct spool_log *log;
+};
+
+struct journal_recovery {
+	size_t base;
+	struct rec {
+		struct journal_rec r;
+		size_t seq;     /* line order: a later claim wins */
+	} *v;
+	size_t n, cap;
+	size_t seq;
+	size_t pos;             /* journal_recovery_find()'s cursor */
+	int merged;
+};
+
+struct journal *
+journal_open(struct spool *sp, const char *job)
+{
+	struct journal *jr;
+
+	if ((jr = calloc(1, sizeof(*jr))) == NULL)
+		return NULL;
+	if ((jr->log = spool_log_open(sp, job, ".journal")) == NULL) {
+		free(jr);
+		return NULL;
+	}
+	return jr;
+}
+
+void
+journal_close(struct journal *jr)
+{
+	if (jr == NULL)
+		return;
+	spool_log_close(jr->log);
+	free(jr);
+}
+
+int
+journal_claim(struct journal *jr, size_t index, const char *name)
+{
+	char rec[JOB_PATH_MAX + 64];
+	int n;
+
+	n = snprintf(rec, sizeof(rec), "C\t%zu\t%s\n", index, name);
+	if (n < 0 || (size_t)n >= sizeof(rec))
+		return -1;
+	return spool_log_append(jr->log, rec, (size_t)n);
+}
+
+int
+journal_result(struct journal *jr, size_t index, const char *row,
+    size_t len)
+{
+	char rec[RESULT_ROW_MAX + 32];
+	int n;
+
+	n = snprintf(rec, sizeof(rec), "R\t%zu\t%.*s", index, (int)len, row);
+	if (n < 0 || (size_t)n >= sizeof(rec))
+		return -1;
+	return spool_log_append(jr->log, rec, (size_t)n);
+}
+
+int
+journal_flush(struct journal *jr)
+{
+	return spool_log_flush(jr->log);
+}
+
+struct journal_recovery *
+journal_recovery_new(size_t base)
+{
+	struct journal_recovery *rc;
+
+	if ((rc = calloc(1, sizeof(*rc))) == NULL)
+		return NULL;
+	rc->base = base;
+	return rc;
+}
+
+void
+journal_recovery_free(struct journal_recovery *rc)
+{
+	size_t i;
+
+	if (rc == NULL)
+		return;
+	for (i = 0; i < rc->n; i++) {
+		free(rc->v[i].r.name);
+		free(rc->v[i].r.row);
+	}
+	free(rc->v);
+	free(rc);
+}
+
+/*
+ * "C\tindex\t" or "R\tindex\t": the kind, the index and where the value
+ * starts. 0, or -1 when the line is not a record.
+ */
+static int
+rec_head(const char *line, size_t len, char *kind, size_t *index,
+    const char **val)
+{
+	unsigned long long idx = 0;
+	size_t i;
+
+	if (len < 4 || (line[0] != 'C' && line[0] != 'R') || line[1] != '\t')
+		return -1;
+	for (i = 2; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
+		if (idx > (unsigned long long)(SIZE_MAX - 9) / 10)
+			return -1;
+		idx = idx * 10 + (unsigned long long)(line[i] - '0');
+	}
+	if (i == 2 || i >= len || line[i] != '\t')
+		return -1;
+	*kind = line[0];
+	*index = (size_t)idx;
+	*val = line + i + 1;
+	return 0;
+}
+
+/* One line without its '\n'. 0 (taken or skipped), -1 out of memory. */
+static int
+rec_line(const char *line, size_t len, void *arg)
+{
+	struct journal_recovery *rc = arg;
+	struct rec *p, *r;
+	const char *val;
+	size_t index, vlen;
+	char kind, *copy;
+
+	if (rec_head(line, len, &kind, &index, &val) == -1 || index < rc->base)
+		return 0;
+	vlen = (size_t)(line + len - val);
+	if (vlen == 0 || memchr(val, '\0', vlen) != NULL)
+		return 0;
+	/* A row keeps its '\n', as it goes to J.result. */
+	if ((copy = malloc(vlen + 2)) == NULL)
+		return -1;
+	memcpy(copy, val, vlen);
+	copy[vlen] = '\n';
+	copy[vlen + (kind == 'R')] = '\0';
+	if (rc->n == rc->cap) {
+		rc->cap = rc->cap ? rc->cap * 2 : 64;
+		if ((p = reallocarray(rc->v, rc->cap, sizeof(*p))) == NULL) {
+			free(copy);
+			return -1;
+		}
+		rc->v = p;
+	}
+	r = &rc->v[rc->n++];
+	memset(r, 0, sizeof(*r));
+	r->r.index = index;
+	r->seq = rc->seq++;
+	if (kind == 'R')
+		r->r.row = copy;
+	else
+		r->r.name = copy;
+	rc->merged = 0;
+	return 0;
+}
+
+int
+journal_recovery_load(struct journal_recovery *rc, struct spool *sp,
+    const char *job)
+{
+	return spool_log_read(sp, job, ".journal", rec_line, rc);
+}
+
+int
+journal_recovery_parse(struct journal_recovery *rc, const char *buf,
+    size_t len)
+{
+	const char *nl;
+
+	while ((nl = memchr(buf, '\n', len)) != NULL) {
+		if (rec_line(buf, (size_t)(nl - buf), rc) == -1)
+			return -1;
+		len -= (size_t)(nl - buf) + 1;
+		buf = nl + 1;
+	}
+	return 0;
+}
+
+static int
+rec_cmp(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	if (x->r.index != y->r.index)
+		return (x->r.index > y->r.index) - (x->r.index < y->r.index);
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Sort by index, then line order, and fold each index into one record. */
+static void
+rec_merge(struct journal_recovery *rc)
+{
+	struct rec *o, *x;
+	size_t i;
+
+	rc->merged = 1;
+	rc->pos = 0;
+	if (rc->n == 0)
+		return;
+	qsort(rc->v, rc->n, sizeof(*rc->v), rec_cmp);
+	for (i = 1, o = rc->v; i < rc->n; i++) {
+		x = &rc->v[i];
+		if (x->r.index != o->r.index) {
+			*++o = *x;
+			continue;
+		}
+		if (x->r.name != NULL) {
+			free(o->r.name);
+			o->r.name = x->r.name;
+		}
+		if (x->r.row != NULL) {
+			free(o->r.row);
+			o->r.row = x->r.row;
+		}
+	}
+	rc->n = (size_t)(o - rc->v) + 1;
+}
+
+const struct journal_rec *
+journal_recovery_find(struct journal_recovery *rc, size_t index)
+{
+	if (!rc->merged)
+		rec_merge(rc);
+	while (rc->pos < rc->n && rc->v[rc->pos].r.index < index)
+		rc->pos++;
+	if (rc->pos < rc->n && rc->v[rc->pos].r.index == index)
+		return &rc->v[rc->pos].r;
+	return NULL;
+}

@@ -1,0 +1,67 @@
+/*
+ * journal.h: active/J.journal, what a restart needs beyond the rows J.result
+ * holds in job order. Two records, one line each:
+ *
+ *	"C\t<index>\t<name>\n"  URL <index> reserved output name <name>
+ *	"R\t<index>\t<row>"    URL <index> finished ahead of its turn
+ *	                        (<row> as result.h formats it, with '\n')
+ *
+ * Writing goes through a spool_log (buffered, whole lines). Reading back is
+ * pure and works on buffers: complete lines only, anything that is not a
+ * well-formed record is skipped, and the records of one index merge (a
+ * claim and later its result; the last claim of an index wins).
+ */
+#ifndef FETCHD_JOURNAL_H
+#define FETCHD_JOURNAL_H
+
+#include <stddef.h>
+
+#include "spool.h"
+
+struct journal;
+
+/* Open (create) active/<job>.journal for appending. NULL on failure. */
+struct journal *journal_open(struct spool *sp, const char *job);
+void journal_close(struct journal *jr);
+
+/* Record the name reserved for URL index. 0 or -1. */
+int journal_claim(struct journal *jr, size_t index, const char *name)
+    __attribute__((warn_unused_result));
+
+/* Record URL index's result row (len bytes with its '\n'). 0 or -1. */
+int journal_result(struct journal *jr, size_t index, const char *row,
+    size_t len) __attribute__((warn_unused_result));
+
+/* Write out what was appended. 0 or -1. */
+int journal_flush(struct journal *jr) __attribute__((warn_unused_result));
+
+/* What an earlier run recorded about one URL. */
+struct journal_rec {
+	size_t index;
+	char *name;             /* the name it reserved, or NULL */
+	char *row;              /* its result row with '\n', or NULL */
+};
+
+struct journal_recovery;
+
+/* Records of indexes below base are ignored (J.result has them). */
+struct journal_recovery *journal_recovery_new(size_t base);
+void journal_recovery_free(struct journal_recovery *rc);
+
+/* Take the records of active/<job>.journal (none when it is missing). */
+int journal_recovery_load(struct journal_recovery *rc, struct spool *sp,
+    const char *job) __attribute__((warn_unused_result));
+
+/* Take the complete lines of buf[0..len); a last line without '\n' is torn
+ * and skipped. 0, or -1 when out of memory. */
+int journal_recovery_parse(struct journal_recovery *rc, const char *buf,
+    size_t len) __attribute__((warn_unused_result));
+
+/*
+ * The merged record of index, or NULL. Asked for in increasing index order
+ * (each call moves a cursor: an index below an earlier one is not found).
+ */
+const struct journal_rec *journal_recovery_find(struct journal_recovery *rc,
+    size_t index);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * result.h: the rows of J.result, one per URL in job order, and the header
+ * line above them. Tab-separated: url, outcome ("ok" or "failed"), HTTP
+ * status, bytes, seconds, attempts, path, error ("-" for an empty path or
+ * error). The one place that knows the format: the job runner writes its
+ * rows with it, spool.c the row of a job it rejects, and recovery asks it
+ * what an earlier run's row says.
+ */
+#ifndef FETCHD_RESULT_H
+#define FETCHD_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+#define RESULT_HEADER \
+	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror\n"
+
+/* Longest row: a URL and a path at their limits, an error text, numbers. */
+#define RESULT_ROW_MAX (JOB_LINE_MAX + JOB_PATH_MAX + 512)
+
+struct result_row {
+	const char *url;
+	int ok;
+	long status;            /* HTTP status, 0 when there was none */
+	uint64_t bytes;
+	double seconds;
+	int attempts;
+	const char *path;       /* NULL or "" is written as "-" */
+	const char *error;      /* NULL or "" is written as "-" */
+};
+
+/*
+ * Format r as one row with its '\n' into buf. Tabs, newlines and other
+ * control bytes in the text fields would break the row, so they are
+ * written as spaces. The length written, or -1 when it does not fit.
+ */
+int result_format(char *buf, size_t len, const struct result_row *r);
+
+/* A failed row with only a URL (or "-") and an error, nothing fetched. */
+int result_format_failed(char *buf, size_t len, const char *url,
+    const char *error);
+
+/* 1 when row (as result_format() wrote it, '\n' optional) says ok. */
+int result_row_ok(const char *row, size_t len);
+
+#endif

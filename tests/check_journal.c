@@ -1,0 +1,203 @@
+/*
+ * check_journal.c: unit tests for journal.c. Recovery is driven on buffers
+ * (torn and garbage lines, merging, the base); one case writes through a
+ * real spool and reads the file back, as a restart does.
+ */
+#include <sys/stat.h>
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "result.h"
+#include "testlib.h"
+
+static struct journal_recovery *
+parsed(size_t base, const char *text)
+{
+	struct journal_recovery *rc = journal_recovery_new(base);
+
+	ck_assert_ptr_nonnull(rc);
+	ck_assert_int_eq(journal_recovery_parse(rc, text, strlen(text)), 0);
+	return rc;
+}
+
+/* A claim and, later, the result of the same index make one record. */
+START_TEST(test_merge_claim_and_result)
+{
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+
+	rc = parsed(0,
+	    "C\t3\ta.iso\n"
+	    "C\t1\tb.iso\n"
+	    "R\t3\thttp://h/a.iso\tok\t200\t5\t0.100\t1\ta.iso\t-\n");
+	ck_assert_ptr_null(journal_recovery_find(rc, 0));
+	r = journal_recovery_find(rc, 1);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->name, "b.iso");
+	ck_assert_ptr_null(r->row);
+	ck_assert_ptr_null(journal_recovery_find(rc, 2));
+	r = journal_recovery_find(rc, 3);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->index, 3);
+	ck_assert_str_eq(r->name, "a.iso");
+	ck_assert_str_eq(r->row,
+	    "http://h/a.iso\tok\t200\t5\t0.100\t1\ta.iso\t-\n");
+	ck_assert(result_row_ok(r->row, strlen(r->row)));
+	ck_assert_ptr_null(journal_recovery_find(rc, 4));
+	journal_recovery_free(rc);
+}
+END_TEST
+
+/* The last claim of an index wins (a name reserved again after a restart
+ * found the first one taken), however many records there are. */
+START_TEST(test_last_claim_wins)
+{
+	struct journal_recovery *rc = journal_recovery_new(0);
+	const struct journal_rec *r;
+	char line[64];
+	int i;
+
+	ck_assert_ptr_nonnull(rc);
+	for (i = 0; i < 500; i++) {
+		snprintf(line, sizeof(line), "C\t%d\tn%d\nC\t7\tseven.%d\n",
+		    i % 50, i, i);
+		ck_assert_int_eq(journal_recovery_parse(rc, line,
+		    strlen(line)), 0);
+	}
+	r = journal_recovery_find(rc, 7);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->name, "seven.499");
+	r = journal_recovery_find(rc, 49);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->name, "n499");
+	journal_recovery_free(rc);
+}
+END_TEST
+
+/* Torn and garbage lines are skipped; the good ones around them count. */
+START_TEST(test_garbage_and_torn)
+{
+	static const char text[] =
+	    "X\t1\tnot a record\n"
+	    "C1\tname\n"
+	    "C\t\tno index\n"
+	    "C\t-4\tnegative\n"
+	    "C\t12x\tjunk after the index\n"
+	    "C\t5\n"
+	    "C\t6\t\n"
+	    "C\t99999999999999999999999\ttoo big\n"
+	    "\n"
+	    "R\n"
+	    "C\t2\tgood.bin\n"
+	    "R\t2\tu\tfailed\t404\t0\t0.000\t1\tgood.bin\tHTTP 404\n"
+	    "C\t4\ttorn-na";
+	struct journal_recovery *rc = parsed(0, text);
+	const struct journal_rec *r;
+	size_t i;
+
+	for (i = 0; i < 10; i++) {
+		r = journal_recovery_find(rc, i);
+		if (i != 2) {
+			ck_assert_msg(r == NULL, "index %zu recovered", i);
+			continue;
+		}
+		ck_assert_ptr_nonnull(r);
+		ck_assert_str_eq(r->name, "good.bin");
+		ck_assert(!result_row_ok(r->row, strlen(r->row)));
+	}
+	journal_recovery_free(rc);
+}
+END_TEST
+
+/* Records below the base are in J.result already: ignored. */
+START_TEST(test_base)
+{
+	struct journal_recovery *rc;
+
+	rc = parsed(10, "C\t9\tnine\nC\t10\tten\nR\t3\tu\tok\t200\n");
+	ck_assert_ptr_null(journal_recovery_find(rc, 3));
+	ck_assert_ptr_null(journal_recovery_find(rc, 9));
+	ck_assert_ptr_nonnull(journal_recovery_find(rc, 10));
+	journal_recovery_free(rc);
+	journal_recovery_free(NULL);
+}
+END_TEST
+
+/* Written through the spool, read back from the file as a restart does:
+ * a line cut by a crash is not taken. */
+START_TEST(test_spool_round_trip)
+{
+	char tmp[64], root[128], err[256], path[256], row[RESULT_ROW_MAX];
+	struct spool sp;
+	struct journal *jr;
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+	int fd, n;
+
+	testlib_tmpdir(tmp, sizeof(tmp), "check_journal");
+	snprintf(root, sizeof(root), "%s/spool", tmp);
+	ck_assert_msg(spool_open(&sp, root, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/active/j", root);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT, 0640), 0);
+	close(fd);
+
+	ck_assert_ptr_nonnull(jr = journal_open(&sp, "j"));
+	ck_assert_int_eq(journal_claim(jr, 0, "a.bin"), 0);
+	ck_assert_int_eq(journal_claim(jr, 1, "d/b.bin"), 0);
+	n = result_format_failed(row, sizeof(row), "http://h/b", "HTTP 404");
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(journal_result(jr, 1, row, (size_t)n), 0);
+	ck_assert_int_eq(journal_flush(jr), 0);
+	journal_close(jr);
+	/* A crash in the middle of the next record. */
+	snprintf(path, sizeof(path), "%s/active/j.journal", root);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_APPEND), 0);
+	ck_assert_int_eq(write(fd, "C\t2\tc.b", 7), 7);
+	close(fd);
+
+	ck_assert_ptr_nonnull(rc = journal_recovery_new(0));
+	ck_assert_int_eq(journal_recovery_load(rc, &sp, "j"), 0);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 0));
+	ck_assert_str_eq(r->name, "a.bin");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 1));
+	ck_assert_str_eq(r->name, "d/b.bin");
+	ck_assert_str_eq(r->row, row);
+	ck_assert_ptr_null(journal_recovery_find(rc, 2));
+	journal_recovery_free(rc);
+
+	/* No journal at all: nothing recovered, no error. */
+	ck_assert_ptr_nonnull(rc = journal_recovery_new(0));
+	ck_assert_int_eq(journal_recovery_load(rc, &sp, "none"), 0);
+	ck_assert_ptr_null(journal_recovery_find(rc, 0));
+	journal_recovery_free(rc);
+	spool_close(&sp);
+	testlib_rm_rf(tmp);
+}
+END_TEST
+
+static Suite *
+journal_suite(void)
+{
+	Suite *s = suite_create("journal");
+	TCase *tc = tcase_create("records");
+
+	tcase_add_test(tc, test_merge_claim_and_result);
+	tcase_add_test(tc, test_last_claim_wins);
+	tcase_add_test(tc, test_garbage_and_torn);
+	tcase_add_test(tc, test_base);
+	tcase_add_test(tc, test_spool_round_trip);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return testlib_run(journal_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

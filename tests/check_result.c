@@ -1,0 +1,177 @@
+/*
+ * check_result.c: unit tests for result.c, the rows of J.result. Pure: every
+ * case formats into a buffer and reads it back.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "result.h"
+#include "testlib.h"
+
+/* Split row (with its '\n') at tabs into f; the number of fields. */
+static int
+fields(char *row, char *f[], int max)
+{
+	int n = 0;
+	char *p = row, *tab;
+
+	ck_assert_int_gt(strlen(row), 0);
+	ck_assert_int_eq(row[strlen(row) - 1], '\n');
+	row[strlen(row) - 1] = '\0';
+	while (n < max) {
+		f[n++] = p;
+		if ((tab = strchr(p, '\t')) == NULL)
+			break;
+		*tab = '\0';
+		p = tab + 1;
+	}
+	return n;
+}
+
+START_TEST(test_header)
+{
+	char h[] = RESULT_HEADER, *f[16];
+
+	ck_assert_int_eq(h[0], '#');
+	ck_assert_int_eq(fields(h + 1, f, 16), 8);
+	ck_assert_str_eq(f[0], "url");
+	ck_assert_str_eq(f[1], "outcome");
+	ck_assert_str_eq(f[7], "error");
+}
+END_TEST
+
+/* Every field comes back where the header says, numbers as given. */
+START_TEST(test_round_trip)
+{
+	struct result_row r = {
+		.url = "http://h/a.iso", .ok = 1, .status = 206,
+		.bytes = 12345678901ULL, .seconds = 1.5, .attempts = 3,
+		.path = "d/a.1.iso", .error = NULL,
+	};
+	char row[RESULT_ROW_MAX], *f[16];
+	int n;
+
+	n = result_format(row, sizeof(row), &r);
+	ck_assert_int_eq(n, (int)strlen(row));
+	ck_assert(result_row_ok(row, (size_t)n));
+	ck_assert_int_eq(fields(row, f, 16), 8);
+	ck_assert_str_eq(f[0], "http://h/a.iso");
+	ck_assert_str_eq(f[1], "ok");
+	ck_assert_str_eq(f[2], "206");
+	ck_assert_str_eq(f[3], "12345678901");
+	ck_assert_str_eq(f[4], "1.500");
+	ck_assert_str_eq(f[5], "3");
+	ck_assert_str_eq(f[6], "d/a.1.iso");
+	ck_assert_str_eq(f[7], "-");
+}
+END_TEST
+
+/* Tabs, newlines, other control bytes and DEL become spaces: one row. */
+START_TEST(test_control_bytes)
+{
+	struct result_row r = {
+		.url = "http://h/a\tb", .ok = 0, .path = "x\ny",
+		.error = "bad\r\n\tthing\x01\x7f!",
+	};
+	char row[RESULT_ROW_MAX], *f[16];
+	int n;
+
+	n = result_format(row, sizeof(row), &r);
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_eq(strchr(row, '\n'), row + n - 1);
+	ck_assert(!result_row_ok(row, (size_t)n));
+	ck_assert_int_eq(fields(row, f, 16), 8);
+	ck_assert_str_eq(f[0], "http://h/a b");
+	ck_assert_str_eq(f[1], "failed");
+	ck_assert_str_eq(f[6], "x y");
+	ck_assert_str_eq(f[7], "bad   thing  !");
+}
+END_TEST
+
+/* The row of a job or line that fetched nothing; spool.c's rejects too. */
+START_TEST(test_failed_row)
+{
+	char row[RESULT_ROW_MAX];
+
+	ck_assert_int_gt(result_format_failed(row, sizeof(row), "-",
+	    "not a regular file (FIFO)"), 0);
+	ck_assert_str_eq(row,
+	    "-\tfailed\t0\t0\t0.000\t0\t-\tnot a regular file (FIFO)\n");
+	ck_assert_int_gt(result_format_failed(row, sizeof(row), "http://h/",
+	    ""), 0);
+	ck_assert_str_eq(row, "http://h/\tfailed\t0\t0\t0.000\t0\t-\t-\n");
+}
+END_TEST
+
+static char *
+filled(size_t n, int c)
+{
+	char *s = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* A row that does not fit is refused whole, never cut; the longest URL
+ * and path a job may hold, with an error text, fit RESULT_ROW_MAX. */
+START_TEST(test_too_long)
+{
+	struct result_row r = { .status = 404, .attempts = 99 };
+	char row[32], *big;
+
+	ck_assert_int_eq(result_format_failed(row, sizeof(row), "-",
+	    "an error text far longer than the buffer"), -1);
+	ck_assert_int_eq(result_format_failed(row, 0, "-", "x"), -1);
+	r.url = filled(JOB_LINE_MAX, 'u');
+	r.path = filled(JOB_PATH_MAX, 'p');
+	r.error = filled(255, 'e');
+	ck_assert_ptr_nonnull(big = malloc(RESULT_ROW_MAX));
+	ck_assert_int_gt(result_format(big, RESULT_ROW_MAX, &r),
+	    JOB_LINE_MAX + JOB_PATH_MAX + 255);
+	ck_assert_int_eq(result_format(big, JOB_LINE_MAX + 8, &r), -1);
+	free(big);
+	free((char *)r.url);
+	free((char *)r.path);
+	free((char *)r.error);
+}
+END_TEST
+
+START_TEST(test_row_ok)
+{
+	ck_assert(result_row_ok("u\tok\t200\n", 9));
+	ck_assert(result_row_ok("u\tok\t200", 8));
+	ck_assert(!result_row_ok("u\tfailed\t0\n", 11));
+	ck_assert(!result_row_ok("u\tokay\t0\n", 9));
+	ck_assert(!result_row_ok("ok\t", 3));
+	ck_assert(!result_row_ok("u\tok", 4));
+	ck_assert(!result_row_ok("", 0));
+	/* Only the first len bytes count. */
+	ck_assert(!result_row_ok("u\tok\t200\n", 4));
+}
+END_TEST
+
+static Suite *
+result_suite(void)
+{
+	Suite *s = suite_create("result");
+	TCase *tc = tcase_create("rows");
+
+	tcase_add_test(tc, test_header);
+	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_control_bytes);
+	tcase_add_test(tc, test_failed_row);
+	tcase_add_test(tc, test_too_long);
+	tcase_add_test(tc, test_row_ok);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return testlib_run(result_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
