@@ -200,6 +200,55 @@ send_request(struct ctl *c, const char *line)
 	return 0;
 }
 
+/* Room in c->buf for another read of 64 KiB. 0, or -1 (said). */
+static int
+reply_room(struct ctl *c)
+{
+	char *nb;
+
+	if (c->len + 65536 + 1 <= c->cap)
+		return 0;
+	if (c->cap >= REPLY_MAX) {
+		fprintf(stderr, "fetchctl: reply longer than %d bytes\n",
+		    REPLY_MAX);
+		return -1;
+	}
+	if ((nb = realloc(c->buf, c->cap * 2 + 65536 + 1)) == NULL) {
+		fprintf(stderr, "fetchctl: out of memory\n");
+		return -1;
+	}
+	c->buf = nb;
+	c->cap = c->cap * 2 + 65536 + 1;
+	return 0;
+}
+
+/* Wait for the daemon to send: 1 when it has, 0 to wait again (a signal
+ * came), -1 on error or timeout (said), -2 when interrupted. */
+static int
+wait_reply(const struct ctl *c, int timeout_ms)
+{
+	struct pollfd pfd;
+	int rv;
+
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	rv = poll(&pfd, 1, timeout_ms);
+	if (interrupted)
+		return -2;
+	if (rv == -1 && errno == EINTR)
+		return 0;
+	if (rv == -1) {
+		fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
+		return -1;
+	}
+	if (rv == 0) {
+		fprintf(stderr, "fetchctl: no reply from fetchd within %d s\n",
+		    timeout_ms / 1000);
+		return -1;
+	}
+	return 1;
+}
+
 /*
  * Next reply line (NUL-terminated, without the newline) into *line, valid
  * until the next call. 1, 0 at the end of the stream, -1 on error (said),
@@ -208,8 +257,7 @@ send_request(struct ctl *c, const char *line)
 static int
 read_line(struct ctl *c, int timeout_ms, char **line)
 {
-	struct pollfd pfd;
-	char *nl, *nb;
+	char *nl;
 	ssize_t r;
 	int rv;
 
@@ -225,36 +273,12 @@ read_line(struct ctl *c, int timeout_ms, char **line)
 			*line = c->buf;
 			return 1;
 		}
-		if (c->len + 65536 + 1 > c->cap) {
-			if (c->cap >= REPLY_MAX) {
-				fprintf(stderr, "fetchctl: reply longer than "
-				    "%d bytes\n", REPLY_MAX);
-				return -1;
-			}
-			if ((nb = realloc(c->buf, c->cap * 2 + 65536 + 1)) ==
-			    NULL) {
-				fprintf(stderr, "fetchctl: out of memory\n");
-				return -1;
-			}
-			c->buf = nb;
-			c->cap = c->cap * 2 + 65536 + 1;
-		}
-		pfd.fd = c->fd;
-		pfd.events = POLLIN;
-		rv = poll(&pfd, 1, timeout_ms);
-		if (interrupted)
-			return -2;
-		if (rv == -1 && errno == EINTR)
+		if (reply_room(c) == -1)
+			return -1;
+		if ((rv = wait_reply(c, timeout_ms)) == 0)
 			continue;
-		if (rv == -1) {
-			fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
-			return -1;
-		}
-		if (rv == 0) {
-			fprintf(stderr, "fetchctl: no reply from fetchd within "
-			    "%d s\n", timeout_ms / 1000);
-			return -1;
-		}
+		if (rv != 1)
+			return rv;
 		r = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -335,16 +359,59 @@ str_at(const json_t *o, const char *path)
 	return s != NULL ? s : "?";
 }
 
+/* "which ms    p50 ..., max ..." from st's latency_ms.which. */
+static void
+print_latency(FILE *fp, const json_t *st, const char *which, const char *eol)
+{
+	static const char *const q[] = { "p50", "p90", "p99", "max" };
+	char path[64], label[32];
+	double v[4];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "latency_ms.%s.%s", which, q[i]);
+		v[i] = proto_num(st, path, 0);
+	}
+	snprintf(label, sizeof(label), "%s ms", which);
+	fprintf(fp, "%-12sp50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s", label,
+	    v[0], v[1], v[2], v[3], eol);
+}
+
+/* What `stats` adds to the summary: errors by kind and the process. */
+static void
+print_summary_more(FILE *fp, const json_t *st, const char *eol)
+{
+	const json_t *errs, *v;
+	const char *key;
+	char rss[32];
+	int any = 0;
+
+	fprintf(fp, "errors     ");
+	if (json_is_object(errs = proto_get(st, "transfers.errors")))
+		json_object_foreach((json_t *)errs, key, v)
+			if (json_integer_value(v) > 0) {
+				fprintf(fp, " %s %lld", key,
+				    (long long)json_integer_value(v));
+				any = 1;
+			}
+	fprintf(fp, "%s%s", any ? "" : " none", eol);
+	proto_fmt_bytes(proto_num(st, "process.rss_bytes", 0), rss,
+	    sizeof(rss));
+	fprintf(fp, "process     cpu %.2fs user, %.2fs sys; rss %s; %.0f open "
+	    "fds; %.0f children restarted%s",
+	    proto_num(st, "process.cpu_user_s", 0),
+	    proto_num(st, "process.cpu_sys_s", 0), rss,
+	    proto_num(st, "process.open_fds", 0),
+	    proto_num(st, "process.children_restarted", 0), eol);
+}
+
 /* The summary `stats` prints and `watch` redraws: lines ending in eol. */
 static void
 print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 {
 	static const char *const windows[] = { "1s", "10s", "60s" };
-	const json_t *errs, *v;
-	const char *key;
-	char up[32], b[32], rss[32], path[64];
+	char up[32], b[32], path[64];
 	size_t i;
-	int any;
 
 	fmt_duration(proto_num(st, "uptime_s", 0), up, sizeof(up));
 	fprintf(fp, "fetchd %s (pid %.0f): %s model, %.0f workers "
@@ -377,36 +444,10 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	proto_fmt_bytes(proto_num(st, "bytes_total", 0), b, sizeof(b));
 	fprintf(fp, "received    %s in %.0f URLs%s", b,
 	    proto_num(st, "urls_total", 0), eol);
-	fprintf(fp, "ttfb ms     p50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s",
-	    proto_num(st, "latency_ms.ttfb.p50", 0),
-	    proto_num(st, "latency_ms.ttfb.p90", 0),
-	    proto_num(st, "latency_ms.ttfb.p99", 0),
-	    proto_num(st, "latency_ms.ttfb.max", 0), eol);
-	fprintf(fp, "total ms    p50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s",
-	    proto_num(st, "latency_ms.total.p50", 0),
-	    proto_num(st, "latency_ms.total.p90", 0),
-	    proto_num(st, "latency_ms.total.p99", 0),
-	    proto_num(st, "latency_ms.total.max", 0), eol);
-	if (!full)
-		return;
-	fprintf(fp, "errors     ");
-	any = 0;
-	if (json_is_object(errs = proto_get(st, "transfers.errors")))
-		json_object_foreach((json_t *)errs, key, v)
-			if (json_integer_value(v) > 0) {
-				fprintf(fp, " %s %lld", key,
-				    (long long)json_integer_value(v));
-				any = 1;
-			}
-	fprintf(fp, "%s%s", any ? "" : " none", eol);
-	proto_fmt_bytes(proto_num(st, "process.rss_bytes", 0), rss,
-	    sizeof(rss));
-	fprintf(fp, "process     cpu %.2fs user, %.2fs sys; rss %s; %.0f open "
-	    "fds; %.0f children restarted%s",
-	    proto_num(st, "process.cpu_user_s", 0),
-	    proto_num(st, "process.cpu_sys_s", 0), rss,
-	    proto_num(st, "process.open_fds", 0),
-	    proto_num(st, "process.children_restarted", 0), eol);
+	print_latency(fp, st, "ttfb", eol);
+	print_latency(fp, st, "total", eol);
+	if (full)
+		print_summary_more(fp, st, eol);
 }
 
 /* "label: N (first, second, ...)" from the count and the names at the
@@ -524,13 +565,41 @@ run_simple(struct ctl *c, const struct proto_cmd *cmd, const char *arg)
 	return status;
 }
 
+/* One reply of `watch`: the JSON line, a redrawn screen on a terminal,
+ * else a time-stamped status line. */
+static void
+print_watch(const struct ctl *c, const char *line, const json_t *o, long ms,
+    int tty, int first)
+{
+	char stamp[16], status[512];
+	struct tm tm;
+	time_t now;
+
+	if (c->out == OUT_JSON) {
+		printf("%s\n", line);
+		return;
+	}
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	if (tty) {
+		/* Home, each line cleared to its end, then the rest of the
+		 * screen. */
+		printf("%s\033[H", first ? "\033[2J" : "");
+		printf("%s  (every %ld ms; ^C to stop)\033[K\n", stamp, ms);
+		print_summary(stdout, o, "\033[K\n", 0);
+		printf("\033[J");
+	} else {
+		proto_status_line(o, status, sizeof(status));
+		printf("%s %s\n", stamp, status);
+	}
+}
+
 static int
 run_watch(struct ctl *c, long ms)
 {
-	char req[64], *line, stamp[16], status[512];
+	char req[64], *line;
 	struct sigaction sa;
-	struct tm tm;
-	time_t now;
 	json_t *o;
 	int rv, rc = PROTO_EXIT_OK, tty = isatty(STDOUT_FILENO), first = 1;
 
@@ -560,26 +629,7 @@ run_watch(struct ctl *c, long ms)
 			rc = rv != 0 ? rv : PROTO_EXIT_ERROR;
 			break;
 		}
-		if (c->out == OUT_JSON) {
-			printf("%s\n", line);
-		} else if (tty) {
-			/* Home, each line cleared to its end, then the rest
-			 * of the screen. */
-			printf("%s\033[H", first ? "\033[2J" : "");
-			now = time(NULL);
-			localtime_r(&now, &tm);
-			strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-			printf("%s  (every %ld ms; ^C to stop)\033[K\n", stamp,
-			    ms);
-			print_summary(stdout, o, "\033[K\n", 0);
-			printf("\033[J");
-		} else {
-			now = time(NULL);
-			localtime_r(&now, &tm);
-			strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-			proto_status_line(o, status, sizeof(status));
-			printf("%s %s\n", stamp, status);
-		}
+		print_watch(c, line, o, ms, tty, first);
 		first = 0;
 		json_decref(o);
 		if (fflush(stdout) == EOF) {
