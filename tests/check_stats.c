@@ -804,6 +804,45 @@ START_TEST(proto_helpers)
 }
 END_TEST
 
+START_TEST(proto_commands)
+{
+	const struct proto_cmd *cmd;
+	long ms = 0;
+
+	/* every row sits at its id, under a name found again by lookup */
+	for (size_t i = 0; i < PROTO_CMD__COUNT; i++) {
+		ck_assert_int_eq(proto_cmds[i].id, (int)i);
+		ck_assert_ptr_nonnull(proto_cmds[i].name);
+		ck_assert_ptr_eq(proto_cmd_find(proto_cmds[i].name),
+		    &proto_cmds[i]);
+		ck_assert_int_le(proto_cmds[i].min_args,
+		    proto_cmds[i].max_args);
+		ck_assert_ptr_nonnull(proto_cmds[i].args);
+		ck_assert_ptr_nonnull(proto_cmds[i].help);
+	}
+	ck_assert_ptr_null(proto_cmd_find("frobnicate"));
+	ck_assert_ptr_null(proto_cmd_find("PING"));
+	ck_assert_ptr_null(proto_cmd_find(""));
+	cmd = proto_cmd_find("cancel");
+	ck_assert_ptr_nonnull(cmd);
+	ck_assert_int_eq(cmd->id, PROTO_CMD_CANCEL);
+	ck_assert_int_eq(cmd->min_args, 1);
+	ck_assert_int_eq(cmd->max_args, 1);
+
+	ck_assert_int_eq(proto_watch_ms("250", &ms), 0);
+	ck_assert_int_eq(ms, 250);
+	ck_assert_int_eq(proto_watch_ms("100", &ms), 0);
+	ck_assert_int_eq(proto_watch_ms("60000", &ms), 0);
+	ck_assert_int_eq(ms, 60000);
+	ck_assert_int_eq(proto_watch_ms("99", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("60001", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("5x", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("99999999999999999999", &ms), -1);
+	ck_assert_int_eq(ms, 60000);    /* untouched on failure */
+}
+END_TEST
+
 static Suite *
 stats_suite(void)
 {
@@ -840,6 +879,7 @@ stats_suite(void)
 	tcase_add_test(tc, prometheus_label_escaping);
 	tcase_add_test(tc, status_line);
 	tcase_add_test(tc, proto_helpers);
+	tcase_add_test(tc, proto_commands);
 	suite_add_tcase(s, tc);
 	return s;
 }
