@@ -173,25 +173,35 @@ watch_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+cmd_ping(struct client *c, int argc, char **argv)
+{
+	client_send(c, json_pack("{s:b,s:s,s:I}", PROTO_KEY_PONG, 1,
+	    PROTO_KEY_VERSION, PACKAGE_VERSION, PROTO_KEY_PID,
+	    (json_int_t)getpid()));
+}
+
+static void
+cmd_stats(struct client *c, int argc, char **argv)
+{
+	client_send(c, c->ctl->hooks.stats(c->ctl->arg));
+}
+
+static void
+cmd_jobs(struct client *c, int argc, char **argv)
+{
+	client_send(c, c->ctl->hooks.jobs(c->ctl->arg));
+}
+
+static void
 cmd_watch(struct client *c, int argc, char **argv)
 {
 	struct timeval wtv = { CONTROL_WRITE_TIMEOUT, 0 }, tv;
 	long ms = PROTO_WATCH_DEFAULT_MS;
-	char *end;
 
-	if (argc > 2) {
-		client_error(c, "usage: watch [ms]");
+	if (argc == 2 && proto_watch_ms(argv[1], &ms) == -1) {
+		client_error(c, "watch: the interval is %d to %d ms",
+		    PROTO_WATCH_MIN_MS, PROTO_WATCH_MAX_MS);
 		return;
-	}
-	if (argc == 2) {
-		errno = 0;
-		ms = strtol(argv[1], &end, 10);
-		if (errno != 0 || *end != '\0' || end == argv[1] ||
-		    ms < PROTO_WATCH_MIN_MS || ms > PROTO_WATCH_MAX_MS) {
-			client_error(c, "watch: the interval is %d to %d ms",
-			    PROTO_WATCH_MIN_MS, PROTO_WATCH_MAX_MS);
-			return;
-		}
 	}
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -206,60 +216,91 @@ cmd_watch(struct client *c, int argc, char **argv)
 }
 
 static void
-cmd_run(struct client *c, int argc, char **argv)
+set_paused(struct client *c, int paused)
 {
 	struct control *ctl = c->ctl;
-	const char *cmd = argv[0];
-	char err[1024], word[64];
+
+	ctl->hooks.pause(ctl->arg, paused);
+	client_send(c, json_pack("{s:b}", PROTO_KEY_PAUSED,
+	    ctl->hooks.paused(ctl->arg)));
+}
+
+static void
+cmd_pause(struct client *c, int argc, char **argv)
+{
+	set_paused(c, 1);
+}
+
+static void
+cmd_resume(struct client *c, int argc, char **argv)
+{
+	set_paused(c, 0);
+}
+
+static void
+cmd_cancel(struct client *c, int argc, char **argv)
+{
+	struct control *ctl = c->ctl;
+	char word[64];
+
+	if (ctl->hooks.cancel(ctl->arg, argv[1]) == -1) {
+		proto_printable(argv[1], strlen(argv[1]), word, sizeof(word));
+		client_error(c, "no such job: %s", word);
+	} else
+		client_send(c, json_pack("{s:s}", PROTO_KEY_CANCELLED,
+		    argv[1]));
+}
+
+static void
+cmd_reload(struct client *c, int argc, char **argv)
+{
+	struct control *ctl = c->ctl;
+	char err[1024];
 	json_t *restart;
 
-	if (strcmp(cmd, PROTO_REQ_PING) == 0 && argc == 1) {
-		client_send(c, json_pack("{s:b,s:s,s:I}", PROTO_KEY_PONG, 1,
-		    PROTO_KEY_VERSION, PACKAGE_VERSION, PROTO_KEY_PID,
-		    (json_int_t)getpid()));
-	} else if (strcmp(cmd, PROTO_REQ_STATS) == 0 && argc == 1) {
-		client_send(c, ctl->hooks.stats(ctl->arg));
-	} else if (strcmp(cmd, PROTO_REQ_JOBS) == 0 && argc == 1) {
-		client_send(c, ctl->hooks.jobs(ctl->arg));
-	} else if (strcmp(cmd, PROTO_REQ_WATCH) == 0) {
-		cmd_watch(c, argc, argv);
-	} else if ((strcmp(cmd, PROTO_REQ_PAUSE) == 0 ||
-	    strcmp(cmd, PROTO_REQ_RESUME) == 0) && argc == 1) {
-		ctl->hooks.pause(ctl->arg, cmd[0] == 'p');
-		client_send(c, json_pack("{s:b}", PROTO_KEY_PAUSED,
-		    ctl->hooks.paused(ctl->arg)));
-	} else if (strcmp(cmd, PROTO_REQ_CANCEL) == 0 && argc == 2) {
-		if (ctl->hooks.cancel(ctl->arg, argv[1]) == -1) {
-			proto_printable(argv[1], strlen(argv[1]), word,
-			    sizeof(word));
-			client_error(c, "no such job: %s", word);
-		} else
-			client_send(c, json_pack("{s:s}", PROTO_KEY_CANCELLED,
-			    argv[1]));
-	} else if (strcmp(cmd, PROTO_REQ_RELOAD) == 0 && argc == 1) {
-		err[0] = '\0';
-		if ((restart = json_array()) == NULL)
-			client_error(c, "out of memory");
-		else if (ctl->hooks.reload(ctl->arg, restart, err,
-		    sizeof(err)) == -1)
-			client_error(c, "reload: %s", err);
-		else
-			client_send(c, json_pack("{s:b,s:O}", PROTO_KEY_RELOADED,
-			    1, PROTO_KEY_RESTART_NEEDED, restart));
-		json_decref(restart);
-	} else {
-		proto_printable(cmd, strlen(cmd), word, sizeof(word));
-		if (strcmp(word, PROTO_REQ_PING) == 0 ||
-		    strcmp(word, PROTO_REQ_STATS) == 0 ||
-		    strcmp(word, PROTO_REQ_JOBS) == 0 ||
-		    strcmp(word, PROTO_REQ_PAUSE) == 0 ||
-		    strcmp(word, PROTO_REQ_RESUME) == 0 ||
-		    strcmp(word, PROTO_REQ_CANCEL) == 0 ||
-		    strcmp(word, PROTO_REQ_RELOAD) == 0)
-			client_error(c, "%s: wrong number of arguments", word);
-		else
-			client_error(c, "unknown command: %s", word);
-	}
+	err[0] = '\0';
+	if ((restart = json_array()) == NULL)
+		client_error(c, "out of memory");
+	else if (ctl->hooks.reload(ctl->arg, restart, err, sizeof(err)) == -1)
+		client_error(c, "reload: %s", err);
+	else
+		client_send(c, json_pack("{s:b,s:O}", PROTO_KEY_RELOADED, 1,
+		    PROTO_KEY_RESTART_NEEDED, restart));
+	json_decref(restart);
+}
+
+/*
+ * What each command of proto_cmds does, by id. A handler runs only once
+ * the name is known and the number of arguments is within the row's
+ * bounds; argv[0] is the name.
+ */
+static void (*const cmd_handlers[PROTO_CMD__COUNT])(struct client *, int,
+    char **) = {
+	[PROTO_CMD_PING] = cmd_ping,
+	[PROTO_CMD_STATS] = cmd_stats,
+	[PROTO_CMD_JOBS] = cmd_jobs,
+	[PROTO_CMD_WATCH] = cmd_watch,
+	[PROTO_CMD_PAUSE] = cmd_pause,
+	[PROTO_CMD_RESUME] = cmd_resume,
+	[PROTO_CMD_CANCEL] = cmd_cancel,
+	[PROTO_CMD_RELOAD] = cmd_reload,
+};
+
+static void
+cmd_run(struct client *c, int argc, char **argv)
+{
+	const struct proto_cmd *cmd;
+	char word[64];
+
+	proto_printable(argv[0], strlen(argv[0]), word, sizeof(word));
+	if ((cmd = proto_cmd_find(argv[0])) == NULL)
+		client_error(c, "unknown command: %s", word);
+	else if (argc - 1 < cmd->min_args || argc - 1 > cmd->max_args)
+		client_error(c, "%s: wrong number of arguments", word);
+	else if (cmd_handlers[cmd->id] == NULL)
+		fatalx("control: no handler for %s", cmd->name);
+	else
+		cmd_handlers[cmd->id](c, argc, argv);
 }
 
 static void
@@ -589,13 +630,99 @@ socket_live(const struct sockaddr_un *sun)
 	return saved != ECONNREFUSED && saved != ENOENT;
 }
 
+/*
+ * Bind fd to sun. A socket file left by a dead daemon is removed and bound
+ * again; one a live daemon answers on, or anything that is not a socket,
+ * is left alone. 0, or -1 with a message in err.
+ */
+static int
+bind_or_replace(int fd, const struct sockaddr_un *sun, unsigned mode,
+    char *err, size_t errlen)
+{
+	const char *path = sun->sun_path;
+	struct stat sb;
+
+	if (bind_socket(fd, sun, mode) == 0)
+		return 0;
+	if (errno != EADDRINUSE)
+		goto fail;
+	if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket; not "
+		    "replacing it", path);
+		return -1;
+	}
+	if (socket_live(sun)) {
+		snprintf(err, errlen, "another fetchd is already listening on "
+		    "%s", path);
+		return -1;
+	}
+	log_info("removing the stale control socket %s", path);
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove the stale socket %s: %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	if (bind_socket(fd, sun, mode) == 0)
+		return 0;
+fail:
+	snprintf(err, errlen, "cannot bind the control socket %s: %s", path,
+	    strerror(errno));
+	return -1;
+}
+
+/*
+ * Remember the socket file just bound: its identity, so that only it is
+ * removed at the end, and its group, whose members may connect. 0, or -1
+ * with a message in err.
+ */
+static int
+note_socket(struct control *ctl, const char *path, unsigned mode, char *err,
+    size_t errlen)
+{
+	struct stat sb;
+
+	if ((ctl->path = strdup(path)) == NULL) {
+		unlink(path);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (lstat(path, &sb) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ctl->dev = sb.st_dev;
+	ctl->ino = sb.st_ino;
+	ctl->gid = sb.st_gid;
+	if (chmod(path, mode) == -1)    /* bits umask cannot give */
+		log_warn("chmod %s", path);
+	return 0;
+}
+
+static int
+start_listening(struct control *ctl, char *err, size_t errlen)
+{
+	if (listen(ctl->fd, SOMAXCONN) == -1) {
+		snprintf(err, errlen, "listen %s: %s", ctl->path,
+		    strerror(errno));
+		return -1;
+	}
+	ctl->ev_accept = event_new(ctl->base, ctl->fd, EV_READ | EV_PERSIST,
+	    accept_cb, ctl);
+	ctl->ev_resume = evtimer_new(ctl->base, resume_cb, ctl);
+	if (ctl->ev_accept == NULL || ctl->ev_resume == NULL ||
+	    event_add(ctl->ev_accept, NULL) == -1) {
+		snprintf(err, errlen, "cannot set up the control socket events");
+		return -1;
+	}
+	return 0;
+}
+
 struct control *
 control_new(struct event_base *base, const char *path, unsigned mode,
     const struct control_hooks *hooks, void *arg, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct control *ctl;
-	struct stat sb;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "socket path %s is too long", path);
@@ -619,60 +746,10 @@ control_new(struct event_base *base, const char *path, unsigned mode,
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
-	if (bind_socket(ctl->fd, &sun, mode) == -1) {
-		if (errno != EADDRINUSE) {
-			snprintf(err, errlen, "cannot bind the control socket "
-			    "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket; "
-			    "not replacing it", path);
-			goto fail;
-		}
-		if (socket_live(&sun)) {
-			snprintf(err, errlen, "another fetchd is already "
-			    "listening on %s", path);
-			goto fail;
-		}
-		log_info("removing the stale control socket %s", path);
-		if (unlink(path) == -1 && errno != ENOENT) {
-			snprintf(err, errlen, "cannot remove the stale socket "
-			    "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (bind_socket(ctl->fd, &sun, mode) == -1) {
-			snprintf(err, errlen, "cannot bind the control socket "
-			    "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-	}
-	if ((ctl->path = strdup(path)) == NULL) {
-		unlink(path);
-		snprintf(err, errlen, "out of memory");
+	if (bind_or_replace(ctl->fd, &sun, mode, err, errlen) == -1 ||
+	    note_socket(ctl, path, mode, err, errlen) == -1 ||
+	    start_listening(ctl, err, errlen) == -1)
 		goto fail;
-	}
-	if (lstat(path, &sb) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	ctl->dev = sb.st_dev;
-	ctl->ino = sb.st_ino;
-	ctl->gid = sb.st_gid;
-	if (chmod(path, mode) == -1)    /* bits umask cannot give */
-		log_warn("chmod %s", path);
-	if (listen(ctl->fd, SOMAXCONN) == -1) {
-		snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	ctl->ev_accept = event_new(base, ctl->fd, EV_READ | EV_PERSIST,
-	    accept_cb, ctl);
-	ctl->ev_resume = evtimer_new(base, resume_cb, ctl);
-	if (ctl->ev_accept == NULL || ctl->ev_resume == NULL ||
-	    event_add(ctl->ev_accept, NULL) == -1) {
-		snprintf(err, errlen, "cannot set up the control socket events");
-		goto fail;
-	}
 	log_info("control socket %s (mode %04o, group %ld)", path, mode,
 	    (long)ctl->gid);
 	return ctl;
@@ -705,12 +782,6 @@ control_free(struct control *ctl)
 		unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
-}
-
-size_t
-control_clients(const struct control *ctl)
-{
-	return ctl->nclients;
 }
 
 /*

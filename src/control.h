@@ -54,6 +54,4 @@ int control_metrics(struct control *c, const char *listen, char *err,
  * still ours. NULL is fine. */
 void control_free(struct control *c);
 
-size_t control_clients(const struct control *c);
-
 #endif

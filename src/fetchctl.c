@@ -3,17 +3,18 @@
  *
  * Every command but `submit` is one request line on the control socket
  * and the JSON replies to it (proto.h), printed for people, passed through
- * untouched with --json, or turned into Prometheus text. `submit` needs no
- * daemon: it stages each job in spool/tmp, validates the staged copy with
- * the daemon's own parser, and only when every job is good renames them
- * into spool/new, so the daemon never sees a partial or malformed job.
+ * untouched with --json, or turned into Prometheus text; the commands,
+ * their arguments and their usage lines are proto.c's table. `submit`
+ * needs no daemon: spool_submit() stages each job in spool/tmp, the
+ * daemon's own parser validates the staged copy here, and only when every
+ * job is good does spool.c rename them into spool/new, so the daemon never
+ * sees a partial or malformed job.
  *
  * Exit statuses (enum proto_exit): 0 success, 1 the daemon answered with
  * an error (or the command failed otherwise), 2 usage, 3 fetchd is not
  * running, 4 permission denied or another connection failure.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <poll.h>
@@ -32,9 +33,9 @@
 
 #include "config.h"
 #include "job.h"
+#include "log.h"
 #include "proto.h"
 #include "spool.h"
-#include "util.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/fetchd/fetchd.conf"
 #define REPLY_MAX (64 * 1024 * 1024)    /* bytes in one reply line */
@@ -48,6 +49,7 @@ struct ctl {
 	const char *config;             /* -c */
 	int config_given;
 	const char *name;               /* submit --name */
+	int help;                       /* -h */
 	enum output out;
 	int fd;
 	char *buf;                      /* reply bytes read so far */
@@ -57,20 +59,24 @@ struct ctl {
 
 static volatile sig_atomic_t interrupted;
 
+/* The commands' lines come from proto_cmds; submit is ours alone. */
 static void
 usage(FILE *fp)
 {
+	const struct proto_cmd *cmd;
+	char word[64];
+	size_t i;
+
+	fprintf(fp, "usage: fetchctl [-s socket | -c config] "
+	    "[--json | --prometheus] command [argument ...]\n"
+	    "commands:\n");
+	for (i = 0; i < PROTO_CMD__COUNT; i++) {
+		cmd = &proto_cmds[i];
+		snprintf(word, sizeof(word), "%s%s%s", cmd->name,
+		    cmd->args[0] != '\0' ? " " : "", cmd->args);
+		fprintf(fp, "  %-20s %s\n", word, cmd->help);
+	}
 	fprintf(fp,
-	    "usage: fetchctl [-s socket | -c config] [--json | --prometheus] "
-	    "command [argument ...]\n"
-	    "commands:\n"
-	    "  ping                 check that fetchd answers\n"
-	    "  stats                throughput, queues, latency, errors\n"
-	    "  jobs                 the jobs queued, running and finished\n"
-	    "  watch [ms]           live view, redrawn every ms (default %d)\n"
-	    "  pause | resume       stop / start again starting transfers\n"
-	    "  cancel JOB           cancel a job\n"
-	    "  reload               re-read the configuration (as SIGHUP)\n"
 	    "  submit [--name N] FILE... | -\n"
 	    "                       validate and queue jobs (no daemon needed)\n"
 	    "options:\n"
@@ -81,7 +87,7 @@ usage(FILE *fp)
 	    "  --prometheus  stats in the Prometheus text format\n"
 	    "exit status: 0 ok, 1 the daemon answered with an error, 2 usage,\n"
 	    "  3 fetchd is not running, 4 permission denied or another "
-	    "connection failure\n", PROTO_WATCH_DEFAULT_MS, DEFAULT_CONFIG);
+	    "connection failure\n", DEFAULT_CONFIG);
 }
 
 static void
@@ -194,6 +200,55 @@ send_request(struct ctl *c, const char *line)
 	return 0;
 }
 
+/* Room in c->buf for another read of 64 KiB. 0, or -1 (said). */
+static int
+reply_room(struct ctl *c)
+{
+	char *nb;
+
+	if (c->len + 65536 + 1 <= c->cap)
+		return 0;
+	if (c->cap >= REPLY_MAX) {
+		fprintf(stderr, "fetchctl: reply longer than %d bytes\n",
+		    REPLY_MAX);
+		return -1;
+	}
+	if ((nb = realloc(c->buf, c->cap * 2 + 65536 + 1)) == NULL) {
+		fprintf(stderr, "fetchctl: out of memory\n");
+		return -1;
+	}
+	c->buf = nb;
+	c->cap = c->cap * 2 + 65536 + 1;
+	return 0;
+}
+
+/* Wait for the daemon to send: 1 when it has, 0 to wait again (a signal
+ * came), -1 on error or timeout (said), -2 when interrupted. */
+static int
+wait_reply(const struct ctl *c, int timeout_ms)
+{
+	struct pollfd pfd;
+	int rv;
+
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	rv = poll(&pfd, 1, timeout_ms);
+	if (interrupted)
+		return -2;
+	if (rv == -1 && errno == EINTR)
+		return 0;
+	if (rv == -1) {
+		fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
+		return -1;
+	}
+	if (rv == 0) {
+		fprintf(stderr, "fetchctl: no reply from fetchd within %d s\n",
+		    timeout_ms / 1000);
+		return -1;
+	}
+	return 1;
+}
+
 /*
  * Next reply line (NUL-terminated, without the newline) into *line, valid
  * until the next call. 1, 0 at the end of the stream, -1 on error (said),
@@ -202,8 +257,7 @@ send_request(struct ctl *c, const char *line)
 static int
 read_line(struct ctl *c, int timeout_ms, char **line)
 {
-	struct pollfd pfd;
-	char *nl, *nb;
+	char *nl;
 	ssize_t r;
 	int rv;
 
@@ -219,36 +273,12 @@ read_line(struct ctl *c, int timeout_ms, char **line)
 			*line = c->buf;
 			return 1;
 		}
-		if (c->len + 65536 + 1 > c->cap) {
-			if (c->cap >= REPLY_MAX) {
-				fprintf(stderr, "fetchctl: reply longer than "
-				    "%d bytes\n", REPLY_MAX);
-				return -1;
-			}
-			if ((nb = realloc(c->buf, c->cap * 2 + 65536 + 1)) ==
-			    NULL) {
-				fprintf(stderr, "fetchctl: out of memory\n");
-				return -1;
-			}
-			c->buf = nb;
-			c->cap = c->cap * 2 + 65536 + 1;
-		}
-		pfd.fd = c->fd;
-		pfd.events = POLLIN;
-		rv = poll(&pfd, 1, timeout_ms);
-		if (interrupted)
-			return -2;
-		if (rv == -1 && errno == EINTR)
+		if (reply_room(c) == -1)
+			return -1;
+		if ((rv = wait_reply(c, timeout_ms)) == 0)
 			continue;
-		if (rv == -1) {
-			fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
-			return -1;
-		}
-		if (rv == 0) {
-			fprintf(stderr, "fetchctl: no reply from fetchd within "
-			    "%d s\n", timeout_ms / 1000);
-			return -1;
-		}
+		if (rv != 1)
+			return rv;
 		r = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -329,16 +359,59 @@ str_at(const json_t *o, const char *path)
 	return s != NULL ? s : "?";
 }
 
+/* "which ms    p50 ..., max ..." from st's latency_ms.which. */
+static void
+print_latency(FILE *fp, const json_t *st, const char *which, const char *eol)
+{
+	static const char *const q[] = { "p50", "p90", "p99", "max" };
+	char path[64], label[32];
+	double v[4];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "latency_ms.%s.%s", which, q[i]);
+		v[i] = proto_num(st, path, 0);
+	}
+	snprintf(label, sizeof(label), "%s ms", which);
+	fprintf(fp, "%-12sp50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s", label,
+	    v[0], v[1], v[2], v[3], eol);
+}
+
+/* What `stats` adds to the summary: errors by kind and the process. */
+static void
+print_summary_more(FILE *fp, const json_t *st, const char *eol)
+{
+	const json_t *errs, *v;
+	const char *key;
+	char rss[32];
+	int any = 0;
+
+	fprintf(fp, "errors     ");
+	if (json_is_object(errs = proto_get(st, "transfers.errors")))
+		json_object_foreach((json_t *)errs, key, v)
+			if (json_integer_value(v) > 0) {
+				fprintf(fp, " %s %lld", key,
+				    (long long)json_integer_value(v));
+				any = 1;
+			}
+	fprintf(fp, "%s%s", any ? "" : " none", eol);
+	proto_fmt_bytes(proto_num(st, "process.rss_bytes", 0), rss,
+	    sizeof(rss));
+	fprintf(fp, "process     cpu %.2fs user, %.2fs sys; rss %s; %.0f open "
+	    "fds; %.0f children restarted%s",
+	    proto_num(st, "process.cpu_user_s", 0),
+	    proto_num(st, "process.cpu_sys_s", 0), rss,
+	    proto_num(st, "process.open_fds", 0),
+	    proto_num(st, "process.children_restarted", 0), eol);
+}
+
 /* The summary `stats` prints and `watch` redraws: lines ending in eol. */
 static void
 print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 {
 	static const char *const windows[] = { "1s", "10s", "60s" };
-	const json_t *errs, *v;
-	const char *key;
-	char up[32], b[32], rss[32], path[64];
+	char up[32], b[32], path[64];
 	size_t i;
-	int any;
 
 	fmt_duration(proto_num(st, "uptime_s", 0), up, sizeof(up));
 	fprintf(fp, "fetchd %s (pid %.0f): %s model, %.0f workers "
@@ -371,36 +444,10 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	proto_fmt_bytes(proto_num(st, "bytes_total", 0), b, sizeof(b));
 	fprintf(fp, "received    %s in %.0f URLs%s", b,
 	    proto_num(st, "urls_total", 0), eol);
-	fprintf(fp, "ttfb ms     p50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s",
-	    proto_num(st, "latency_ms.ttfb.p50", 0),
-	    proto_num(st, "latency_ms.ttfb.p90", 0),
-	    proto_num(st, "latency_ms.ttfb.p99", 0),
-	    proto_num(st, "latency_ms.ttfb.max", 0), eol);
-	fprintf(fp, "total ms    p50 %.1f, p90 %.1f, p99 %.1f, max %.1f%s",
-	    proto_num(st, "latency_ms.total.p50", 0),
-	    proto_num(st, "latency_ms.total.p90", 0),
-	    proto_num(st, "latency_ms.total.p99", 0),
-	    proto_num(st, "latency_ms.total.max", 0), eol);
-	if (!full)
-		return;
-	fprintf(fp, "errors     ");
-	any = 0;
-	if (json_is_object(errs = proto_get(st, "transfers.errors")))
-		json_object_foreach((json_t *)errs, key, v)
-			if (json_integer_value(v) > 0) {
-				fprintf(fp, " %s %lld", key,
-				    (long long)json_integer_value(v));
-				any = 1;
-			}
-	fprintf(fp, "%s%s", any ? "" : " none", eol);
-	proto_fmt_bytes(proto_num(st, "process.rss_bytes", 0), rss,
-	    sizeof(rss));
-	fprintf(fp, "process     cpu %.2fs user, %.2fs sys; rss %s; %.0f open "
-	    "fds; %.0f children restarted%s",
-	    proto_num(st, "process.cpu_user_s", 0),
-	    proto_num(st, "process.cpu_sys_s", 0), rss,
-	    proto_num(st, "process.open_fds", 0),
-	    proto_num(st, "process.children_restarted", 0), eol);
+	print_latency(fp, st, "ttfb", eol);
+	print_latency(fp, st, "total", eol);
+	if (full)
+		print_summary_more(fp, st, eol);
 }
 
 /* "label: N (first, second, ...)" from the count and the names at the
@@ -463,7 +510,7 @@ print_reload(const json_t *o)
  * Commands on the socket.
  */
 static int
-print_reply(struct ctl *c, const char *cmd, const char *arg,
+print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
     const char *line, const json_t *o)
 {
 	char *text;
@@ -481,33 +528,45 @@ print_reply(struct ctl *c, const char *cmd, const char *arg,
 		free(text);
 		return PROTO_EXIT_OK;
 	}
-	if (strcmp(cmd, PROTO_REQ_PING) == 0)
+	switch (cmd->id) {
+	case PROTO_CMD_PING:
 		printf("fetchd %s is running (pid %.0f)\n",
 		    str_at(o, PROTO_KEY_VERSION), proto_num(o, PROTO_KEY_PID, 0));
-	else if (strcmp(cmd, PROTO_REQ_STATS) == 0)
+		break;
+	case PROTO_CMD_STATS:
 		print_summary(stdout, o, "\n", 1);
-	else if (strcmp(cmd, PROTO_REQ_JOBS) == 0)
+		break;
+	case PROTO_CMD_JOBS:
 		print_jobs(o);
-	else if (strcmp(cmd, PROTO_REQ_PAUSE) == 0)
+		break;
+	case PROTO_CMD_PAUSE:
 		printf("paused: running transfers go on, no new ones start\n");
-	else if (strcmp(cmd, PROTO_REQ_RESUME) == 0)
+		break;
+	case PROTO_CMD_RESUME:
 		printf("resumed\n");
-	else if (strcmp(cmd, PROTO_REQ_CANCEL) == 0)
+		break;
+	case PROTO_CMD_CANCEL:
 		printf("cancelled %s\n", arg);
-	else if (strcmp(cmd, PROTO_REQ_RELOAD) == 0)
+		break;
+	case PROTO_CMD_RELOAD:
 		print_reload(o);
+		break;
+	case PROTO_CMD_WATCH:           /* run_watch() prints its own */
+	case PROTO_CMD__COUNT:
+		break;
+	}
 	return PROTO_EXIT_OK;
 }
 
 static int
-run_simple(struct ctl *c, const char *cmd, const char *arg)
+run_simple(struct ctl *c, const struct proto_cmd *cmd, const char *arg)
 {
 	char req[PROTO_LINE_MAX + 2], *line;
 	json_t *o;
 	int rv, status;
 
-	snprintf(req, sizeof(req), "%s%s%s\n", cmd, arg != NULL ? " " : "",
-	    arg != NULL ? arg : "");
+	snprintf(req, sizeof(req), "%s%s%s\n", cmd->name,
+	    arg != NULL ? " " : "", arg != NULL ? arg : "");
 	if (send_request(c, req) == -1)
 		return PROTO_EXIT_DENIED;
 	if ((rv = read_line(c, REPLY_TIMEOUT_MS, &line)) != 1) {
@@ -524,13 +583,41 @@ run_simple(struct ctl *c, const char *cmd, const char *arg)
 	return status;
 }
 
+/* One reply of `watch`: the JSON line, a redrawn screen on a terminal,
+ * else a time-stamped status line. */
+static void
+print_watch(const struct ctl *c, const char *line, const json_t *o, long ms,
+    int tty, int first)
+{
+	char stamp[16], status[512];
+	struct tm tm;
+	time_t now;
+
+	if (c->out == OUT_JSON) {
+		printf("%s\n", line);
+		return;
+	}
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	if (tty) {
+		/* Home, each line cleared to its end, then the rest of the
+		 * screen. */
+		printf("%s\033[H", first ? "\033[2J" : "");
+		printf("%s  (every %ld ms; ^C to stop)\033[K\n", stamp, ms);
+		print_summary(stdout, o, "\033[K\n", 0);
+		printf("\033[J");
+	} else {
+		proto_status_line(o, status, sizeof(status));
+		printf("%s %s\n", stamp, status);
+	}
+}
+
 static int
 run_watch(struct ctl *c, long ms)
 {
-	char req[64], *line, stamp[16], status[512];
+	char req[64], *line;
 	struct sigaction sa;
-	struct tm tm;
-	time_t now;
 	json_t *o;
 	int rv, rc = PROTO_EXIT_OK, tty = isatty(STDOUT_FILENO), first = 1;
 
@@ -540,7 +627,8 @@ run_watch(struct ctl *c, long ms)
 	sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: poll returns */
 	sigaction(SIGTERM, &sa, NULL);
 
-	snprintf(req, sizeof(req), "%s %ld\n", PROTO_REQ_WATCH, ms);
+	snprintf(req, sizeof(req), "%s %ld\n", proto_cmds[PROTO_CMD_WATCH].name,
+	    ms);
 	if (send_request(c, req) == -1)
 		return PROTO_EXIT_DENIED;
 	for (;;) {
@@ -559,26 +647,7 @@ run_watch(struct ctl *c, long ms)
 			rc = rv != 0 ? rv : PROTO_EXIT_ERROR;
 			break;
 		}
-		if (c->out == OUT_JSON) {
-			printf("%s\n", line);
-		} else if (tty) {
-			/* Home, each line cleared to its end, then the rest
-			 * of the screen. */
-			printf("%s\033[H", first ? "\033[2J" : "");
-			now = time(NULL);
-			localtime_r(&now, &tm);
-			strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-			printf("%s  (every %ld ms; ^C to stop)\033[K\n", stamp,
-			    ms);
-			print_summary(stdout, o, "\033[K\n", 0);
-			printf("\033[J");
-		} else {
-			now = time(NULL);
-			localtime_r(&now, &tm);
-			strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-			proto_status_line(o, status, sizeof(status));
-			printf("%s %s\n", stamp, status);
-		}
+		print_watch(c, line, o, ms, tty, first);
 		first = 0;
 		json_decref(o);
 		if (fflush(stdout) == EOF) {
@@ -592,106 +661,16 @@ run_watch(struct ctl *c, long ms)
 /*
  * submit.
  */
-struct staged {
-	const char *file;               /* as given */
-	char name[SPOOL_NAME_MAX + 1];
-	int created;
-};
 
 /*
- * basename of file with anything outside [A-Za-z0-9._+@=,-] replaced and
- * leading dots dropped, then ".TIME.PID.N": unique per process, sortable,
- * and what spool_name_valid() accepts.
+ * spool_submit()'s check: the staged copy read with the daemon's own
+ * parser, and its URLs counted against max_job_urls (*arg). 0 or -1
+ * (said).
  */
 static int
-make_name(const char *file, unsigned n, char *buf, size_t len)
+validate(int fd, const struct spool_submission *job, void *arg)
 {
-	char base[SPOOL_NAME_MAX + 1], suffix[64];
-	const char *p;
-	size_t i = 0, keep;
-
-	p = strcmp(file, "-") == 0 ? "stdin" : file;
-	if (strrchr(p, '/') != NULL)
-		p = strrchr(p, '/') + 1;
-	while (*p == '.')
-		p++;
-	for (; *p != '\0' && i < sizeof(base) - 1; p++)
-		base[i++] = (strchr("._+@=,-", *p) != NULL ||
-		    (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9')) ? *p : '_';
-	base[i] = '\0';
-	if (i == 0)
-		snprintf(base, sizeof(base), "job");
-	snprintf(suffix, sizeof(suffix), ".%lld.%ld.%u",
-	    (long long)time(NULL), (long)getpid(), n);
-	keep = SPOOL_NAME_MAX - strlen(suffix);
-	if (strlen(base) > keep)
-		base[keep] = '\0';
-	if ((size_t)snprintf(buf, len, "%s%s", base, suffix) >= len)
-		return -1;
-	return spool_name_valid(buf) ? 0 : -1;
-}
-
-/* Copy file (or stdin) into tmp/<s->name>, synced. 0 or -1 (said). */
-static int
-stage(int tmpfd, struct staged *s, int *outfd)
-{
-	char buf[65536];
-	ssize_t r;
-	int in, fd;
-
-	if (strcmp(s->file, "-") == 0)
-		in = STDIN_FILENO;
-	else if ((in = open(s->file, O_RDONLY | O_CLOEXEC)) == -1) {
-		fprintf(stderr, "fetchctl: %s: %s\n", s->file, strerror(errno));
-		return -1;
-	}
-	fd = openat(tmpfd, s->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0640);
-	if (fd == -1) {
-		fprintf(stderr, "fetchctl: spool tmp/%s: %s\n", s->name,
-		    strerror(errno));
-		goto fail;
-	}
-	s->created = 1;
-	/* The daemon's group must be able to read it whatever our umask. */
-	if (fchmod(fd, 0640) == -1)
-		goto werr;
-	for (;;) {
-		r = read(in, buf, sizeof(buf));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			fprintf(stderr, "fetchctl: %s: %s\n", s->file,
-			    strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		if (util_write_all(fd, buf, (size_t)r) == -1)
-			goto werr;
-	}
-	if (fsync(fd) == -1)
-		goto werr;
-	if (in != STDIN_FILENO)
-		close(in);
-	*outfd = fd;
-	return 0;
-werr:
-	fprintf(stderr, "fetchctl: spool tmp/%s: %s\n", s->name,
-	    strerror(errno));
-fail:
-	if (fd != -1)
-		close(fd);
-	if (in != STDIN_FILENO)
-		close(in);
-	return -1;
-}
-
-/* Validate the staged copy with the daemon's parser. 0 or -1 (said). */
-static int
-validate(int fd, const struct staged *s, long max_urls)
-{
+	const long *max_urls = arg;
 	struct job_reader *r;
 	struct job_entry e;
 	char err[JOB_ERR_MAX + 64];
@@ -699,8 +678,9 @@ validate(int fd, const struct staged *s, long max_urls)
 	unsigned long last = (unsigned long)-1;
 	int rv;
 
-	if (lseek(fd, 0, SEEK_SET) == -1 || (r = job_reader_new(fd)) == NULL) {
-		fprintf(stderr, "fetchctl: %s: %s\n", s->file, strerror(errno));
+	if ((r = job_reader_new(fd)) == NULL) {
+		fprintf(stderr, "fetchctl: %s: %s\n", job->path,
+		    strerror(errno));
 		return -1;
 	}
 	for (;;) {
@@ -714,134 +694,133 @@ validate(int fd, const struct staged *s, long max_urls)
 			continue;
 		}
 		if (++errors <= SUBMIT_ERRORS_MAX)
-			fprintf(stderr, "%s: %s\n", s->file, err);
+			fprintf(stderr, "%s: %s\n", job->path, err);
 		if (job_reader_lineno(r) == last)
 			break;          /* a read error is sticky */
 		last = job_reader_lineno(r);
 	}
 	job_reader_free(r);
 	if (errors > SUBMIT_ERRORS_MAX)
-		fprintf(stderr, "%s: %ld more errors\n", s->file,
+		fprintf(stderr, "%s: %ld more errors\n", job->path,
 		    errors - SUBMIT_ERRORS_MAX);
 	if (errors == 0 && urls == 0) {
-		fprintf(stderr, "%s: no URLs\n", s->file);
+		fprintf(stderr, "%s: no URLs\n", job->path);
 		errors++;
 	}
-	if (errors == 0 && urls > max_urls) {
+	if (errors == 0 && urls > *max_urls) {
 		fprintf(stderr, "%s: %ld URLs, more than max_job_urls (%ld)\n",
-		    s->file, urls, max_urls);
+		    job->path, urls, *max_urls);
 		errors++;
 	}
 	return errors == 0 ? 0 : -1;
 }
 
+/* What submit refuses before touching the spool. PROTO_EXIT_OK, or
+ * PROTO_EXIT_USAGE (said). */
 static int
-open_dir(const char *spool, const char *sub)
+submit_usage(const struct ctl *c, int nfiles, char **files)
 {
-	char path[4096];
-	int fd;
+	int i, stdin_seen = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", spool, sub);
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		fprintf(stderr, "fetchctl: %s: %s\n", path, strerror(errno));
-	return fd;
+	if (c->name != NULL && nfiles != 1) {
+		fprintf(stderr, "fetchctl: --name takes one file\n");
+		return PROTO_EXIT_USAGE;
+	}
+	if (c->name != NULL && !spool_name_valid(c->name)) {
+		fprintf(stderr, "fetchctl: %s is not a valid job name: use "
+		    "[A-Za-z0-9._+@=,-], not starting with '.'\n", c->name);
+		return PROTO_EXIT_USAGE;
+	}
+	for (i = 0; i < nfiles; i++)
+		if (strcmp(files[i], "-") == 0 && stdin_seen++) {
+			fprintf(stderr, "fetchctl: - given twice\n");
+			return PROTO_EXIT_USAGE;
+		}
+	return PROTO_EXIT_OK;
 }
 
 /*
- * Stage every file, validate every staged copy, and only then rename them
- * all into new/: a bad job anywhere submits nothing.
+ * A job per file: named by --name, or after the file ("stdin" for "-");
+ * the name is kept in names[i]. 0, or -1 (said).
+ */
+static int
+name_jobs(const struct ctl *c, int nfiles, char **files,
+    struct spool_submission *jobs, char (*names)[SPOOL_NAME_MAX + 1])
+{
+	int i, in_stdin;
+
+	for (i = 0; i < nfiles; i++) {
+		in_stdin = strcmp(files[i], "-") == 0;
+		if (c->name != NULL)
+			snprintf(names[i], sizeof(names[i]), "%s", c->name);
+		else if (spool_name_from_path(in_stdin ? "stdin" : files[i],
+		    (unsigned)i, names[i], sizeof(names[i])) == -1) {
+			fprintf(stderr, "fetchctl: %s: cannot make a job name\n",
+			    files[i]);
+			return -1;
+		}
+		jobs[i].name = names[i];
+		jobs[i].path = files[i];
+		jobs[i].fd = in_stdin ? STDIN_FILENO : -1;
+	}
+	return 0;
+}
+
+/* Hand the files to spool_submit(); print the names of the jobs queued. */
+static int
+submit_jobs(const struct ctl *c, struct spool *sp, long max_urls,
+    int nfiles, char **files)
+{
+	struct spool_submission *jobs;
+	char (*names)[SPOOL_NAME_MAX + 1];
+	size_t done = 0, i;
+	int rc = PROTO_EXIT_ERROR;
+
+	jobs = calloc((size_t)nfiles, sizeof(*jobs));
+	names = calloc((size_t)nfiles, sizeof(*names));
+	if (jobs == NULL || names == NULL)
+		fprintf(stderr, "fetchctl: out of memory\n");
+	else if (name_jobs(c, nfiles, files, jobs, names) == 0) {
+		if (spool_submit(sp, jobs, (size_t)nfiles, validate, &max_urls,
+		    &done) == 0)
+			rc = PROTO_EXIT_OK;
+		else if (done == 0)
+			fprintf(stderr, "fetchctl: nothing submitted\n");
+		/* all of them, or those a failing file system let through */
+		for (i = 0; i < done; i++)
+			printf("%s\n", jobs[i].name);
+	}
+	free(jobs);
+	free(names);
+	return rc;
+}
+
+/*
+ * A producer's submit: no daemon needed, only write access to the spool's
+ * tmp/ and new/, which is opened but never created here.
  */
 static int
 run_submit(struct ctl *c, int nfiles, char **files)
 {
 	struct config cfg;
-	struct staged *st = NULL;
-	int tmpfd = -1, newfd = -1, rc = PROTO_EXIT_ERROR, bad = 0, i, fd;
-	int stdin_seen = 0;
+	struct spool sp;
+	char err[1024];
+	int rc, saved;
 
 	memset(&cfg, 0, sizeof(cfg));
 	if ((rc = load_config(c, &cfg)) != PROTO_EXIT_OK)
 		return rc;
-	rc = PROTO_EXIT_ERROR;
-	if (c->name != NULL && nfiles != 1) {
-		fprintf(stderr, "fetchctl: --name takes one file\n");
-		rc = PROTO_EXIT_USAGE;
+	if ((rc = submit_usage(c, nfiles, files)) != PROTO_EXIT_OK)
+		goto out;
+	if (spool_open_producer(&sp, cfg.spool_dir, err, sizeof(err)) == -1) {
+		saved = errno;
+		fprintf(stderr, "fetchctl: %s\n", err);
+		rc = saved == EACCES ? PROTO_EXIT_DENIED : PROTO_EXIT_ERROR;
 		goto out;
 	}
-	if (c->name != NULL && !spool_name_valid(c->name)) {
-		fprintf(stderr, "fetchctl: %s is not a valid job name: use "
-		    "[A-Za-z0-9._+@=,-], not starting with '.'\n", c->name);
-		rc = PROTO_EXIT_USAGE;
-		goto out;
-	}
-	for (i = 0; i < nfiles; i++)
-		if (strcmp(files[i], "-") == 0 && stdin_seen++) {
-			fprintf(stderr, "fetchctl: - given twice\n");
-			rc = PROTO_EXIT_USAGE;
-			goto out;
-		}
-	if ((st = calloc((size_t)nfiles, sizeof(*st))) == NULL) {
-		fprintf(stderr, "fetchctl: out of memory\n");
-		goto out;
-	}
-	if ((tmpfd = open_dir(cfg.spool_dir, "tmp")) == -1 ||
-	    (newfd = open_dir(cfg.spool_dir, "new")) == -1) {
-		if (errno == EACCES)
-			rc = PROTO_EXIT_DENIED;
-		goto out;
-	}
-	for (i = 0; i < nfiles; i++) {
-		st[i].file = files[i];
-		if (c->name != NULL)
-			snprintf(st[i].name, sizeof(st[i].name), "%s", c->name);
-		else if (make_name(files[i], (unsigned)i, st[i].name,
-		    sizeof(st[i].name)) == -1) {
-			fprintf(stderr, "fetchctl: %s: cannot make a job name\n",
-			    files[i]);
-			bad = 1;
-			continue;
-		}
-		if (stage(tmpfd, &st[i], &fd) == -1) {
-			bad = 1;
-			continue;
-		}
-		if (validate(fd, &st[i], cfg.max_job_urls) == -1)
-			bad = 1;
-		close(fd);
-	}
-	if (bad) {
-		fprintf(stderr, "fetchctl: nothing submitted\n");
-		goto out;
-	}
-	for (i = 0; i < nfiles; i++) {
-		if (util_rename_noreplace(tmpfd, st[i].name, newfd,
-		    st[i].name) == -1) {
-			fprintf(stderr, "fetchctl: %s: new/%s: %s\n",
-			    st[i].file, st[i].name, errno == EEXIST ?
-			    "a job of that name is queued already" :
-			    strerror(errno));
-			goto out;
-		}
-		st[i].created = 0;
-	}
-	if (fsync(newfd) == -1) {
-		fprintf(stderr, "fetchctl: fsync %s/new: %s\n", cfg.spool_dir,
-		    strerror(errno));
-		goto out;
-	}
-	for (i = 0; i < nfiles; i++)
-		printf("%s\n", st[i].name);
-	rc = PROTO_EXIT_OK;
+	rc = submit_jobs(c, &sp, cfg.max_job_urls, nfiles, files);
+	spool_close(&sp);
 out:
-	for (i = 0; st != NULL && i < nfiles; i++)
-		if (st[i].created && unlinkat(tmpfd, st[i].name, 0) == -1)
-			fprintf(stderr, "fetchctl: cannot remove tmp/%s: %s\n",
-			    st[i].name, strerror(errno));
-	if (tmpfd != -1)
-		close(tmpfd);
-	if (newfd != -1)
-		close(newfd);
-	free(st);
 	config_free(&cfg);
 	return rc;
 }
@@ -850,19 +829,7 @@ out:
  * main.
  */
 static int
-check_args(const char *cmd, int argc, int min, int max)
-{
-	if (argc < min || argc > max) {
-		fprintf(stderr, "fetchctl: %s: wrong number of arguments\n",
-		    cmd);
-		usage(stderr);
-		return -1;
-	}
-	return 0;
-}
-
-int
-main(int argc, char *argv[])
+parse_options(struct ctl *c, int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -871,39 +838,29 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl c;
-	struct config cfg;
-	const char *cmd, *arg = NULL, *path, *p;
-	char *end;
-	long ms = PROTO_WATCH_DEFAULT_MS;
-	int ch, rc, nargs;
+	int ch;
 
-	memset(&c, 0, sizeof(c));
-	memset(&cfg, 0, sizeof(cfg));
-	c.fd = -1;
-	c.config = DEFAULT_CONFIG;
-	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "s:c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			c.socket = optarg;
+			c->socket = optarg;
 			break;
 		case 'c':
-			c.config = optarg;
-			c.config_given = 1;
+			c->config = optarg;
+			c->config_given = 1;
 			break;
 		case 'j':
-			c.out = OUT_JSON;
+			c->out = OUT_JSON;
 			break;
 		case 'p':
-			c.out = OUT_PROMETHEUS;
+			c->out = OUT_PROMETHEUS;
 			break;
 		case 'n':
-			c.name = optarg;
+			c->name = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			c->help = 1;
 			return PROTO_EXIT_OK;
 		default:
 			fprintf(stderr, "fetchctl: bad option or missing "
@@ -912,14 +869,126 @@ main(int argc, char *argv[])
 			return PROTO_EXIT_USAGE;
 		}
 	}
+	return PROTO_EXIT_OK;
+}
+
+/* A job name fit to send: printable, no blanks, within a request line. */
+static int
+job_word_ok(const char *arg)
+{
+	const char *p;
+
+	for (p = arg; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return 0;
+	return *arg != '\0' && strlen(arg) <= PROTO_LINE_MAX - 16;
+}
+
+/*
+ * The command word and its arguments, checked against proto_cmds before
+ * anything is sent: *cmdp is set, and for watch *ms. PROTO_EXIT_OK, or
+ * PROTO_EXIT_USAGE (said).
+ */
+static int
+check_command(const struct ctl *c, const char *word, int nargs, char **args,
+    const struct proto_cmd **cmdp, long *ms)
+{
+	const struct proto_cmd *cmd = proto_cmd_find(word);
+
+	if (c->name != NULL) {
+		fprintf(stderr, "fetchctl: --name is for submit\n");
+		return PROTO_EXIT_USAGE;
+	}
+	if (c->out == OUT_PROMETHEUS &&
+	    (cmd == NULL || cmd->id != PROTO_CMD_STATS)) {
+		fprintf(stderr, "fetchctl: --prometheus is for stats\n");
+		return PROTO_EXIT_USAGE;
+	}
+	if (cmd == NULL) {
+		fprintf(stderr, "fetchctl: unknown command %s\n", word);
+		usage(stderr);
+		return PROTO_EXIT_USAGE;
+	}
+	if (nargs < cmd->min_args || nargs > cmd->max_args) {
+		fprintf(stderr, "fetchctl: %s: wrong number of arguments\n",
+		    word);
+		usage(stderr);
+		return PROTO_EXIT_USAGE;
+	}
+	if (cmd->id == PROTO_CMD_CANCEL && !job_word_ok(args[0])) {
+		fprintf(stderr, "fetchctl: %s is not a job name\n", args[0]);
+		return PROTO_EXIT_USAGE;
+	}
+	if (cmd->id == PROTO_CMD_WATCH && nargs == 1 &&
+	    proto_watch_ms(args[0], ms) == -1) {
+		fprintf(stderr, "fetchctl: watch: the interval is %d to %d ms\n",
+		    PROTO_WATCH_MIN_MS, PROTO_WATCH_MAX_MS);
+		return PROTO_EXIT_USAGE;
+	}
+	*cmdp = cmd;
+	return PROTO_EXIT_OK;
+}
+
+/* Connect (-s, else $FETCHD_SOCKET, else the config's socket) and run. */
+static int
+run_command(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
+    long ms)
+{
+	struct config cfg;
+	const char *path;
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if ((path = c->socket) == NULL &&
+	    ((path = getenv("FETCHD_SOCKET")) == NULL || *path == '\0')) {
+		if ((rc = load_config(c, &cfg)) != PROTO_EXIT_OK)
+			return rc;
+		path = cfg.socket_path;
+	}
+	if ((rc = connect_daemon(c, path)) != PROTO_EXIT_OK) {
+		config_free(&cfg);
+		return rc;
+	}
+	if (cmd->id == PROTO_CMD_WATCH)
+		rc = run_watch(c, ms);
+	else
+		rc = run_simple(c, cmd, arg);
+	close(c->fd);
+	free(c->buf);
+	config_free(&cfg);
+	if (fflush(stdout) == EOF && rc == PROTO_EXIT_OK)
+		rc = PROTO_EXIT_ERROR;
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const struct proto_cmd *cmd;
+	struct ctl c;
+	long ms = PROTO_WATCH_DEFAULT_MS;
+	const char *word;
+	int rc, nargs;
+
+	memset(&c, 0, sizeof(c));
+	c.fd = -1;
+	c.config = DEFAULT_CONFIG;
+	signal(SIGPIPE, SIG_IGN);
+	/* What spool.c finds wrong during submit it says through log.c. */
+	log_init("fetchctl", LOG_LVL_WARN);
+	if ((rc = parse_options(&c, argc, argv)) != PROTO_EXIT_OK)
+		return rc;
+	if (c.help) {
+		usage(stdout);
+		return PROTO_EXIT_OK;
+	}
 	if (optind >= argc) {
 		usage(stderr);
 		return PROTO_EXIT_USAGE;
 	}
-	cmd = argv[optind++];
+	word = argv[optind++];
 	nargs = argc - optind;
-
-	if (strcmp(cmd, "submit") == 0) {
+	if (strcmp(word, "submit") == 0) {
 		if (nargs < 1) {
 			fprintf(stderr, "fetchctl: submit: no job file\n");
 			usage(stderr);
@@ -927,73 +996,8 @@ main(int argc, char *argv[])
 		}
 		return run_submit(&c, nargs, argv + optind);
 	}
-	if (c.name != NULL) {
-		fprintf(stderr, "fetchctl: --name is for submit\n");
-		return PROTO_EXIT_USAGE;
-	}
-	if (c.out == OUT_PROMETHEUS && strcmp(cmd, PROTO_REQ_STATS) != 0) {
-		fprintf(stderr, "fetchctl: --prometheus is for stats\n");
-		return PROTO_EXIT_USAGE;
-	}
-	if (strcmp(cmd, PROTO_REQ_PING) == 0 ||
-	    strcmp(cmd, PROTO_REQ_STATS) == 0 ||
-	    strcmp(cmd, PROTO_REQ_JOBS) == 0 ||
-	    strcmp(cmd, PROTO_REQ_PAUSE) == 0 ||
-	    strcmp(cmd, PROTO_REQ_RESUME) == 0 ||
-	    strcmp(cmd, PROTO_REQ_RELOAD) == 0) {
-		if (check_args(cmd, nargs, 0, 0) == -1)
-			return PROTO_EXIT_USAGE;
-	} else if (strcmp(cmd, PROTO_REQ_CANCEL) == 0) {
-		if (check_args(cmd, nargs, 1, 1) == -1)
-			return PROTO_EXIT_USAGE;
-		arg = argv[optind];
-		for (p = arg; *p != '\0'; p++)
-			if ((unsigned char)*p <= ' ' || *p == 0x7f)
-				break;
-		if (*arg == '\0' || *p != '\0' ||
-		    strlen(arg) > PROTO_LINE_MAX - 16) {
-			fprintf(stderr, "fetchctl: %s is not a job name\n", arg);
-			return PROTO_EXIT_USAGE;
-		}
-	} else if (strcmp(cmd, PROTO_REQ_WATCH) == 0) {
-		if (check_args(cmd, nargs, 0, 1) == -1)
-			return PROTO_EXIT_USAGE;
-		if (nargs == 1) {
-			errno = 0;
-			ms = strtol(argv[optind], &end, 10);
-			if (errno != 0 || *end != '\0' ||
-			    ms < PROTO_WATCH_MIN_MS || ms > PROTO_WATCH_MAX_MS) {
-				fprintf(stderr, "fetchctl: watch: the interval "
-				    "is %d to %d ms\n", PROTO_WATCH_MIN_MS,
-				    PROTO_WATCH_MAX_MS);
-				return PROTO_EXIT_USAGE;
-			}
-		}
-	} else {
-		fprintf(stderr, "fetchctl: unknown command %s\n", cmd);
-		usage(stderr);
-		return PROTO_EXIT_USAGE;
-	}
-
-	/* The socket: -s, else $FETCHD_SOCKET, else the config's. */
-	if ((path = c.socket) == NULL &&
-	    ((path = getenv("FETCHD_SOCKET")) == NULL || *path == '\0')) {
-		if ((rc = load_config(&c, &cfg)) != PROTO_EXIT_OK)
-			return rc;
-		path = cfg.socket_path;
-	}
-	if ((rc = connect_daemon(&c, path)) != PROTO_EXIT_OK) {
-		config_free(&cfg);
+	if ((rc = check_command(&c, word, nargs, argv + optind, &cmd,
+	    &ms)) != PROTO_EXIT_OK)
 		return rc;
-	}
-	if (strcmp(cmd, PROTO_REQ_WATCH) == 0)
-		rc = run_watch(&c, ms);
-	else
-		rc = run_simple(&c, cmd, arg);
-	close(c.fd);
-	free(c.buf);
-	config_free(&cfg);
-	if (fflush(stdout) == EOF && rc == PROTO_EXIT_OK)
-		rc = PROTO_EXIT_ERROR;
-	return rc;
+	return run_command(&c, cmd, nargs > 0 ? argv[optind] : NULL, ms);
 }

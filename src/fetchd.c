@@ -643,7 +643,7 @@ ctl_stats(void *arg)
 		lv.workers_busy += es.busy;
 		lv.children_restarted += es.restarts;
 	}
-	lv.jobs_queued = stats_count_queued(d->stats, d->spool.newfd, now);
+	lv.jobs_queued = stats_count_queued(d->stats, &d->spool, now);
 	lv.jobs_active = (long)jobs_count(d->jobs);
 	lv.transfers_queued = (long)(sched_ready(d->sched) +
 	    sched_waiting(d->sched));
@@ -657,7 +657,7 @@ ctl_jobs(void *arg)
 {
 	struct daemon *d = arg;
 
-	return stats_jobs_json(d->stats, d->jobs, d->spool.newfd);
+	return stats_jobs_json(d->stats, d->jobs, &d->spool);
 }
 
 static void

@@ -1,18 +1,70 @@
 /*
  * proto.c: what fetchd and fetchctl share about the control protocol:
- * reply objects, request splitting, and the two renderings of a stats
- * object that are not JSON (the Prometheus text and the one-line summary).
+ * the commands, reply objects, request splitting, and the two renderings
+ * of a stats object that are not JSON (the Prometheus text and the
+ * one-line summary).
  *
- * The Prometheus names come from one table mapping a stats path to a
- * metric, so the socket, `fetchctl --prometheus` and the metrics endpoint
- * cannot drift apart.
+ * The commands are one table (name, arguments, usage line) that the
+ * daemon's dispatch and fetchctl's checks and usage both read, as the
+ * Prometheus names come from one table mapping a stats path to a metric,
+ * so the socket, `fetchctl --prometheus` and the metrics endpoint cannot
+ * drift apart.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
+
+#define STR(x) STR_(x)
+#define STR_(x) #x
+
+/* Indexed by id: the order is that of `fetchctl -h`. */
+const struct proto_cmd proto_cmds[PROTO_CMD__COUNT] = {
+	[PROTO_CMD_PING] = { PROTO_CMD_PING, "ping", 0, 0, "",
+	    "check that fetchd answers" },
+	[PROTO_CMD_STATS] = { PROTO_CMD_STATS, "stats", 0, 0, "",
+	    "throughput, queues, latency, errors" },
+	[PROTO_CMD_JOBS] = { PROTO_CMD_JOBS, "jobs", 0, 0, "",
+	    "the jobs queued, running and finished" },
+	[PROTO_CMD_WATCH] = { PROTO_CMD_WATCH, "watch", 0, 1, "[ms]",
+	    "live view, redrawn every ms (default "
+	    STR(PROTO_WATCH_DEFAULT_MS) ")" },
+	[PROTO_CMD_PAUSE] = { PROTO_CMD_PAUSE, "pause", 0, 0, "",
+	    "stop starting transfers" },
+	[PROTO_CMD_RESUME] = { PROTO_CMD_RESUME, "resume", 0, 0, "",
+	    "start transfers again" },
+	[PROTO_CMD_CANCEL] = { PROTO_CMD_CANCEL, "cancel", 1, 1, "JOB",
+	    "cancel a job" },
+	[PROTO_CMD_RELOAD] = { PROTO_CMD_RELOAD, "reload", 0, 0, "",
+	    "re-read the configuration (as SIGHUP)" },
+};
+
+const struct proto_cmd *
+proto_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < PROTO_CMD__COUNT; i++)
+		if (strcmp(proto_cmds[i].name, name) == 0)
+			return &proto_cmds[i];
+	return NULL;
+}
+
+int
+proto_watch_ms(const char *s, long *ms)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' ||
+	    v < PROTO_WATCH_MIN_MS || v > PROTO_WATCH_MAX_MS)
+		return -1;
+	*ms = v;
+	return 0;
+}
 
 json_t *
 proto_reply(void)

@@ -22,19 +22,43 @@
 #define PROTO_VERSION 1
 #define PROTO_LINE_MAX 4096     /* bytes in a request, newline excluded */
 
-/* Requests. */
-#define PROTO_REQ_PING "ping"
-#define PROTO_REQ_STATS "stats"
-#define PROTO_REQ_JOBS "jobs"
-#define PROTO_REQ_WATCH "watch"     /* watch [ms] */
-#define PROTO_REQ_PAUSE "pause"
-#define PROTO_REQ_RESUME "resume"
-#define PROTO_REQ_CANCEL "cancel"   /* cancel JOB */
-#define PROTO_REQ_RELOAD "reload"
+/*
+ * Requests: the commands are the rows of proto_cmds, the one list of them.
+ * fetchd (control.c) keeps a handler for each id, fetchctl a way to print
+ * each reply; neither has a list of names of its own.
+ */
+enum proto_cmd_id {
+	PROTO_CMD_PING,
+	PROTO_CMD_STATS,
+	PROTO_CMD_JOBS,
+	PROTO_CMD_WATCH,
+	PROTO_CMD_PAUSE,
+	PROTO_CMD_RESUME,
+	PROTO_CMD_CANCEL,
+	PROTO_CMD_RELOAD,
+	PROTO_CMD__COUNT
+};
+
+struct proto_cmd {
+	enum proto_cmd_id id;           /* its index in proto_cmds */
+	const char *name;               /* the request's first word */
+	int min_args, max_args;         /* words that may follow it */
+	const char *args;               /* them, for usage: "[ms]", "JOB" */
+	const char *help;               /* a line of usage */
+};
+
+extern const struct proto_cmd proto_cmds[PROTO_CMD__COUNT];
+
+/* The command named name (exactly), or NULL. */
+const struct proto_cmd *proto_cmd_find(const char *name);
 
 #define PROTO_WATCH_DEFAULT_MS 1000
 #define PROTO_WATCH_MIN_MS 100
 #define PROTO_WATCH_MAX_MS 60000
+
+/* The interval of `watch`: s as a decimal number of milliseconds from
+ * PROTO_WATCH_MIN_MS to PROTO_WATCH_MAX_MS into *ms. 0, or -1. */
+int proto_watch_ms(const char *s, long *ms);
 
 /* Reply keys beyond the stats object's own. */
 #define PROTO_KEY_PROTO "proto"

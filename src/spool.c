@@ -10,6 +10,9 @@
  * ever replaces a file, so a kill -9 at any instant loses no job and
  * finishes none twice.
  *
+ * The producers' side of the hand-off is here too (spool_submit(), used by
+ * fetchctl submit), so that the crash-safe steps are written once.
+ *
  * All directory work goes through the descriptors opened by spool_open():
  * a directory swapped for a symlink afterwards cannot redirect a write.
  * Entries in new/ belong to producers and are never followed here: their
@@ -189,6 +192,53 @@ name_candidate(char *cand, size_t len, const char *base, unsigned n)
 }
 
 /*
+ * Create dirfd/name, O_EXCL and O_NOFOLLOW, mode SPOOL_FILE_MODE less the
+ * umask; read-write, so a caller can read back what it wrote. With stale
+ * set, a file of that name is a temporary of ours left by a crash and is
+ * removed first; without, it belongs to someone else and the create fails
+ * with EEXIST. fd, or -1 (logged, errno kept).
+ */
+static int
+create_excl(struct spool *sp, int dirfd, const char *dir, const char *name,
+    int stale)
+{
+	int fd = -1, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, SPOOL_FILE_MODE);
+		if (fd != -1 || errno != EEXIST || !stale)
+			break;
+		if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
+			break;
+	}
+	if (fd == -1)
+		log_warn("create %s/%s/%s", sp->root, dir, name);
+	return fd;
+}
+
+/* fsync and close fd, dir/name's: the data is on disk before any rename.
+ * fd is closed either way. 0, or -1 (logged, errno kept). */
+static int
+sync_close(struct spool *sp, int fd, const char *dir, const char *name)
+{
+	int saved;
+
+	if (fsync(fd) == -1) {
+		saved = errno;
+		log_warn("fsync %s/%s/%s", sp->root, dir, name);
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) == -1) {
+		log_warn("close %s/%s/%s", sp->root, dir, name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Create dirfd/final holding data, crash-safely: write a temporary dot
  * file, fsync, close, rename without replacing. A temporary left by an
  * earlier crash is ours (nothing else writes these names) and is removed
@@ -200,7 +250,7 @@ write_file_at(struct spool *sp, int dirfd, const char *dir, const char *final,
     const char *data, size_t len)
 {
 	char tmp[NAME_MAX + 1];
-	int fd = -1, saved, tries;
+	int fd, saved;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", final) >=
 	    sizeof(tmp)) {
@@ -208,32 +258,17 @@ write_file_at(struct spool *sp, int dirfd, const char *dir, const char *final,
 		log_warn("%s/%s/%s", sp->root, dir, final);
 		return -1;
 	}
-	for (tries = 0; tries < 2; tries++) {
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, SPOOL_FILE_MODE);
-		if (fd != -1 || errno != EEXIST)
-			break;
-		if (unlinkat(dirfd, tmp, 0) == -1 && errno != ENOENT)
-			break;
-	}
-	if (fd == -1) {
-		log_warn("create %s/%s/%s", sp->root, dir, tmp);
+	if ((fd = create_excl(sp, dirfd, dir, tmp, 1)) == -1)
 		return -1;
-	}
 	if (util_write_all(fd, data, len) == -1) {
+		saved = errno;
 		log_warn("write %s/%s/%s", sp->root, dir, tmp);
+		close(fd);
+		errno = saved;
 		goto fail;
 	}
-	if (fsync(fd) == -1) {
-		log_warn("fsync %s/%s/%s", sp->root, dir, tmp);
+	if (sync_close(sp, fd, dir, tmp) == -1)
 		goto fail;
-	}
-	saved = close(fd);
-	fd = -1;
-	if (saved == -1) {
-		log_warn("close %s/%s/%s", sp->root, dir, tmp);
-		goto fail;
-	}
 	if (util_rename_noreplace(dirfd, tmp, dirfd, final) == -1) {
 		if (errno != EEXIST)
 			log_warn("rename %s/%s/%s", sp->root, dir, tmp);
@@ -242,8 +277,6 @@ write_file_at(struct spool *sp, int dirfd, const char *dir, const char *final,
 	return 0;
 fail:
 	saved = errno;
-	if (fd != -1)
-		close(fd);
 	unlinkat(dirfd, tmp, 0);
 	errno = saved;
 	return -1;
@@ -286,6 +319,45 @@ mkdir_parents(const char *root, char *err, size_t errlen)
 }
 
 /*
+ * Open dirfd/name, a directory on dev (rename(2) cannot cross file
+ * systems), without following a symlink. fd, or -1 with a message in err
+ * and errno kept.
+ */
+static int
+open_dir_at(int dirfd, const char *root, const char *name, dev_t dev,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, saved;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		snprintf(err, errlen, "open %s/%s: %s", root, name,
+		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "stat %s/%s: %s", root, name,
+		    strerror(errno));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (st.st_dev != dev) {
+		snprintf(err, errlen, "%s/%s: on another file system than %s",
+		    root, name, root);
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	return fd;
+}
+
+/*
  * Open (creating when missing) dirfd/name. A directory created here gets
  * exactly mode, whatever the umask, since new/ must be group-writable for
  * producers; an existing one keeps the mode its owner gave it.
@@ -294,7 +366,6 @@ static int
 open_subdir(int dirfd, const char *root, const char *name, mode_t mode,
     dev_t dev, char *err, size_t errlen)
 {
-	struct stat st;
 	int created = 0, fd;
 
 	if (mkdirat(dirfd, name, mode) == 0)
@@ -304,33 +375,54 @@ open_subdir(int dirfd, const char *root, const char *name, mode_t mode,
 		    strerror(errno));
 		return -1;
 	}
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd == -1) {
-		snprintf(err, errlen, "open %s/%s: %s", root, name,
-		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
+	if ((fd = open_dir_at(dirfd, root, name, dev, err, errlen)) == -1)
 		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "stat %s/%s: %s", root, name,
-		    strerror(errno));
-		goto fail;
-	}
-	if (st.st_dev != dev) {
-		/* rename(2) cannot cross file systems */
-		snprintf(err, errlen, "%s/%s: on another file system than %s",
-		    root, name, root);
-		goto fail;
-	}
 	if (created && fchmod(fd, mode) == -1) {
 		snprintf(err, errlen, "chmod %s/%s: %s", root, name,
 		    strerror(errno));
-		goto fail;
+		close(fd);
+		return -1;
 	}
 	return fd;
-fail:
-	close(fd);
-	return -1;
+}
+
+/* sp->root from root: "spool/" and "spool" are the same directory. */
+static int
+set_root(struct spool *sp, const char *root, char *err, size_t errlen)
+{
+	size_t len;
+
+	spool_reset(sp);
+	if (root == NULL || root[0] == '\0') {
+		snprintf(err, errlen, "empty spool directory name");
+		errno = EINVAL;
+		return -1;
+	}
+	if ((sp->root = strdup(root)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (len = strlen(sp->root); len > 1 && sp->root[len - 1] == '/'; len--)
+		sp->root[len - 1] = '\0';
+	return 0;
+}
+
+/* Open sp->root, which may be reached through a symlink; st gets its
+ * status. 0, or -1 with a message in err and errno kept. */
+static int
+open_root(struct spool *sp, struct stat *st, char *err, size_t errlen)
+{
+	int saved;
+
+	sp->rootfd = open(sp->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->rootfd == -1 || fstat(sp->rootfd, st) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s %s: %s", sp->rootfd == -1 ? "open" :
+		    "stat", sp->root, strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -342,20 +434,9 @@ spool_open(struct spool *sp, const char *root, char *err, size_t errlen)
 {
 	struct stat st;
 	int created = 0;
-	size_t len;
 
-	spool_reset(sp);
-	if (root == NULL || root[0] == '\0') {
-		snprintf(err, errlen, "empty spool directory name");
+	if (set_root(sp, root, err, errlen) == -1)
 		return -1;
-	}
-	if ((sp->root = strdup(root)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	/* "spool/" and "spool" are the same directory */
-	for (len = strlen(sp->root); len > 1 && sp->root[len - 1] == '/'; len--)
-		sp->root[len - 1] = '\0';
 	root = sp->root;
 	if (mkdir_parents(root, err, errlen) == -1)
 		goto fail;
@@ -365,15 +446,8 @@ spool_open(struct spool *sp, const char *root, char *err, size_t errlen)
 		snprintf(err, errlen, "mkdir %s: %s", root, strerror(errno));
 		goto fail;
 	}
-	sp->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sp->rootfd == -1) {
-		snprintf(err, errlen, "open %s: %s", root, strerror(errno));
+	if (open_root(sp, &st, err, errlen) == -1)
 		goto fail;
-	}
-	if (fstat(sp->rootfd, &st) == -1) {
-		snprintf(err, errlen, "stat %s: %s", root, strerror(errno));
-		goto fail;
-	}
 	if (created && fchmod(sp->rootfd, 0750) == -1) {
 		snprintf(err, errlen, "chmod %s: %s", root, strerror(errno));
 		goto fail;
@@ -1402,4 +1476,251 @@ spool_recover(struct spool *sp, void (*cb)(const char *, void *), void *arg)
 	free_names(names, n);
 	(void)spool_fsync_dir(sp, sp->activefd, "active");
 	return resumed;
+}
+
+/*
+ * Producers: fetchctl submit, and the count of what waits in new/.
+ */
+
+int
+spool_open_producer(struct spool *sp, const char *root, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	int saved;
+
+	if (set_root(sp, root, err, errlen) == -1)
+		return -1;
+	if (open_root(sp, &st, err, errlen) == -1 ||
+	    (sp->tmpfd = open_dir_at(sp->rootfd, sp->root, "tmp", st.st_dev,
+	    err, errlen)) == -1 ||
+	    (sp->newfd = open_dir_at(sp->rootfd, sp->root, "new", st.st_dev,
+	    err, errlen)) == -1) {
+		saved = errno;
+		spool_close(sp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The characters are those of spool_name_valid(); the suffix ends in a
+ * digit, so no reserved suffix can result.
+ */
+int
+spool_name_from_path(const char *path, unsigned n, char *buf, size_t len)
+{
+	char base[SPOOL_NAME_MAX + 1], suffix[64];
+	const char *p;
+	size_t i = 0, keep;
+
+	p = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	while (*p == '.')
+		p++;
+	for (; *p != '\0' && i < sizeof(base) - 1; p++)
+		base[i++] = name_char_ok((unsigned char)*p) ? *p : '_';
+	base[i] = '\0';
+	if (i == 0)
+		snprintf(base, sizeof(base), "job");
+	snprintf(suffix, sizeof(suffix), ".%lld.%ld.%u",
+	    (long long)time(NULL), (long)getpid(), n);
+	keep = SPOOL_NAME_MAX - strlen(suffix);
+	if (strlen(base) > keep)
+		base[keep] = '\0';
+	if ((size_t)snprintf(buf, len, "%s%s", base, suffix) >= len)
+		return -1;
+	return spool_name_valid(buf) ? 0 : -1;
+}
+
+/* The job's text from in (job->path's) into fd, tmp/<job->name>. 0 or -1
+ * (logged). */
+static int
+submit_copy(struct spool *sp, const struct spool_submission *job, int in,
+    int fd)
+{
+	char buf[65536];
+	ssize_t r;
+
+	for (;;) {
+		r = read(in, buf, sizeof(buf));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			log_warn("read %s", job->path);
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		if (util_write_all(fd, buf, (size_t)r) == -1) {
+			log_warn("write %s/tmp/%s", sp->root, job->name);
+			return -1;
+		}
+	}
+}
+
+/*
+ * Fill fd, the new tmp/<job->name>, from in and let check see the result.
+ * 0 or -1 (said by us or by check).
+ */
+static int
+submit_fill(struct spool *sp, const struct spool_submission *job, int in,
+    int fd, int (*check)(int, const struct spool_submission *, void *),
+    void *arg)
+{
+	/* The daemon's group must be able to read it whatever our umask. */
+	if (fchmod(fd, SPOOL_FILE_MODE) == -1) {
+		log_warn("chmod %s/tmp/%s", sp->root, job->name);
+		return -1;
+	}
+	if (submit_copy(sp, job, in, fd) == -1)
+		return -1;
+	if (check == NULL)
+		return 0;
+	if (lseek(fd, 0, SEEK_SET) == -1) {
+		log_warn("seek %s/tmp/%s", sp->root, job->name);
+		return -1;
+	}
+	return check(fd, job, arg);
+}
+
+/* Stage one job: tmp/<name>, filled, checked and synced. 0, or -1 with
+ * nothing left in tmp/. */
+static int
+submit_stage(struct spool *sp, const struct spool_submission *job,
+    int (*check)(int, const struct spool_submission *, void *), void *arg)
+{
+	int in = job->fd, fd, rv = -1;
+
+	if (!spool_name_valid(job->name)) {
+		log_warnx("%s: %s is not a valid job name", job->path,
+		    job->name);
+		return -1;
+	}
+	if (in < 0 && (in = open(job->path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("open %s", job->path);
+		return -1;
+	}
+	if ((fd = create_excl(sp, sp->tmpfd, "tmp", job->name, 0)) == -1)
+		goto out;
+	if (submit_fill(sp, job, in, fd, check, arg) == -1) {
+		close(fd);
+		(void)unlinkat(sp->tmpfd, job->name, 0);
+		goto out;
+	}
+	if (sync_close(sp, fd, "tmp", job->name) == -1) {
+		(void)unlinkat(sp->tmpfd, job->name, 0);
+		goto out;
+	}
+	rv = 0;
+out:
+	if (in != job->fd)
+		close(in);
+	return rv;
+}
+
+/*
+ * Rename the staged jobs into new/, first making sure no name is taken
+ * there, so that a taken name moves none; then sync new/. Returns the
+ * number moved, from the first; *err is set when anything failed.
+ */
+static size_t
+submit_move(struct spool *sp, const struct spool_submission *jobs, size_t n,
+    int *err)
+{
+	size_t i;
+	int r;
+
+	*err = 0;
+	for (i = 0; i < n; i++)
+		if ((r = entry_exists(sp, sp->newfd, "new", jobs[i].name)) != 0) {
+			if (r == 1)
+				log_warnx("%s/new/%s: a job of that name is "
+				    "queued already", sp->root, jobs[i].name);
+			*err = 1;
+			return 0;
+		}
+	for (i = 0; i < n; i++)
+		if (util_rename_noreplace(sp->tmpfd, jobs[i].name, sp->newfd,
+		    jobs[i].name) == -1) {
+			log_warn("rename %s/tmp/%s to new/", sp->root,
+			    jobs[i].name);
+			*err = 1;
+			return i;
+		}
+	if (spool_fsync_dir(sp, sp->newfd, "new") == -1)
+		*err = 1;
+	return n;
+}
+
+/*
+ * The jobs are staged one after the other and moved only when all are
+ * staged: a reader of new/ never sees a partial or unchecked job.
+ */
+int
+spool_submit(struct spool *sp, const struct spool_submission *jobs,
+    size_t n, int (*check)(int, const struct spool_submission *, void *),
+    void *arg, size_t *submitted)
+{
+	unsigned char *staged;
+	size_t i, moved = 0;
+	int bad = 0;
+
+	if (submitted != NULL)
+		*submitted = 0;
+	if ((staged = calloc(n > 0 ? n : 1, 1)) == NULL) {
+		log_warnx("out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (submit_stage(sp, &jobs[i], check, arg) == 0)
+			staged[i] = 1;
+		else
+			bad = 1;
+	}
+	if (!bad)
+		moved = submit_move(sp, jobs, n, &bad);
+	for (i = moved; i < n; i++)
+		if (staged[i] && unlinkat(sp->tmpfd, jobs[i].name, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("unlink %s/tmp/%s", sp->root, jobs[i].name);
+	free(staged);
+	if (submitted != NULL)
+		*submitted = moved;
+	return bad ? -1 : 0;
+}
+
+/* A fresh descriptor: readdir moves the offset, and sp->newfd is shared. */
+long
+spool_count_new(struct spool *sp, void (*cb)(const char *, void *),
+    void *arg)
+{
+	struct dirent *de;
+	DIR *d;
+	long n = 0;
+	int fd;
+
+	if ((fd = openat(sp->newfd, ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		log_warn("open %s/new", sp->root);
+		return -1;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		log_warn("fdopendir %s/new", sp->root);
+		close(fd);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (cb != NULL)
+			cb(de->d_name, arg);
+		n++;
+	}
+	if (errno != 0) {
+		log_warn("readdir %s/new", sp->root);
+		n = -1;
+	}
+	closedir(d);
+	return n;
 }

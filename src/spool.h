@@ -132,4 +132,69 @@ int spool_finish(struct spool *sp, const char *job, int failed)
 int spool_recover(struct spool *sp, void (*cb)(const char *job, void *),
     void *arg);
 
+/*
+ * Producers: how a job gets into new/. fetchctl submit uses these; the
+ * daemon uses spool_count_new() for its statistics.
+ */
+
+/*
+ * Open an existing spool as a producer: the root, tmp/ and new/ only.
+ * Nothing is created (a producer must not make the tree with its own owner
+ * and modes) and only read and write access to tmp/ and new/ is needed.
+ * Enough for spool_submit() and spool_count_new(); everything else needs
+ * spool_open(). 0, or -1 with a message in err and errno kept (EACCES:
+ * permission denied).
+ */
+int spool_open_producer(struct spool *sp, const char *root, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * A job name for the file at path, the n-th of those submitted together:
+ * the last component of path with leading dots removed and bytes outside
+ * [A-Za-z0-9._+@=,-] replaced by '_' ("job" when nothing is left), cut to
+ * fit, then ".TIME.PID.N" (seconds since the epoch, the process ID, n):
+ * unique for one process, sorting by time, and spool_name_valid(). 0, or
+ * -1 when it does not fit len.
+ */
+int spool_name_from_path(const char *path, unsigned n, char *buf,
+    size_t len) __attribute__((warn_unused_result));
+
+/* One job for spool_submit(). */
+struct spool_submission {
+	const char *name;       /* its name in new/: spool_name_valid() */
+	const char *path;       /* the job file; also names it in messages */
+	int fd;                 /* >= 0: read this instead of opening path
+	                           (the standard input); not closed */
+};
+
+/*
+ * Hand n jobs to the daemon, all or none. Each is copied into tmp/<name>
+ * (created O_EXCL | O_NOFOLLOW, mode 0640 whatever the umask), and
+ * check(fd, job, arg), when not NULL, is given the staged copy, open for
+ * reading at its start, to accept (0) or refuse (-1, saying why). Every job
+ * is staged and checked even after one failed, so the caller hears of every
+ * problem at once. Only when all were staged and accepted and no name is
+ * taken in new/ are they synced and renamed into new/ without replacing,
+ * and new/ is synced. Nothing of the call is left in tmp/.
+ *
+ * Returns 0 when every job is in new/ and new/ is synced. Otherwise -1
+ * (logged) and *submitted (may be NULL) is the number of jobs, from the
+ * first, that did reach new/: 0, unless the file system failed during the
+ * renames or the sync that follows them (what reached new/ cannot be taken
+ * back: the daemon may have claimed it already).
+ */
+int spool_submit(struct spool *sp, const struct spool_submission *jobs,
+    size_t n, int (*check)(int fd, const struct spool_submission *job,
+    void *arg), void *arg, size_t *submitted)
+    __attribute__((warn_unused_result));
+
+/*
+ * The entries of new/ not starting with '.': jobs waiting to be claimed,
+ * including any a claim would reject. cb, when not NULL, gets each name in
+ * directory order. new/ is read through a descriptor of its own, so
+ * sp->newfd is not moved. Returns the count, or -1.
+ */
+long spool_count_new(struct spool *sp, void (*cb)(const char *name, void *),
+    void *arg);
+
 #endif

@@ -16,8 +16,6 @@
  * bucket (about 4.5%) in fixed memory.
  */
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spool.h"
 #include "stats.h"
 #include "util.h"
 
@@ -291,43 +290,13 @@ stats_job_finished(struct stats *st, const char *name, int failed)
 		st->recent_n++;
 }
 
-/*
- * Reading spool/new: a fresh descriptor for the directory, so the spool's
- * own stays untouched. names may be NULL.
- */
-static long
-scan_dir(int dirfd, json_t *names, size_t max)
-{
-	struct dirent *de;
-	DIR *dir;
-	long n = 0;
-	int fd;
-
-	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
-	    -1)
-		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (names != NULL && (size_t)n < max)
-			json_array_append_new(names, json_string(de->d_name));
-		n++;
-	}
-	closedir(dir);
-	return n;
-}
-
 long
-stats_count_queued(struct stats *st, int dirfd, double now)
+stats_count_queued(struct stats *st, struct spool *sp, double now)
 {
 	if (st->queued >= 0 && now - st->queued_at < 0.1 &&
 	    now >= st->queued_at)
 		return st->queued;
-	st->queued = scan_dir(dirfd, NULL, 0);
+	st->queued = spool_count_new(sp, NULL, NULL);
 	st->queued_at = now;
 	return st->queued;
 }
@@ -480,8 +449,18 @@ job_cb(const struct job_info *ji, void *arg)
 	    "bytes", (json_int_t)ji->bytes));
 }
 
+/* The first STATS_QUEUED_NAMES names of new/ into the array arg. */
+static void
+queued_cb(const char *name, void *arg)
+{
+	json_t *names = arg;
+
+	if (json_array_size(names) < STATS_QUEUED_NAMES)
+		json_array_append_new(names, json_string(name));
+}
+
 json_t *
-stats_jobs_json(struct stats *st, const struct jobs *js, int dirfd)
+stats_jobs_json(struct stats *st, const struct jobs *js, struct spool *sp)
 {
 	json_t *names, *active, *done, *failed;
 	long nqueued;
@@ -493,7 +472,7 @@ stats_jobs_json(struct stats *st, const struct jobs *js, int dirfd)
 	failed = json_array();
 	if (names == NULL || active == NULL || done == NULL || failed == NULL)
 		goto fail;
-	nqueued = scan_dir(dirfd, names, STATS_QUEUED_NAMES);
+	nqueued = spool_count_new(sp, queued_cb, names);
 	if (js != NULL)
 		jobs_foreach(js, job_cb, active);
 	/* Newest first. */

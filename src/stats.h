@@ -55,6 +55,7 @@ struct stats_live {
 };
 
 struct stats;
+struct spool;
 
 /*
  * base: when not NULL, a 1 s timer samples the rate windows, taking the
@@ -87,19 +88,20 @@ void stats_sample(struct stats *st, double now, uint64_t inflight_bytes);
 void stats_rate(const struct stats *st, int window, double *bytes_per_s,
     double *urls_per_s);
 
-/* Entries of the directory dirfd (spool/new) not starting with '.';
- * counted at most every 100 ms, the last count in between. -1 on error. */
-long stats_count_queued(struct stats *st, int dirfd, double now);
+/* Jobs waiting in the spool's new/ (spool_count_new()), counted at most
+ * every 100 ms, the last count in between. -1 on error. */
+long stats_count_queued(struct stats *st, struct spool *sp, double now);
 
 /* The stats object (new reference), or NULL on allocation failure. */
 json_t *stats_json(struct stats *st, const struct stats_live *lv,
     double now);
 
 /*
- * The `jobs` object: queued (count and some names read from dirfd), active
- * (per job progress, from js), done and failed (counts and the latest
- * names). NULL on allocation failure.
+ * The `jobs` object: queued (count and some names of the spool's new/),
+ * active (per job progress, from js), done and failed (counts and the
+ * latest names). NULL on allocation failure.
  */
-json_t *stats_jobs_json(struct stats *st, const struct jobs *js, int dirfd);
+json_t *stats_jobs_json(struct stats *st, const struct jobs *js,
+    struct spool *sp);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -916,6 +917,319 @@ START_TEST(test_stale_tmp)
 }
 END_TEST
 
+/*
+ * Producers: spool_open_producer(), spool_name_from_path(), spool_submit()
+ * and spool_count_new().
+ */
+
+/* Entries of root/rel, dot files included. */
+static size_t
+count_entries(const char *rel)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	ck_assert_ptr_nonnull(d = opendir(path(rel)));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_open_producer)
+{
+	char err[256], r2[300];
+	struct spool pr;
+
+	/* active/ and the rest are the daemon's: not needed, not made */
+	ck_assert_int_eq(testlib_rm_rf(path("active")), 0);
+	ck_assert_msg(spool_open_producer(&pr, root, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_int_ge(pr.tmpfd, 0);
+	ck_assert_int_ge(pr.newfd, 0);
+	ck_assert_int_eq(pr.activefd, -1);
+	ck_assert_int_eq(pr.donefd, -1);
+	ck_assert(!exists(path("active")));
+	spool_close(&pr);
+
+	/* a spool that does not exist is not created */
+	snprintf(r2, sizeof(r2), "%s/nospool", tmpdir);
+	errno = 0;
+	ck_assert_int_eq(spool_open_producer(&pr, r2, err, sizeof(err)), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "nospool"));
+	ck_assert_ptr_null(pr.root);
+	ck_assert(!exists(r2));
+
+	/* nor a missing new/; and tmp/ as a symlink is refused */
+	ck_assert_int_eq(rename(path("new"), path("new.away")), 0);
+	ck_assert_int_eq(spool_open_producer(&pr, root, err, sizeof(err)), -1);
+	ck_assert(!exists(path("new")));
+	ck_assert_int_eq(rename(path("new.away"), path("new")), 0);
+	ck_assert_int_eq(rmdir(path("tmp")), 0);
+	ck_assert_int_eq(symlink(tmpdir, path("tmp")), 0);
+	ck_assert_int_eq(spool_open_producer(&pr, root, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "tmp"));
+	ck_assert_int_eq(pr.rootfd, -1);
+}
+END_TEST
+
+/* Matches "<base>.<digits>.<pid>.<n>" exactly. */
+static void
+assert_job_name(const char *name, const char *base, unsigned n)
+{
+	char tail[64];
+	const char *p;
+
+	ck_assert_msg(strncmp(name, base, strlen(base)) == 0 &&
+	    name[strlen(base)] == '.', "%s: not %s.*", name, base);
+	p = name + strlen(base) + 1;
+	ck_assert_msg(p[0] >= '1' && p[0] <= '9', "%s: no time", name);
+	while (*p >= '0' && *p <= '9')
+		p++;
+	snprintf(tail, sizeof(tail), ".%ld.%u", (long)getpid(), n);
+	ck_assert_str_eq(p, tail);
+	ck_assert(spool_name_valid(name));
+}
+
+START_TEST(test_name_from_path)
+{
+	static const struct {
+		const char *path;
+		unsigned n;
+		const char *base;
+	} cases[] = {
+		{ "/x/y/many urls.txt", 0, "many_urls.txt" },
+		{ ".odd name 2", 2, "odd_name_2" },
+		{ "a+b@c=d,e-f_g", 1, "a+b@c=d,e-f_g" },
+		{ "caf\xc3\xa9\t", 0, "caf___" },       /* a '_' a byte */
+		{ "...", 0, "job" },                    /* nothing left */
+		{ "dir/", 3, "job" },
+		/* a reserved suffix is harmless once the suffix follows */
+		{ "x.result", 0, "x.result" },
+	};
+	char name[SPOOL_NAME_MAX + 1], small[8], longpath[400];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(spool_name_from_path(cases[i].path,
+		    cases[i].n, name, sizeof(name)), 0);
+		assert_job_name(name, cases[i].base, cases[i].n);
+	}
+	/* a long base is cut so that the whole name is valid */
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	ck_assert_int_eq(spool_name_from_path(longpath, 7, name,
+	    sizeof(name)), 0);
+	ck_assert_uint_eq(strlen(name), SPOOL_NAME_MAX);
+	ck_assert(spool_name_valid(name));
+	ck_assert_int_eq(spool_name_from_path("job", 0, small, sizeof(small)),
+	    -1);
+}
+END_TEST
+
+/* The check of spool_submit(): records what it saw, refuses job refuse. */
+struct seen {
+	size_t calls;
+	const char *refuse;
+	char text[3][256];
+};
+
+static int
+check_cb(int fd, const struct spool_submission *job, void *arg)
+{
+	struct seen *sn = arg;
+	char rel[300];
+	ssize_t n;
+
+	ck_assert_uint_lt(sn->calls, 3);
+	n = read(fd, sn->text[sn->calls], sizeof(sn->text[0]) - 1);
+	ck_assert_int_ge(n, 0);
+	sn->text[sn->calls++][n] = '\0';
+	/* it is checked where it is staged, before anything is queued */
+	snprintf(rel, sizeof(rel), "tmp/%s", job->name);
+	ck_assert(exists(path(rel)));
+	ck_assert_uint_eq(count_entries("new"), 0);
+	return sn->refuse != NULL && strcmp(job->name, sn->refuse) == 0 ?
+	    -1 : 0;
+}
+
+static void
+src_file(const char *name, const char *content)
+{
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
+	put(p, content);
+}
+
+START_TEST(test_submit)
+{
+	struct spool_submission job = { "j1", NULL, -1 };
+	char src[400], *big, *got;
+	struct seen sn = { 0 };
+	size_t done = 99;
+	int pfd[2];
+	mode_t old;
+
+	src_file("urls.txt", "http://a/1\nhttp://a/2\n");
+	snprintf(src, sizeof(src), "%s/urls.txt", tmpdir);
+	job.path = src;
+	/* under a strict umask the daemon's group can still read it */
+	old = umask(077);
+	ck_assert_int_eq(spool_submit(&sp, &job, 1, check_cb, &sn, &done), 0);
+	umask(old);
+	ck_assert_uint_eq(done, 1);
+	ck_assert_uint_eq(sn.calls, 1);
+	ck_assert_str_eq(sn.text[0], "http://a/1\nhttp://a/2\n");
+	assert_content(path("new/j1"), "http://a/1\nhttp://a/2\n");
+	ck_assert_uint_eq(perms(path("new/j1")), 0640);
+	ck_assert_uint_eq(count_entries("tmp"), 0);
+
+	/* from a descriptor (the standard input), larger than one read */
+	big = malloc(300001);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < 300000; i++)
+		big[i] = i % 50 == 49 ? '\n' : 'a' + i % 26;
+	big[300000] = '\0';
+	src_file("big", big);
+	ck_assert_int_eq(pipe(pfd), 0);
+	ck_assert_int_eq(write(pfd[1], "http://b/1\n", 11), 11);
+	close(pfd[1]);
+	job.name = "j2";
+	job.path = "-";
+	job.fd = pfd[0];
+	ck_assert_int_eq(spool_submit(&sp, &job, 1, NULL, NULL, NULL), 0);
+	assert_content(path("new/j2"), "http://b/1\n");
+	ck_assert_int_ne(fcntl(pfd[0], F_GETFD), -1);     /* not closed */
+	close(pfd[0]);
+	snprintf(src, sizeof(src), "%s/big", tmpdir);
+	job.name = "j3";
+	job.path = src;
+	job.fd = -1;
+	ck_assert_int_eq(spool_submit(&sp, &job, 1, NULL, NULL, NULL), 0);
+	got = get(path("new/j3"));
+	ck_assert_ptr_nonnull(got);
+	ck_assert(strcmp(got, big) == 0);
+	free(got);
+	free(big);
+	ck_assert_uint_eq(count_entries("tmp"), 0);
+	ck_assert_uint_eq(count_entries("new"), 3);
+}
+END_TEST
+
+START_TEST(test_submit_taken)
+{
+	struct spool_submission jobs[2] = {
+		{ "a", NULL, -1 }, { "b", NULL, -1 },
+	};
+	char src[400];
+	size_t done = 99;
+
+	src_file("src", "http://x/\n");
+	snprintf(src, sizeof(src), "%s/src", tmpdir);
+	jobs[0].path = jobs[1].path = src;
+
+	/* b is queued already: neither is submitted, b is untouched */
+	put(path("new/b"), "theirs\n");
+	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), -1);
+	ck_assert_uint_eq(done, 0);
+	ck_assert(!exists(path("new/a")));
+	assert_content(path("new/b"), "theirs\n");
+	ck_assert_uint_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(unlink(path("new/b")), 0);
+
+	/* another producer is staging b: its file is left alone */
+	put(path("tmp/b"), "half of theirs");
+	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), -1);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_uint_eq(count_entries("new"), 0);
+	assert_content(path("tmp/b"), "half of theirs");
+	ck_assert_uint_eq(count_entries("tmp"), 1);
+	ck_assert_int_eq(unlink(path("tmp/b")), 0);
+
+	/* the same name twice in one call */
+	jobs[1].name = "a";
+	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), -1);
+	ck_assert_uint_eq(count_entries("new") + count_entries("tmp"), 0);
+
+	/* a name the daemon would refuse */
+	jobs[1].name = "b.result";
+	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), -1);
+	ck_assert_uint_eq(count_entries("new") + count_entries("tmp"), 0);
+}
+END_TEST
+
+START_TEST(test_submit_all_or_nothing)
+{
+	struct spool_submission jobs[3] = {
+		{ "one", NULL, -1 }, { "two", NULL, -1 }, { "three", NULL, -1 },
+	};
+	char p[3][400];
+	struct seen sn = { 0 };
+	size_t done = 99;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(p[i], sizeof(p[i]), "%s/src%d", tmpdir, i);
+		jobs[i].path = p[i];
+	}
+	src_file("src0", "http://x/0\n");
+	src_file("src1", "http://x/1\n");
+	src_file("src2", "http://x/2\n");
+
+	/* the second is refused: every one is still checked, none queued */
+	sn.refuse = "two";
+	ck_assert_int_eq(spool_submit(&sp, jobs, 3, check_cb, &sn, &done), -1);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_uint_eq(sn.calls, 3);
+	ck_assert_str_eq(sn.text[2], "http://x/2\n");
+	ck_assert_uint_eq(count_entries("new") + count_entries("tmp"), 0);
+
+	/* a source that cannot be read, before and after the writing began */
+	jobs[1].path = tmpdir;          /* a directory: read() fails */
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(spool_submit(&sp, jobs, 3, check_cb, &sn, &done), -1);
+	ck_assert_uint_eq(sn.calls, 2);
+	ck_assert_uint_eq(count_entries("new") + count_entries("tmp"), 0);
+	snprintf(p[1], sizeof(p[1]), "%s/nosuch", tmpdir);
+	jobs[1].path = p[1];
+	ck_assert_int_eq(spool_submit(&sp, jobs, 3, NULL, NULL, &done), -1);
+	ck_assert_uint_eq(count_entries("new") + count_entries("tmp"), 0);
+
+	/* all good: all queued, in new/ only */
+	snprintf(p[1], sizeof(p[1]), "%s/src1", tmpdir);
+	ck_assert_int_eq(spool_submit(&sp, jobs, 3, NULL, NULL, &done), 0);
+	ck_assert_uint_eq(done, 3);
+	assert_content(path("new/one"), "http://x/0\n");
+	assert_content(path("new/two"), "http://x/1\n");
+	assert_content(path("new/three"), "http://x/2\n");
+	ck_assert_uint_eq(count_entries("tmp"), 0);
+}
+END_TEST
+
+START_TEST(test_count_new)
+{
+	struct names nm = { 0 };
+	off_t pos;
+
+	ck_assert_int_eq(spool_count_new(&sp, NULL, NULL), 0);
+	put(path("new/a"), "x");
+	put(path("new/b"), "x");
+	put(path("new/.partial"), "x");
+	ck_assert_int_eq(mkdir(path("new/d"), 0700), 0);
+	/* what a claim would reject waits in new/ too */
+	pos = lseek(sp.newfd, 0, SEEK_CUR);
+	ck_assert_int_eq(spool_count_new(&sp, names_cb, &nm), 3);
+	ck_assert_uint_eq(nm.n, 3);
+	ck_assert(names_has(&nm, "a") && names_has(&nm, "b") &&
+	    names_has(&nm, "d"));
+	/* the spool's own descriptor is not moved */
+	ck_assert_int_eq(lseek(sp.newfd, 0, SEEK_CUR), pos);
+	ck_assert_int_eq(spool_count_new(&sp, NULL, NULL), 3);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -945,6 +1259,12 @@ spool_suite(void)
 	tcase_add_test(tc, test_recover_completes);
 	tcase_add_test(tc, test_recover_resumes);
 	tcase_add_test(tc, test_stale_tmp);
+	tcase_add_test(tc, test_open_producer);
+	tcase_add_test(tc, test_name_from_path);
+	tcase_add_test(tc, test_submit);
+	tcase_add_test(tc, test_submit_taken);
+	tcase_add_test(tc, test_submit_all_or_nothing);
+	tcase_add_test(tc, test_count_new);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "proto.h"
+#include "spool.h"
 #include "stats.h"
 #include "testlib.h"
 
@@ -506,46 +507,47 @@ mk(const char *name)
 	char path[256];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	snprintf(path, sizeof(path), "%s/new/%s", tmpdir, name);
 	ck_assert_int_ne(fd = open(path, O_CREAT | O_WRONLY, 0600), -1);
 	close(fd);
 }
 
-static int
-open_tmpdir(void)
+static void
+open_spool(struct spool *sp)
 {
-	int fd;
+	char err[256];
 
 	testlib_tmpdir(tmpdir, sizeof(tmpdir), "check_stats");
-	ck_assert_int_ne(fd = open(tmpdir, O_RDONLY | O_DIRECTORY), -1);
-	return fd;
+	ck_assert_msg(spool_open(sp, tmpdir, err, sizeof(err)) == 0, "%s",
+	    err);
 }
 
 static void
-rm_tmpdir(int fd)
+rm_spool(struct spool *sp)
 {
-	close(fd);
+	spool_close(sp);
 	ck_assert_int_eq(testlib_rm_rf(tmpdir), 0);
 }
 
 START_TEST(queued_count)
 {
 	struct stats *st = stats_new(NULL, NULL, NULL, NULL);
-	int dirfd = open_tmpdir();
+	struct spool sp;
 	off_t pos;
 
-	ck_assert_int_eq(stats_count_queued(st, dirfd, 10.0), 0);
+	open_spool(&sp);
+	ck_assert_int_eq(stats_count_queued(st, &sp, 10.0), 0);
 	mk("a");
 	mk("b");
 	mk(".hidden");
 	/* Within 100 ms the last count stands; after, it is fresh. */
-	ck_assert_int_eq(stats_count_queued(st, dirfd, 10.05), 0);
-	ck_assert_int_eq(stats_count_queued(st, dirfd, 10.2), 2);
-	/* The caller's descriptor is not moved or closed. */
-	pos = lseek(dirfd, 0, SEEK_CUR);
-	ck_assert_int_eq(stats_count_queued(st, dirfd, 11), 2);
-	ck_assert_int_eq(lseek(dirfd, 0, SEEK_CUR), pos);
-	rm_tmpdir(dirfd);
+	ck_assert_int_eq(stats_count_queued(st, &sp, 10.05), 0);
+	ck_assert_int_eq(stats_count_queued(st, &sp, 10.2), 2);
+	/* The spool's descriptor is not moved or closed. */
+	pos = lseek(sp.newfd, 0, SEEK_CUR);
+	ck_assert_int_eq(stats_count_queued(st, &sp, 11), 2);
+	ck_assert_int_eq(lseek(sp.newfd, 0, SEEK_CUR), pos);
+	rm_spool(&sp);
 	stats_free(st);
 }
 END_TEST
@@ -553,11 +555,13 @@ END_TEST
 START_TEST(jobs_object)
 {
 	struct stats *st = stats_new(NULL, NULL, NULL, NULL);
-	int dirfd = open_tmpdir(), i;
+	struct spool sp;
 	char name[32];
+	int i;
 	const json_t *done, *failed, *names;
 	json_t *o;
 
+	open_spool(&sp);
 	for (i = 0; i < STATS_QUEUED_NAMES + 5; i++) {
 		snprintf(name, sizeof(name), "q%03d", i);
 		mk(name);
@@ -566,7 +570,7 @@ START_TEST(jobs_object)
 		snprintf(name, sizeof(name), "j%03d", i);
 		stats_job_finished(st, name, i % 3 == 0);
 	}
-	o = stats_jobs_json(st, NULL, dirfd);
+	o = stats_jobs_json(st, NULL, &sp);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(json_integer_value(proto_get(o, "queued.count")),
 	    STATS_QUEUED_NAMES + 5);
@@ -585,7 +589,7 @@ START_TEST(jobs_object)
 	ck_assert_str_eq(json_string_value(json_array_get(
 	    (STATS_RECENT + 9) % 3 == 0 ? failed : done, 0)), name);
 	json_decref(o);
-	rm_tmpdir(dirfd);
+	rm_spool(&sp);
 	stats_free(st);
 }
 END_TEST
@@ -800,6 +804,45 @@ START_TEST(proto_helpers)
 }
 END_TEST
 
+START_TEST(proto_commands)
+{
+	const struct proto_cmd *cmd;
+	long ms = 0;
+
+	/* every row sits at its id, under a name found again by lookup */
+	for (size_t i = 0; i < PROTO_CMD__COUNT; i++) {
+		ck_assert_int_eq(proto_cmds[i].id, (int)i);
+		ck_assert_ptr_nonnull(proto_cmds[i].name);
+		ck_assert_ptr_eq(proto_cmd_find(proto_cmds[i].name),
+		    &proto_cmds[i]);
+		ck_assert_int_le(proto_cmds[i].min_args,
+		    proto_cmds[i].max_args);
+		ck_assert_ptr_nonnull(proto_cmds[i].args);
+		ck_assert_ptr_nonnull(proto_cmds[i].help);
+	}
+	ck_assert_ptr_null(proto_cmd_find("frobnicate"));
+	ck_assert_ptr_null(proto_cmd_find("PING"));
+	ck_assert_ptr_null(proto_cmd_find(""));
+	cmd = proto_cmd_find("cancel");
+	ck_assert_ptr_nonnull(cmd);
+	ck_assert_int_eq(cmd->id, PROTO_CMD_CANCEL);
+	ck_assert_int_eq(cmd->min_args, 1);
+	ck_assert_int_eq(cmd->max_args, 1);
+
+	ck_assert_int_eq(proto_watch_ms("250", &ms), 0);
+	ck_assert_int_eq(ms, 250);
+	ck_assert_int_eq(proto_watch_ms("100", &ms), 0);
+	ck_assert_int_eq(proto_watch_ms("60000", &ms), 0);
+	ck_assert_int_eq(ms, 60000);
+	ck_assert_int_eq(proto_watch_ms("99", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("60001", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("5x", &ms), -1);
+	ck_assert_int_eq(proto_watch_ms("99999999999999999999", &ms), -1);
+	ck_assert_int_eq(ms, 60000);    /* untouched on failure */
+}
+END_TEST
+
 static Suite *
 stats_suite(void)
 {
@@ -836,6 +879,7 @@ stats_suite(void)
 	tcase_add_test(tc, prometheus_label_escaping);
 	tcase_add_test(tc, status_line);
 	tcase_add_test(tc, proto_helpers);
+	tcase_add_test(tc, proto_commands);
 	suite_add_tcase(s, tc);
 	return s;
 }
