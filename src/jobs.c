@@ -402,6 +402,27 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		j->js->hooks.work_ready(j->js->arg);
 }
 
+/*
+ * A resumed job counts the rows an earlier run wrote, so that one failed
+ * row then still sends the job to failed/, and its files are synced with
+ * the rest when it finishes.
+ */
+static int
+job_count_row(const char *line, size_t len, void *arg)
+{
+	struct job *j = arg;
+
+	if (len == 0 || line[0] == '#')
+		return 0;
+	if (result_row_ok(line, len))
+		j->ndone++;
+	else {
+		j->nfailed++;
+		j->failed_any = 1;
+	}
+	return 0;
+}
+
 int
 jobs_start(struct jobs *js, const char *name, int resume)
 {
@@ -434,7 +455,9 @@ jobs_start(struct jobs *js, const char *name, int resume)
 	lines = spool_log_lines(j->result);
 	j->head = j->next = lines > 0 ? lines - 1 : 0;
 	if (resume && ((j->rec = journal_recovery_new(j->head)) == NULL ||
-	    journal_recovery_load(j->rec, js->spool, name) == -1))
+	    journal_recovery_load(j->rec, js->spool, name) == -1 ||
+	    (j->head > 0 && spool_log_read(js->spool, name, ".result",
+	    job_count_row, j) == -1)))
 		goto fail;
 	j->ev = event_new(js->base, -1, 0, job_validate_cb, j);
 	if (j->ev == NULL)

@@ -7,6 +7,7 @@ from tests/httpd.py on 127.0.0.1.
     FETCHD=src/fetchd FETCHCTL=src/fetchctl python3 tests/e2e_guarantees.py -v
 
 Covered: the retries are used up exactly (attempts and requests counted);
+a row failed before a restart still fails the job;
 408 is transient; a second SIGTERM stops at once, SIGINT is as graceful as
 SIGTERM, nothing is claimed during the grace period; cancel keeps the rows
 of URLs already fetched; pause lets running transfers finish and starts no
@@ -95,6 +96,26 @@ class TestRetries(GuaranteeCase):
         self.assert_row(rows[0], "ok", 200, 3000, 2)
         self.assert_file(os.path.join(self.job_dir("t408"), "t408.bin"),
                          body(3000, 8))
+
+
+class TestRestart(GuaranteeCase):
+
+    def test_failed_row_of_an_earlier_run_fails_the_job(self):
+        """A URL failed for good before a kill -9: after the restart the
+        job still ends in failed/ (and not in done/), with that row."""
+        self.drop_job("f", [self.url("gone.bin", status=404),
+                            self.url("slow.bin", size=200 * KIB,
+                                     drip=100 * KIB)])
+        res = self.daemon.spool_path("active", "f.result")
+        wait_for(lambda: os.path.exists(res) and
+                 "\tfailed\t404\t" in open(res).read(), 10,
+                 "the 404 row in J.result", self.daemon.log_tail)
+        self.assertEqual(self.daemon.kill9(), -9)
+        self.daemon.start()
+        state, rows = self.wait_done("f", 30)
+        self.assertEqual(state, "failed")
+        self.assert_row(rows[0], "failed", 404)
+        self.assert_row(rows[1], "ok", None, 200 * KIB)
 
 
 class TestSignals(GuaranteeCase):

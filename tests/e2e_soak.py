@@ -138,9 +138,12 @@ class Soak:
             time.sleep(rng.random() * 0.05)
             if kill_workers and rng.random() < 0.3:
                 self.kill_a_worker(rng)
-            self.freeze(jobs, frozen)
             self.kill_daemon()
             kills += 1
+            # The server logs a request when its response ends: once none
+            # is being served, the log holds every request made so far.
+            wait_for(lambda: self.server.concurrency()[0] == 0, 10,
+                     "the server to finish the killed daemon's requests")
             self.freeze(jobs, frozen)
             self.daemon.start(timeout=30)
         for job in jobs:
@@ -154,8 +157,11 @@ class Soak:
             state, rows = self.wait_done(job, 5)
             want_ok = all(s["ok"] for s in specs)
             self.assertEqual(state, "done" if want_ok else "failed", job)
-            self.assertEqual(self.daemon.spool_entries(job),
-                             [(state, job), (state, job + ".result")])
+            # The journal goes last, just after the two moves.
+            want = [(state, job), (state, job + ".result")]
+            wait_for(lambda: self.daemon.spool_entries(job) == want, 10,
+                     "only %s in the spool" % want,
+                     lambda: repr(self.daemon.spool_entries(job)))
             self.assertEqual([r.url for r in rows], self.job_lines(specs))
             d = self.job_dir(job)
             for row, s in zip(rows, specs):

@@ -273,10 +273,11 @@ class Handler(BaseHTTPRequestHandler):
             # The client went away, or the socket was reset: aborted.
             self.close_connection = True
         finally:
+            # Logged first: once "now" reads 0, every request is in the log.
+            srv.log(self.rec)
             if served:
                 with srv.lock:
                     srv.inflight -= 1
-            srv.log(self.rec)
 
     def _respond(self, path, params, n):
         srv = self.server
