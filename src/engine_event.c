@@ -6,7 +6,7 @@
  * is ready or the timer expired. No thread, no polling loop: a transfer
  * costs a socket, its .part file and a few kilobytes.
  *
- * workers.count is the number of concurrent transfers. The daemon never
+ * engine_workers() is the number of concurrent transfers. The daemon never
  * submits more than that; the multi handle is capped the same way
  * (CURLMOPT_MAX_TOTAL_CONNECTIONS) and per host (per_host), keeps that many
  * connections for reuse, and multiplexes HTTP/2 where a server offers it.
@@ -319,27 +319,27 @@ evloop_timer_fn(CURLM *multi, long timeout_ms, void *arg)
 
 /*
  * Each transfer holds several descriptors; when the open file limit (as
- * far as the daemon could raise it) cannot hold count transfers, run fewer
- * and say so.
+ * far as the daemon could raise it) cannot hold wanted transfers, run fewer
+ * and say so. engine_new() keeps the answer as the engine's count.
  */
-static void
-evloop_cap_count(struct engine *e)
+static long
+evloop_fit(long wanted)
 {
 	struct rlimit rl;
 	long cap;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return;
+		return wanted;
 	cap = ((long)rl.rlim_cur - EVLOOP_FD_RESERVE) /
 	    EVLOOP_FDS_PER_TRANSFER;
 	if (cap < 1)
 		cap = 1;
-	if (cap < e->count) {
-		log_warnx("event engine: the open file limit (%ld) caps "
-		    "workers.count at %ld instead of %ld", (long)rl.rlim_cur,
-		    cap, e->count);
-		e->count = cap;
-	}
+	if (cap >= wanted)
+		return wanted;
+	log_warnx("event engine: the open file limit (%ld) caps "
+	    "workers.count at %ld instead of %ld", (long)rl.rlim_cur,
+	    cap, wanted);
+	return cap;
 }
 
 static void evloop_stop(struct engine *);
@@ -362,7 +362,6 @@ evloop_start(struct engine *e, const struct config *cfg,
 	TAILQ_INIT(&el->running);
 	TAILQ_INIT(&el->done);
 
-	evloop_cap_count(e);
 	n = e->count;
 	el->bufsize = EVLOOP_BUF_BUDGET / n;
 	if (el->bufsize < EVLOOP_BUF_MIN)
@@ -526,13 +525,12 @@ evloop_stats(struct engine *e, struct engine_stats *st)
 {
 	struct evloop *el = e->priv;
 
-	st->workers = e->count;
 	st->busy = el->nrunning;
-	st->queued = 0;
 }
 
 const struct engine_ops engine_event = {
 	.name = "event",
+	.fit = evloop_fit,
 	.start = evloop_start,
 	.submit = evloop_submit,
 	.cancel = evloop_cancel,

@@ -295,7 +295,7 @@ struct procs {
 	struct child_list idle;
 	struct transfer_list queue;     /* submitted, no child free yet */
 	struct transfer_list done;      /* to hand back from ev_done */
-	long nqueued, nbusy, restarts;
+	long nbusy, restarts;
 	int stopping;
 	int dirty;                      /* procs_maintain() has work */
 	int storm;                      /* restarts are being held back */
@@ -638,11 +638,8 @@ procs_kick(struct procs *ps)
 	while ((t = TAILQ_FIRST(&ps->queue)) != NULL &&
 	    (c = TAILQ_FIRST(&ps->idle)) != NULL) {
 		TAILQ_REMOVE(&ps->queue, t, entry);
-		ps->nqueued--;
-		if (child_run(c, t) == -1) {
+		if (child_run(c, t) == -1)
 			TAILQ_INSERT_HEAD(&ps->queue, t, entry);
-			ps->nqueued++;
-		}
 	}
 }
 
@@ -974,15 +971,15 @@ procs_start(struct engine *e, const struct config *cfg,
 		log_warn("process engine: %s", PROC_EXE);
 		goto fail;
 	}
-	if ((ps->children = calloc(cfg->count, sizeof(*ps->children))) ==
-	    NULL || (ps->pfds = calloc(cfg->count, sizeof(*ps->pfds))) ==
-	    NULL || (ps->pmap = calloc(cfg->count, sizeof(*ps->pmap))) ==
+	if ((ps->children = calloc(e->count, sizeof(*ps->children))) ==
+	    NULL || (ps->pfds = calloc(e->count, sizeof(*ps->pfds))) ==
+	    NULL || (ps->pmap = calloc(e->count, sizeof(*ps->pmap))) ==
 	    NULL || (ps->rbuf = malloc(PROC_MSG_MAX)) == NULL ||
 	    (ps->sbuf = malloc(PROC_MSG_MAX)) == NULL) {
 		log_warn("process engine");
 		goto fail;
 	}
-	ps->nchildren = cfg->count;
+	ps->nchildren = e->count;
 	for (i = 0; i < ps->nchildren; i++) {
 		ps->children[i].ps = ps;
 		ps->children[i].slot = i;
@@ -1030,10 +1027,8 @@ procs_submit(struct engine *e, struct transfer *t)
 	while ((c = TAILQ_FIRST(&ps->idle)) != NULL)
 		if (child_run(c, t) == 0)
 			break;
-	if (c == NULL) {
+	if (c == NULL)
 		TAILQ_INSERT_TAIL(&ps->queue, t, entry);
-		ps->nqueued++;
-	}
 	procs_maintain(ps);
 	return 0;
 }
@@ -1061,7 +1056,6 @@ procs_cancel(struct engine *e, struct transfer *t)
 	if (q == NULL)
 		return;         /* on its way back already */
 	TAILQ_REMOVE(&ps->queue, t, entry);
-	ps->nqueued--;
 	set_result(t, FETCH_RETRY, "cancelled");
 	procs_finish(ps, t);
 }
@@ -1095,7 +1089,6 @@ procs_stop(struct engine *e)
 	ps->stopping = 1;
 	while ((t = TAILQ_FIRST(&ps->queue)) != NULL) {
 		TAILQ_REMOVE(&ps->queue, t, entry);
-		ps->nqueued--;
 		set_result(t, FETCH_RETRY, "cancelled");
 		procs_finish(ps, t);
 	}
@@ -1173,14 +1166,13 @@ procs_stats(struct engine *e, struct engine_stats *st)
 
 	if (ps == NULL)
 		return;
-	st->workers = ps->nchildren;
 	st->busy = ps->nbusy;
-	st->queued = ps->nqueued;
 	st->restarts = ps->restarts;
 }
 
 const struct engine_ops engine_process = {
 	.name = "process",
+	.fit = NULL,
 	.start = procs_start,
 	.submit = procs_submit,
 	.cancel = procs_cancel,

@@ -1,5 +1,5 @@
 /*
- * engine_threads.c: the pthread model. workers.count threads, each running
+ * engine_threads.c: the pthread model. engine_workers() threads, each running
  * curl_easy_perform (through fetch_run) on transfers taken from one locked
  * queue. A CURLSH shares the DNS cache and TLS sessions between the
  * threads, guarded by one mutex per shared data kind; connections are
@@ -30,7 +30,7 @@ struct threads {
 	struct transfer_list queue;     /* submitted, not started */
 	struct transfer_list running;
 	struct transfer_list done;      /* finished, not yet handed back */
-	long nqueued, nbusy;
+	long nbusy;
 	int stopping;
 
 	int wakefd;
@@ -84,7 +84,6 @@ threads_worker(void *arg)
 			break;
 		t = TAILQ_FIRST(&th->queue);
 		TAILQ_REMOVE(&th->queue, t, entry);
-		th->nqueued--;
 		TAILQ_INSERT_TAIL(&th->running, t, entry);
 		th->nbusy++;
 		pthread_mutex_unlock(&th->lock);
@@ -180,11 +179,11 @@ threads_start(struct engine *e, const struct config *cfg,
 	if (th->wakeev == NULL || event_add(th->wakeev, NULL) == -1)
 		goto fail;
 
-	if ((th->tids = calloc(cfg->count, sizeof(*th->tids))) == NULL)
+	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL)
 		goto fail;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREADS_STACK_SIZE);
-	for (th->nthreads = 0; th->nthreads < cfg->count; th->nthreads++) {
+	for (th->nthreads = 0; th->nthreads < e->count; th->nthreads++) {
 		err = pthread_create(&th->tids[th->nthreads], &attr,
 		    threads_worker, th);
 		if (err != 0) {
@@ -209,7 +208,6 @@ threads_submit(struct engine *e, struct transfer *t)
 
 	pthread_mutex_lock(&th->lock);
 	TAILQ_INSERT_TAIL(&th->queue, t, entry);
-	th->nqueued++;
 	pthread_cond_signal(&th->cond);
 	pthread_mutex_unlock(&th->lock);
 	return 0;
@@ -220,7 +218,6 @@ static void
 threads_unqueue(struct threads *th, struct transfer *t)
 {
 	TAILQ_REMOVE(&th->queue, t, entry);
-	th->nqueued--;
 	t->outcome = FETCH_RETRY;
 	t->errkind = FERR_OTHER;
 	strcpy(t->error, "cancelled");
@@ -292,14 +289,13 @@ threads_stats(struct engine *e, struct engine_stats *st)
 	struct threads *th = e->priv;
 
 	pthread_mutex_lock(&th->lock);
-	st->workers = th->nthreads;
 	st->busy = th->nbusy;
-	st->queued = th->nqueued;
 	pthread_mutex_unlock(&th->lock);
 }
 
 const struct engine_ops engine_threads = {
 	.name = "threads",
+	.fit = NULL,
 	.start = threads_start,
 	.submit = threads_submit,
 	.cancel = threads_cancel,

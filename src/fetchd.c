@@ -497,7 +497,7 @@ reload(struct daemon *d, char *err, size_t errlen)
 	if (switch_engine &&
 	    (ne = engine_new(nc.model, &nc, d->base, transfer_done, d)) == NULL) {
 		snprintf(err, errlen, "cannot start the %s engine; keeping "
-		    "the running configuration", config_model_name(nc.model));
+		    "the running configuration", engine_model_name(nc.model));
 		log_warnx("reload: %s", err);
 		config_free(&nc);
 		notify("READY=1");
@@ -547,7 +547,7 @@ ctl_stats(void *arg)
 	double now = stats_now();
 
 	memset(&lv, 0, sizeof(lv));
-	lv.model = config_model_name(d->cfg.model);
+	lv.model = engine_model_name(d->cfg.model);
 	lv.children_restarted = d->restarts_retired;
 	lv.paused = d->paused;
 	if (d->engine != NULL) {
@@ -674,12 +674,6 @@ check_config(const char *path)
 
 	if (config_load(path, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (engine_find(cfg.model) == NULL) {
-		fprintf(stderr, "%s: workers.model '%s' is not available in "
-		    "this build\n", path, config_model_name(cfg.model));
-		config_free(&cfg);
 		return 1;
 	}
 	config_free(&cfg);
