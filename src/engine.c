@@ -81,8 +81,14 @@ engine_submit(struct engine *e, struct transfer *t)
 {
 	if (e->draining)
 		return -1;
-	if (e->ops->submit(e, t) == -1)
+	/* The cancelled flag is the engine's from here: a retry of a
+	 * cancelled attempt starts afresh. */
+	__atomic_store_n(&t->cancelled, 0, __ATOMIC_RELAXED);
+	t->engine = e;
+	if (e->ops->submit(e, t) == -1) {
+		t->engine = NULL;
 		return -1;
+	}
 	e->inflight++;
 	return 0;
 }
@@ -90,10 +96,11 @@ engine_submit(struct engine *e, struct transfer *t)
 void
 engine_complete(struct engine *e, struct transfer *t)
 {
-	if (e->inflight <= 0)
+	if (e->inflight <= 0 || t->engine != e)
 		fatalx("%s engine completed a transfer it did not have",
 		    e->ops->name);
 	e->inflight--;
+	t->engine = NULL;
 	e->done(t, e->done_arg);
 }
 
@@ -110,9 +117,11 @@ engine_workers(const struct engine *e)
 }
 
 void
-engine_cancel(struct engine *e, struct transfer *t)
+engine_cancel(struct transfer *t)
 {
-	if (e->ops->cancel != NULL)
+	struct engine *e = t->engine;
+
+	if (e != NULL && e->ops->cancel != NULL)
 		e->ops->cancel(e, t);
 }
 

@@ -70,7 +70,8 @@ struct engine *engine_new(int model, const struct config *cfg,
     struct event_base *base, void (*done)(struct transfer *, void *),
     void *arg);
 
-/* Hand t over. 0, or -1 when the engine cannot take it (t is still ours). */
+/* Hand t over: t->engine is e until done(). 0, or -1 when the engine cannot
+ * take it (t is still ours). */
 int engine_submit(struct engine *e, struct transfer *t)
     __attribute__((warn_unused_result));
 
@@ -84,7 +85,10 @@ int engine_has_room(const struct engine *e);
  * budgets by, as the fd-limit may have lowered workers.count. */
 long engine_workers(const struct engine *e);
 
-void engine_cancel(struct engine *e, struct transfer *t);
+/* Stop t early through the engine that owns it (t->engine); it comes back
+ * through done(), a retry unless it finished first. Nothing when no engine
+ * owns t (it is queued in the scheduler, or already back). */
+void engine_cancel(struct transfer *t);
 void engine_drain(struct engine *e);
 /* Stop now: in-flight transfers are cancelled and come back through done()
  * with outcome FETCH_RETRY before stop returns. Frees e. */

@@ -600,20 +600,12 @@ ctl_paused(void *arg)
 	return d->paused;
 }
 
-/*
- * An engine may only be asked about its own transfers, and which engine
- * owns t is not recorded. With one engine that is d->engine; while a
- * replaced one drains, set the flag fetch.c's progress callback honours.
- */
+/* Through the engine that owns t: the current one or one still draining
+ * after a switch. */
 static void
 cancel_transfer(struct transfer *t, void *arg)
 {
-	struct daemon *d = arg;
-
-	if (TAILQ_EMPTY(&d->draining) && d->engine != NULL)
-		engine_cancel(d->engine, t);
-	else
-		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+	engine_cancel(t);
 }
 
 static int

@@ -139,11 +139,18 @@ new_transfer(const char *name, const char *fmt, ...)
 }
 
 static void
-submit(struct transfer *t)
+submit_to(struct engine *e, struct transfer *t)
 {
 	t->progress = 0;
-	ck_assert_msg(engine_submit(eng, t) == 0, "%s engine refused a "
+	ck_assert_msg(engine_submit(e, t) == 0, "%s engine refused a "
 	    "transfer", engine_model_name(model));
+	ck_assert_ptr_eq(t->engine, e);
+}
+
+static void
+submit(struct transfer *t)
+{
+	submit_to(eng, t);
 }
 
 static struct transfer *
@@ -287,6 +294,7 @@ ENGINE_TEST(test_runs_transfers)
 		ck_assert_uint_eq(t->size, t->received);
 		ck_assert_str_eq(t->error, "");
 		assert_body(t->name, t->size, (int)(t->size - 20000));
+		ck_assert_ptr_null(t->engine);
 		fetch_transfer_free(t);
 	}
 	engine_get_stats(eng, &st);
@@ -323,7 +331,7 @@ ENGINE_TEST(test_cancel_running)
 	submit(t);
 	run_until(has_progress, t, 10, "progress");
 	t0 = testlib_now();
-	engine_cancel(eng, t);
+	engine_cancel(t);
 	wait_done(1, 5);
 	ck_assert_double_lt(testlib_now() - t0, 3);
 	ck_assert_ptr_eq(take_done(), t);
@@ -332,7 +340,46 @@ ENGINE_TEST(test_cancel_running)
 	ck_assert_int_gt(part_size("c.bin"), 0);
 	ck_assert_int_lt(part_size("c.bin"), 2000000);
 	ck_assert_int_eq(eng->inflight, 0);
+	/* Back from its engine: a cancel now has no one to ask. */
+	ck_assert_ptr_null(t->engine);
+	engine_cancel(t);
 	fetch_transfer_free(t);
+}
+END_TEST
+
+/*
+ * A live switch: the old engine drains while a new one takes work. A
+ * cancel reaches the engine that owns the transfer, whichever that is,
+ * and leaves the other engine's transfers alone.
+ */
+ENGINE_TEST(test_cancel_in_draining_engine)
+{
+	struct transfer *a = new_transfer("sa.bin", "size=%d&drip=%d",
+	    2000000, 100000);
+	struct transfer *b = new_transfer("sb.bin", "size=%d&drip=%d&seed=5",
+	    150000, 300000);
+	struct engine *old = eng, *neu;
+
+	submit_to(old, a);
+	run_until(has_progress, a, 10, "progress");
+	engine_drain(old);
+	ck_assert_ptr_nonnull(neu = engine_new(model, &cfg, base, done_cb,
+	    &done_list));
+	submit_to(neu, b);
+	engine_cancel(a);
+	wait_done(1, 5);
+	ck_assert_ptr_eq(take_done(), a);
+	ck_assert_int_eq(a->outcome, FETCH_RETRY);
+	ck_assert_str_eq(a->error, "cancelled");
+	ck_assert_int_eq(old->inflight, 0);
+	ck_assert_int_eq(neu->inflight, 1);
+	wait_done(2, 20);
+	ck_assert_ptr_eq(take_done(), b);
+	ck_assert_msg(b->outcome == FETCH_OK, "%s", b->error);
+	assert_body("sb.bin", 150000, 5);
+	engine_free(neu);
+	fetch_transfer_free(a);
+	fetch_transfer_free(b);
 }
 END_TEST
 
@@ -543,7 +590,7 @@ START_TEST(test_process_cancel_queued)
 	submit(a);
 	submit(b);
 	submit(c);
-	engine_cancel(eng, c);
+	engine_cancel(c);
 	ck_assert_int_eq(ndone, 0);     /* never from inside cancel() */
 	wait_done(1, 5);
 	ck_assert_ptr_eq(take_done(), c);
@@ -567,6 +614,7 @@ engine_suite(void)
 	tcase_add_loop_test(tc, test_runs_transfers, 0, NMODELS);
 	tcase_add_loop_test(tc, test_progress_while_running, 0, NMODELS);
 	tcase_add_loop_test(tc, test_cancel_running, 0, NMODELS);
+	tcase_add_loop_test(tc, test_cancel_in_draining_engine, 0, NMODELS);
 	tcase_add_loop_test(tc, test_free_returns_everything, 0, NMODELS);
 	tcase_add_loop_test(tc, test_drain_finishes_inflight, 0, NMODELS);
 	suite_add_tcase(s, tc);
