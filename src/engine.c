@@ -104,6 +104,20 @@ engine_complete(struct engine *e, struct transfer *t)
 	e->done(t, e->done_arg);
 }
 
+void
+engine_complete_all(struct engine *e, struct transfer_list *list)
+{
+	struct transfer_list todo;
+	struct transfer *t;
+
+	TAILQ_INIT(&todo);
+	TAILQ_CONCAT(&todo, list, entry);
+	while ((t = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, t, entry);
+		engine_complete(e, t);
+	}
+}
+
 int
 engine_has_room(const struct engine *e)
 {

@@ -77,6 +77,9 @@ int engine_submit(struct engine *e, struct transfer *t)
 
 /* Called by engines on the main loop when t is finished. */
 void engine_complete(struct engine *e, struct transfer *t);
+/* engine_complete() for every transfer on list. The list is emptied
+ * first, so it may live in engine state the last completion frees. */
+void engine_complete_all(struct engine *e, struct transfer_list *list);
 
 /* Room for another transfer: inflight < count and not draining. */
 int engine_has_room(const struct engine *e);

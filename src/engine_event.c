@@ -165,22 +165,13 @@ evloop_collect(struct evloop *el)
 
 /*
  * Hand every finished transfer back to the daemon. The daemon may free the
- * engine once its last transfer is in, so el is not touched after the last
- * engine_complete(): the list being walked lives on the stack.
+ * engine once its last transfer is in: engine_complete_all() takes the
+ * list off el before the first one.
  */
 static void
 evloop_handback(struct evloop *el)
 {
-	struct engine *e = el->engine;
-	struct transfer_list done;
-	struct transfer *t;
-
-	TAILQ_INIT(&done);
-	TAILQ_CONCAT(&done, &el->done, entry);
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(el->engine, &el->done);
 }
 
 static void
@@ -495,10 +486,7 @@ evloop_stop(struct engine *e)
 		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
 		evloop_end(el, t, CURLE_ABORTED_BY_CALLBACK);
 	}
-	while ((t = TAILQ_FIRST(&el->done)) != NULL) {
-		TAILQ_REMOVE(&el->done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(e, &el->done);
 
 	/* No more calls into us: the sockets libcurl still keeps open (the
 	 * connection cache) are closed by curl_multi_cleanup(). */

@@ -109,16 +109,12 @@ static void
 threads_collect(struct threads *th)
 {
 	struct transfer_list done;
-	struct transfer *t;
 
 	TAILQ_INIT(&done);
 	pthread_mutex_lock(&th->lock);
 	TAILQ_CONCAT(&done, &th->done, entry);
 	pthread_mutex_unlock(&th->lock);
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(th->engine, t);
-	}
+	engine_complete_all(th->engine, &done);
 }
 
 static void

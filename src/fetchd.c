@@ -32,6 +32,7 @@
 #include "sched.h"
 #include "spool.h"
 #include "stats.h"
+#include "worker.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: a rescan leaves younger files alone */
@@ -869,8 +870,11 @@ main(int argc, char *argv[])
 {
 	struct daemon d;
 	char err[1024];
-	int ch, test = 0, rc;
+	int ch, test = 0, rc, fd;
 
+	/* The process engine's workers are this binary too (worker.h). */
+	if (worker_cmdline(argc, argv, &fd))
+		return worker_main(fd);
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

@@ -8,8 +8,8 @@
  * the main loop with fetch_prepare(), engine_submit() while there is room,
  * completions through the done() callback on an event_base this file runs.
  * The HTTP side is tests/httpd.py on loopback. The process engine execs
- * this very program as its workers; engine_process.c turns such a child
- * into a worker before main() runs.
+ * this very program as its workers; main() hands such a child to
+ * worker_main() before anything else.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "fetch.h"
 #include "testlib.h"
+#include "worker.h"
 
 #define COUNT 2
 
@@ -629,7 +630,12 @@ engine_suite(void)
 }
 
 int
-main(void)
+main(int argc, char *argv[])
 {
+	int fd;
+
+	/* The process engine execs this program as its workers. */
+	if (worker_cmdline(argc, argv, &fd))
+		return worker_main(fd);
 	return testlib_run_with_server(engine_suite(), "check_engine");
 }
