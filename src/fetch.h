@@ -27,8 +27,8 @@ struct engine;
 #define FETCH_ERR_MAX 256
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
- * reload never changes a transfer in flight. Plain bytes: the process engine
- * copies it over a socketpair as is. */
+ * reload never changes a transfer in flight. The process engine sends it to
+ * its workers field by field (wire.c): a field added here goes there too. */
 struct fetch_params {
 	long connect_timeout;
 	long timeout;
