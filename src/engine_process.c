@@ -728,6 +728,30 @@ child_has_transfer(const struct child *c)
 	return c->t != NULL;
 }
 
+/* n empty child slots and the buffers every wait and message needs. */
+static int
+procs_alloc(struct procs *ps, long n)
+{
+	long i;
+
+	if ((ps->children = calloc(n, sizeof(*ps->children))) == NULL ||
+	    (ps->pfds = calloc(n, sizeof(*ps->pfds))) == NULL ||
+	    (ps->pmap = calloc(n, sizeof(*ps->pmap))) == NULL ||
+	    (ps->rbuf = malloc(WIRE_MSG_MAX)) == NULL ||
+	    (ps->sbuf = malloc(WIRE_MSG_MAX)) == NULL) {
+		log_warn("process engine");
+		return -1;
+	}
+	ps->nchildren = n;
+	for (i = 0; i < n; i++) {
+		ps->children[i].ps = ps;
+		ps->children[i].slot = i;
+		ps->children[i].pid = -1;
+		ps->children[i].fd = -1;
+	}
+	return 0;
+}
+
 static int
 procs_start(struct engine *e, const struct config *cfg,
     struct event_base *base)
@@ -755,21 +779,8 @@ procs_start(struct engine *e, const struct config *cfg,
 		log_warn("process engine: %s", PROC_EXE);
 		goto fail;
 	}
-	if ((ps->children = calloc(e->count, sizeof(*ps->children))) ==
-	    NULL || (ps->pfds = calloc(e->count, sizeof(*ps->pfds))) ==
-	    NULL || (ps->pmap = calloc(e->count, sizeof(*ps->pmap))) ==
-	    NULL || (ps->rbuf = malloc(WIRE_MSG_MAX)) == NULL ||
-	    (ps->sbuf = malloc(WIRE_MSG_MAX)) == NULL) {
-		log_warn("process engine");
+	if (procs_alloc(ps, e->count) == -1)
 		goto fail;
-	}
-	ps->nchildren = e->count;
-	for (i = 0; i < ps->nchildren; i++) {
-		ps->children[i].ps = ps;
-		ps->children[i].slot = i;
-		ps->children[i].pid = -1;
-		ps->children[i].fd = -1;
-	}
 	ps->ev_sigchld = evsignal_new(base, SIGCHLD, procs_sigchld_cb, ps);
 	ps->ev_timer = evtimer_new(base, procs_timer_cb, ps);
 	ps->ev_done = event_new(base, -1, 0, procs_done_cb, ps);

@@ -3,7 +3,7 @@
  * curl_easy_perform (through fetch_run) on transfers taken from one locked
  * queue. A CURLSH shares the DNS cache and TLS sessions between the
  * threads, guarded by one mutex per shared data kind; connections are
- * reused per thread (see threads_start).
+ * reused per thread (see threads_share_init).
  *
  * Completions go back to the main loop through a second locked queue and an
  * eventfd: the main loop is the only one that touches jobs, the scheduler
@@ -130,6 +130,26 @@ threads_wakeup_cb(evutil_socket_t fd, short what, void *arg)
 
 static void threads_stop(struct engine *);
 
+/*
+ * DNS and TLS sessions only. A shared connection cache
+ * (CURL_LOCK_DATA_CONNECT) is not safe between threads in libcurl 7.88:
+ * two workers closing cached connections at once corrupted the heap under
+ * load (1,000 threads). Each worker keeps one easy handle, so its own
+ * connection cache still reuses connections.
+ */
+static int
+threads_share_init(struct threads *th)
+{
+	if ((th->share = curl_share_init()) == NULL)
+		return -1;
+	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return 0;
+}
+
 static int
 threads_start(struct engine *e, const struct config *cfg,
     struct event_base *base)
@@ -151,21 +171,8 @@ threads_start(struct engine *e, const struct config *cfg,
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&th->share_locks[i], NULL);
 
-	if ((th->share = curl_share_init()) == NULL)
+	if (threads_share_init(th) == -1)
 		goto fail;
-	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
-	/*
-	 * DNS and TLS sessions only. A shared connection cache
-	 * (CURL_LOCK_DATA_CONNECT) is not safe between threads in libcurl
-	 * 7.88: two workers closing cached connections at once corrupted the
-	 * heap under load (1,000 threads). Each worker keeps one easy handle,
-	 * so its own connection cache still reuses connections.
-	 */
-	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-
 	if ((th->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
 		log_warn("eventfd");
 		goto fail;

@@ -282,8 +282,8 @@ get_end(const struct wire *w)
 }
 
 int
-wire_open(struct wire *w, void *buf, size_t len, enum wire_type *type,
-    uint64_t *id)
+wire_open(
+    struct wire *w, void *buf, size_t len, enum wire_type *type, uint64_t *id)
 {
 	unsigned version, t;
 
@@ -377,8 +377,8 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	const char *err;
 
 	r.outcome = (enum fetch_outcome)get_range(w, 1, FETCH_OK, FETCH_FAIL);
-	r.errkind = (enum fetch_errkind)get_range(w, 1, FERR_NONE,
-	    FERR__COUNT - 1);
+	r.errkind =
+	    (enum fetch_errkind)get_range(w, 1, FERR_NONE, FERR__COUNT - 1);
 	r.http_status = (long)get_range(w, 8, LONG_MIN, LONG_MAX);
 	r.size = get_u64(w);
 	r.received = get_u64(w);

@@ -24,25 +24,25 @@
 #include "fetch.h"
 
 #define WIRE_VERSION 2
-#define WIRE_MSG_MAX (32 * 1024)        /* holds a TRANSFER at every bound */
+#define WIRE_MSG_MAX (32 * 1024) /* holds a TRANSFER at every bound */
 #define WIRE_URL_MAX 8192
-#define WIRE_PATH_MAX 4096              /* a transfer's dir and its name */
+#define WIRE_PATH_MAX 4096 /* a transfer's dir and its name */
 
 enum wire_type {
-	WIRE_HELLO = 1,         /* worker: ready; its pid */
-	WIRE_TRANSFER,          /* parent: run this transfer */
-	WIRE_CANCEL,            /* parent: stop the transfer with this id */
-	WIRE_PROGRESS,          /* worker: body bytes received so far */
-	WIRE_RESULT,            /* worker: how the transfer ended */
+	WIRE_HELLO = 1, /* worker: ready; its pid */
+	WIRE_TRANSFER,	/* parent: run this transfer */
+	WIRE_CANCEL,	/* parent: stop the transfer with this id */
+	WIRE_PROGRESS,	/* worker: body bytes received so far */
+	WIRE_RESULT,	/* worker: how the transfer ended */
 };
 
 /* One message in a caller's buffer, being written or read. */
 struct wire {
 	unsigned char *buf;
-	size_t len;             /* bytes written, or bytes received */
+	size_t len; /* bytes written, or bytes received */
 	size_t cap;
-	size_t off;             /* read position */
-	int bad;                /* a write did not fit or a read failed */
+	size_t off; /* read position */
+	int bad;    /* a write did not fit or a read failed */
 };
 
 void wire_init(struct wire *w, void *buf, size_t cap);

@@ -47,17 +47,17 @@
 #include "wire.h"
 #include "worker.h"
 
-#define PROGRESS_MS 250                 /* progress report interval */
+#define PROGRESS_MS 250 /* progress report interval */
 #define READER_STACK_SIZE (256 * 1024)
 
 struct worker {
 	int fd;
-	pthread_mutex_t lock;   /* guards job, reported, eof and sends */
+	pthread_mutex_t lock; /* guards job, reported, eof and sends */
 	pthread_cond_t cond;
-	struct transfer *job;   /* received and not yet answered */
-	uint64_t reported;      /* progress last sent for job */
-	int eof;                /* the parent is gone: finish and exit */
-	unsigned char *rbuf;    /* the reader thread's, WIRE_MSG_MAX */
+	struct transfer *job; /* received and not yet answered */
+	uint64_t reported;    /* progress last sent for job */
+	int eof;	      /* the parent is gone: finish and exit */
+	unsigned char *rbuf;  /* the reader thread's, WIRE_MSG_MAX */
 };
 
 int
@@ -70,13 +70,15 @@ worker_cmdline(int argc, char *const argv[], int *fd)
 		return 0;
 	errno = 0;
 	n = strtol(argv[2], &end, 10);
-	*fd = errno != 0 || *end != '\0' || end == argv[2] || n < 0 ||
-	    n > INT_MAX ? -1 : (int)n;
+	if (errno != 0 || *end != '\0' || end == argv[2] || n < 0 ||
+	    n > INT_MAX)
+		*fd = -1;
+	else
+		*fd = (int)n;
 	return 1;
 }
 
-static void __attribute__((noreturn))
-worker_fatal(const char *why)
+static void __attribute__((noreturn)) worker_fatal(const char *why)
 {
 	log_warnx("worker %ld: %s", (long)getpid(), why);
 	_exit(2);
@@ -104,7 +106,7 @@ worker_progress(struct worker *w)
 	pthread_mutex_lock(&w->lock);
 	if (w->job != NULL && !w->eof &&
 	    (p = __atomic_load_n(&w->job->progress, __ATOMIC_RELAXED)) !=
-	    w->reported) {
+		w->reported) {
 		wire_init(&m, buf, sizeof(buf));
 		if (wire_put_progress(&m, w->job->id, p) == -1)
 			worker_fatal("progress does not fit a message");
@@ -132,8 +134,8 @@ worker_take(struct worker *w, struct wire *m, uint64_t id)
 	struct transfer *t;
 
 	if ((t = wire_get_transfer(m, id)) == NULL)
-		worker_fatal(errno == ENOMEM ? "out of memory" :
-		    "malformed transfer");
+		worker_fatal(
+		    errno == ENOMEM ? "out of memory" : "malformed transfer");
 	pthread_mutex_lock(&w->lock);
 	if (w->job != NULL)
 		worker_fatal("a transfer while busy");
@@ -162,8 +164,8 @@ worker_message(struct worker *w, size_t len)
 			worker_fatal("malformed cancel");
 		pthread_mutex_lock(&w->lock);
 		if (w->job != NULL && w->job->id == id)
-			__atomic_store_n(&w->job->cancelled, 1,
-			    __ATOMIC_RELAXED);
+			__atomic_store_n(
+			    &w->job->cancelled, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&w->lock);
 		return 0;
 	default:
@@ -317,7 +319,8 @@ worker_main(int fd)
 	CURL *easy;
 
 	if (fd < 0 || fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "fetchd: " WORKER_ARG " is started by fetchd "
+		fprintf(stderr,
+		    "fetchd: " WORKER_ARG " is started by fetchd "
 		    "itself (workers.model = process)\n");
 		return 2;
 	}

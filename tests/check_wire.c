@@ -19,7 +19,7 @@
 #include "testlib.h"
 #include "wire.h"
 
-#define HDR 10                          /* version, type, id */
+#define HDR 10				/* version, type, id */
 #define RESULT_ERRLEN (HDR + 2 + 6 * 8) /* the error string's length */
 #define TRANSFER_HAS_SHA (HDR + 8)
 #define TRANSFER_VERIFY_TLS (HDR + 8 + 1 + 32 + 7 * 8)
@@ -131,8 +131,8 @@ assert_exact(size_t len, const char *what)
 
 	ck_assert_msg(decode(len) == 0, "%s: the whole message", what);
 	for (n = 0; n < len; n++)
-		ck_assert_msg(decode(n) == -1, "%s cut to %zu of %zu bytes "
-		    "was taken", what, n, len);
+		ck_assert_msg(decode(n) == -1, "%s cut to %zu of %zu taken",
+		    what, n, len);
 	buf[len] = 0;
 	ck_assert_msg(decode(len + 1) == -1, "%s with a byte more", what);
 }
@@ -258,7 +258,7 @@ START_TEST(test_result)
 	ck_assert_int_eq(b->retry_after, 120);
 	ck_assert_str_eq(b->error, "HTTP 503 Service Unavailable");
 	ck_assert_str_eq(name, "sub/a b.1.iso");
-	ck_assert_str_eq(b->name, "sub/a b.iso");       /* the caller's call */
+	ck_assert_str_eq(b->name, "sub/a b.iso"); /* the caller's call */
 	fetch_transfer_free(a);
 	fetch_transfer_free(b);
 }
