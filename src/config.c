@@ -22,6 +22,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 
 /*
@@ -38,8 +39,8 @@ extern int ini_max_line __attribute__((weak));
 
 /*
  * For CONF_STR rows, min and max bound the length in bytes (without the
- * NUL): min 1 forbids an empty value. For the enumerations they are the
- * range of the enum.
+ * NUL): min 1 forbids an empty value. For the log level they are the
+ * range of the enum; workers.model is checked against engine.c's list.
  *
  * RESTART options are read once at start (the directories, the sockets);
  * a reload keeps their running values. LIVE(group) options take a reload's
@@ -79,8 +80,8 @@ static const struct config_option opt_table[] = {
 	RESTART, "host:port serving Prometheus text over HTTP; empty = off."},
 
     /* [workers] */
-    {"workers", "model", CONF_MODEL, OFF(model), MODEL_THREADS, MODEL_PROCESS,
-	"event", LIVE(ENGINE), "Concurrency model: event, threads or process."},
+    {"workers", "model", CONF_MODEL, OFF(model), 0, 0, "event", LIVE(ENGINE),
+	"Concurrency model: event, threads or process."},
     {"workers", "count", CONF_INT, OFF(count), 1, 10000, "16", LIVE(ENGINE),
 	"Worker threads or processes; for event, concurrent transfers."},
     {"workers", "per_host", CONF_INT, OFF(per_host), 0, 10000, "8",
@@ -127,9 +128,6 @@ static const struct config_option opt_table[] = {
 
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
-static const char *const model_names[] = {"threads", "event", "process"};
-#define MODEL_COUNT (sizeof(model_names) / sizeof(model_names[0]))
-
 /* State of one config_load(). */
 struct load_ctx {
 	struct config *cfg;
@@ -150,23 +148,6 @@ config_options(size_t *n)
 	if (n != NULL)
 		*n = OPT_COUNT;
 	return opt_table;
-}
-
-const char *
-config_model_name(int model)
-{
-	if (model < 0 || (size_t)model >= MODEL_COUNT)
-		return "?";
-	return model_names[model];
-}
-
-int
-config_model_parse(const char *s)
-{
-	for (size_t i = 0; i < MODEL_COUNT; i++)
-		if (strcasecmp(s, model_names[i]) == 0)
-			return (int)i;
-	return -1;
 }
 
 static void *
@@ -472,9 +453,9 @@ set_word(void *p, const struct config_option *opt, const char *s, char *msg,
 		    opt->section, opt->key, s, names);
 		return set_invalid();
 	default:
-		if ((r = config_model_parse(s)) >= opt->min && r <= opt->max)
+		if ((r = engine_model_find(s)) != -1)
 			break;
-		list_names(config_model_name, (int)MODEL_COUNT, names,
+		list_names(engine_model_name, engine_models(), names,
 		    sizeof(names));
 		snprintf(msg, msglen,
 		    "%s.%s: \"%.64s\" is not a worker model (allowed %s)",
@@ -719,7 +700,7 @@ config_format(const struct config *cfg, const struct config_option *opt,
 		    log_level_name((enum log_level) * (const int *)p));
 		break;
 	case CONF_MODEL:
-		snprintf(buf, len, "%s", config_model_name(*(const int *)p));
+		snprintf(buf, len, "%s", engine_model_name(*(const int *)p));
 		break;
 	default:
 		buf[0] = '\0';

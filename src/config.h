@@ -17,12 +17,6 @@
 #define CONFIG_UA_MAX 256       /* http.user_agent */
 #define CONFIG_PROXY_MAX 1024   /* http.proxy, http.ca_file */
 
-enum engine_model {
-	MODEL_THREADS = 0,
-	MODEL_EVENT,
-	MODEL_PROCESS,
-};
-
 /* Plain values only, so that a struct config can be copied field by field
  * and struct fetch_params (fetch.h) can be cut from it. Strings are owned by
  * the struct and released by config_free(). */
@@ -40,7 +34,7 @@ struct config {
 	char *metrics_listen;   /* "" = off; host:port for Prometheus text */
 
 	/* [workers] */
-	int model;              /* enum engine_model */
+	int model;              /* index into engine.h's list of engines */
 	long count;
 	long per_host;          /* 0 = no cap */
 
@@ -68,7 +62,7 @@ enum config_type {
 	CONF_BOOL,      /* yes/no, true/false, on/off, 1/0 */
 	CONF_MODE,      /* octal permission bits, 0..07777 */
 	CONF_LEVEL,     /* error|warn|info|debug */
-	CONF_MODEL,     /* threads|event|process */
+	CONF_MODEL,     /* an engine's name (engine_model_find) */
 };
 
 /* When a new value takes effect. Zero is neither, so a row that does not
@@ -168,8 +162,5 @@ int config_apply(const struct config *old, const struct config *cur,
 /* Render an option's current value in *cfg as text (for logs and -t). */
 void config_format(const struct config *cfg, const struct config_option *opt,
     char *buf, size_t len);
-
-const char *config_model_name(int model);
-int config_model_parse(const char *s); /* -1 when unknown */
 
 #endif

@@ -1,28 +1,51 @@
 /*
- * engine.c: choosing an engine by model and the bookkeeping every engine
- * shares (in-flight count, draining, the completion hand-back).
+ * engine.c: choosing an engine by name and the bookkeeping every engine
+ * shares (the worker count, in-flight count, draining, the completion
+ * hand-back).
  *
  * The engines only run transfers; this file is the thin layer the main loop
- * talks to, so fetchd.c never calls through the ops table itself.
+ * talks to, so fetchd.c never calls through the ops table itself. The list
+ * below is the one place that knows which engines exist, as curl's vtls.c
+ * knows its TLS backends: each name is spelled once, in its ops table, and
+ * config.c validates workers.model by asking engine_model_find().
  */
 #include <stdlib.h>
+#include <strings.h>
 
 #include "engine.h"
 #include "log.h"
 
-const struct engine_ops *
-engine_find(int model)
+/* In the order fetchd.conf(5) lists them. */
+static const struct engine_ops *const engines[] = {
+	&engine_threads,
+	&engine_event,
+	&engine_process,
+};
+#define NENGINES ((int)(sizeof(engines) / sizeof(engines[0])))
+
+int
+engine_models(void)
 {
-	switch (model) {
-	case MODEL_THREADS:
-		return &engine_threads;
-	case MODEL_EVENT:
-		return &engine_event;
-	case MODEL_PROCESS:
-		return &engine_process;
-	default:
-		return NULL;
-	}
+	return NENGINES;
+}
+
+int
+engine_model_find(const char *name)
+{
+	int i;
+
+	for (i = 0; i < NENGINES; i++)
+		if (strcasecmp(name, engines[i]->name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+engine_model_name(int model)
+{
+	if (model < 0 || model >= NENGINES)
+		return "?";
+	return engines[model]->name;
 }
 
 struct engine *
@@ -32,16 +55,17 @@ engine_new(int model, const struct config *cfg, struct event_base *base,
 	const struct engine_ops *ops;
 	struct engine *e;
 
-	if ((ops = engine_find(model)) == NULL) {
-		log_warnx("model '%s' is not available", config_model_name(model));
+	if (model < 0 || model >= NENGINES) {
+		log_warnx("no engine number %d", model);
 		return NULL;
 	}
+	ops = engines[model];
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		log_warn("engine");
 		return NULL;
 	}
 	e->ops = ops;
-	e->count = cfg->count;
+	e->count = ops->fit != NULL ? ops->fit(cfg->count) : cfg->count;
 	e->done = done;
 	e->done_arg = arg;
 	if (ops->start(e, cfg, base) == -1) {
@@ -57,8 +81,14 @@ engine_submit(struct engine *e, struct transfer *t)
 {
 	if (e->draining)
 		return -1;
-	if (e->ops->submit(e, t) == -1)
+	/* The cancelled flag is the engine's from here: a retry of a
+	 * cancelled attempt starts afresh. */
+	__atomic_store_n(&t->cancelled, 0, __ATOMIC_RELAXED);
+	t->engine = e;
+	if (e->ops->submit(e, t) == -1) {
+		t->engine = NULL;
 		return -1;
+	}
 	e->inflight++;
 	return 0;
 }
@@ -66,11 +96,26 @@ engine_submit(struct engine *e, struct transfer *t)
 void
 engine_complete(struct engine *e, struct transfer *t)
 {
-	if (e->inflight <= 0)
+	if (e->inflight <= 0 || t->engine != e)
 		fatalx("%s engine completed a transfer it did not have",
 		    e->ops->name);
 	e->inflight--;
+	t->engine = NULL;
 	e->done(t, e->done_arg);
+}
+
+void
+engine_complete_all(struct engine *e, struct transfer_list *list)
+{
+	struct transfer_list todo;
+	struct transfer *t;
+
+	TAILQ_INIT(&todo);
+	TAILQ_CONCAT(&todo, list, entry);
+	while ((t = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, t, entry);
+		engine_complete(e, t);
+	}
 }
 
 int
@@ -79,10 +124,18 @@ engine_has_room(const struct engine *e)
 	return !e->draining && e->inflight < e->count;
 }
 
-void
-engine_cancel(struct engine *e, struct transfer *t)
+long
+engine_workers(const struct engine *e)
 {
-	if (e->ops->cancel != NULL)
+	return e->count;
+}
+
+void
+engine_cancel(struct transfer *t)
+{
+	struct engine *e = t->engine;
+
+	if (e != NULL && e->ops->cancel != NULL)
 		e->ops->cancel(e, t);
 }
 
@@ -113,7 +166,7 @@ void
 engine_get_stats(struct engine *e, struct engine_stats *st)
 {
 	st->workers = e->count;
-	st->busy = st->queued = st->restarts = 0;
+	st->busy = st->restarts = 0;
 	if (e->ops->stats != NULL)
 		e->ops->stats(e, st);
 }

@@ -17,14 +17,17 @@
 struct engine;
 
 struct engine_stats {
-	long workers;           /* threads, transfer slots or children */
+	long workers;           /* engine_workers(): threads, slots, children */
 	long busy;              /* running a transfer now */
-	long queued;            /* submitted, not yet started */
 	long restarts;          /* children replaced after dying (process) */
 };
 
 struct engine_ops {
+	/* The model's name as workers.model spells it; written nowhere else. */
 	const char *name;
+	/* Optional: how many workers this engine can run when wanted are
+	 * asked for (the event engine fits them to the open file limit). */
+	long (*fit)(long wanted);
 	int (*start)(struct engine *, const struct config *, struct event_base *);
 	int (*submit)(struct engine *, struct transfer *);
 	void (*cancel)(struct engine *, struct transfer *);
@@ -36,7 +39,10 @@ struct engine_ops {
 struct engine {
 	const struct engine_ops *ops;
 	void *priv;
-	long count;                     /* workers.count it was started with */
+	/* The workers it runs: workers.count as ops->fit() left it. Set once,
+	 * by engine_new() before start(); engines and callers read it through
+	 * engine_workers(), never cfg->count. */
+	long count;
 	long inflight;                  /* submitted and not yet done */
 	int draining;
 	/* Completion, always called on the main loop. */
@@ -48,25 +54,44 @@ extern const struct engine_ops engine_threads;
 extern const struct engine_ops engine_event;
 extern const struct engine_ops engine_process;
 
-/* The ops for a model, or NULL when this build lacks it. */
-const struct engine_ops *engine_find(int model);
+/*
+ * The engines this build has, chosen by name. A config keeps its model as
+ * an index into this list: engine_model_find() turns a name (any case) into
+ * one, -1 when there is no such engine; engine_model_name() gives the name
+ * back ("?" out of range).
+ */
+int engine_models(void);
+int engine_model_find(const char *name);
+const char *engine_model_name(int model);
 
-/* Allocate and start an engine. NULL (logged) on failure. */
+/* Allocate and start the engine for model (an index, as above). NULL
+ * (logged) on failure. */
 struct engine *engine_new(int model, const struct config *cfg,
     struct event_base *base, void (*done)(struct transfer *, void *),
     void *arg);
 
-/* Hand t over. 0, or -1 when the engine cannot take it (t is still ours). */
+/* Hand t over: t->engine is e until done(). 0, or -1 when the engine cannot
+ * take it (t is still ours). */
 int engine_submit(struct engine *e, struct transfer *t)
     __attribute__((warn_unused_result));
 
 /* Called by engines on the main loop when t is finished. */
 void engine_complete(struct engine *e, struct transfer *t);
+/* engine_complete() for every transfer on list. The list is emptied
+ * first, so it may live in engine state the last completion frees. */
+void engine_complete_all(struct engine *e, struct transfer_list *list);
 
 /* Room for another transfer: inflight < count and not draining. */
 int engine_has_room(const struct engine *e);
 
-void engine_cancel(struct engine *e, struct transfer *t);
+/* The workers e runs (see count above): what a caller sizes its own
+ * budgets by, as the fd-limit may have lowered workers.count. */
+long engine_workers(const struct engine *e);
+
+/* Stop t early through the engine that owns it (t->engine); it comes back
+ * through done(), a retry unless it finished first. Nothing when no engine
+ * owns t (it is queued in the scheduler, or already back). */
+void engine_cancel(struct transfer *t);
 void engine_drain(struct engine *e);
 /* Stop now: in-flight transfers are cancelled and come back through done()
  * with outcome FETCH_RETRY before stop returns. Frees e. */

@@ -6,7 +6,7 @@
  * is ready or the timer expired. No thread, no polling loop: a transfer
  * costs a socket, its .part file and a few kilobytes.
  *
- * workers.count is the number of concurrent transfers. The daemon never
+ * engine_workers() is the number of concurrent transfers. The daemon never
  * submits more than that; the multi handle is capped the same way
  * (CURLMOPT_MAX_TOTAL_CONNECTIONS), keeps that many connections for reuse,
  * and multiplexes HTTP/2 where a server offers it. per_host is not set
@@ -166,22 +166,13 @@ evloop_collect(struct evloop *el)
 
 /*
  * Hand every finished transfer back to the daemon. The daemon may free the
- * engine once its last transfer is in, so el is not touched after the last
- * engine_complete(): the list being walked lives on the stack.
+ * engine once its last transfer is in: engine_complete_all() takes the
+ * list off el before the first one.
  */
 static void
 evloop_handback(struct evloop *el)
 {
-	struct engine *e = el->engine;
-	struct transfer_list done;
-	struct transfer *t;
-
-	TAILQ_INIT(&done);
-	TAILQ_CONCAT(&done, &el->done, entry);
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(el->engine, &el->done);
 }
 
 static void
@@ -320,27 +311,27 @@ evloop_timer_fn(CURLM *multi, long timeout_ms, void *arg)
 
 /*
  * Each transfer holds several descriptors; when the open file limit (as
- * far as the daemon could raise it) cannot hold count transfers, run fewer
- * and say so.
+ * far as the daemon could raise it) cannot hold wanted transfers, run fewer
+ * and say so. engine_new() keeps the answer as the engine's count.
  */
-static void
-evloop_cap_count(struct engine *e)
+static long
+evloop_fit(long wanted)
 {
 	struct rlimit rl;
 	long cap;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return;
+		return wanted;
 	cap = ((long)rl.rlim_cur - EVLOOP_FD_RESERVE) /
 	    EVLOOP_FDS_PER_TRANSFER;
 	if (cap < 1)
 		cap = 1;
-	if (cap < e->count) {
-		log_warnx("event engine: the open file limit (%ld) caps "
-		    "workers.count at %ld instead of %ld", (long)rl.rlim_cur,
-		    cap, e->count);
-		e->count = cap;
-	}
+	if (cap >= wanted)
+		return wanted;
+	log_warnx("event engine: the open file limit (%ld) caps "
+	    "workers.count at %ld instead of %ld", (long)rl.rlim_cur,
+	    cap, wanted);
+	return cap;
 }
 
 static void evloop_stop(struct engine *);
@@ -363,7 +354,6 @@ evloop_start(struct engine *e, const struct config *cfg,
 	TAILQ_INIT(&el->running);
 	TAILQ_INIT(&el->done);
 
-	evloop_cap_count(e);
 	n = e->count;
 	el->bufsize = EVLOOP_BUF_BUDGET / n;
 	if (el->bufsize < EVLOOP_BUF_MIN)
@@ -499,10 +489,7 @@ evloop_stop(struct engine *e)
 		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
 		evloop_end(el, t, CURLE_ABORTED_BY_CALLBACK);
 	}
-	while ((t = TAILQ_FIRST(&el->done)) != NULL) {
-		TAILQ_REMOVE(&el->done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(e, &el->done);
 
 	/* No more calls into us: the sockets libcurl still keeps open (the
 	 * connection cache) are closed by curl_multi_cleanup(). */
@@ -529,13 +516,12 @@ evloop_stats(struct engine *e, struct engine_stats *st)
 {
 	struct evloop *el = e->priv;
 
-	st->workers = e->count;
 	st->busy = el->nrunning;
-	st->queued = 0;
 }
 
 const struct engine_ops engine_event = {
 	.name = "event",
+	.fit = evloop_fit,
 	.start = evloop_start,
 	.submit = evloop_submit,
 	.cancel = evloop_cancel,

@@ -1,84 +1,65 @@
 /*
- * engine_process.c: the forked-children model. workers.count worker
- * processes, started once when the engine starts, each running a blocking
- * fetch_run() loop on one reused easy handle (so each child keeps its own
- * connection cache). The parent talks to each child over a SOCK_SEQPACKET
- * socketpair: it sends a transfer, the child reports progress every
- * PROGRESS_MS and then the result. Everything on the parent side runs on
- * the main loop; completions are handed back through engine_complete() from
- * a deferred event, never from inside submit() or cancel().
+ * engine_process.c: the forked-children model, parent side. One worker
+ * process per engine_workers(), started when the engine starts; each runs
+ * a blocking fetch_run() loop (worker.c). The parent talks to each child
+ * over a SOCK_SEQPACKET socketpair in wire.h's messages: it sends a
+ * transfer, the child reports progress and then the result. Everything
+ * here runs on the main loop; completions are handed back through
+ * engine_complete() from a deferred event, never from inside submit() or
+ * cancel().
  *
  * A child is fork() followed at once by exec of our own binary with
- * "--worker 3", through a descriptor of /proc/self/exe opened when the
- * engine starts (fexecve): it is the very image running, even after a
- * package upgrade replaced or removed the file, so parent and children
- * always speak the same protocol. The exec matters: the parent may be
- * multithreaded (the threads engine still draining during a live switch)
- * and a forked copy of such a process can inherit locks held by other
- * threads (libcurl, OpenSSL); a fresh image starts clean. Between fork and
- * exec the child only makes async-signal-safe calls: parent-death signal,
- * default signal dispositions, the socket onto fd 3, every other descriptor
- * above 2 closed. So a child holds fds 0-3 and what libcurl opens, never
- * the spool, the control socket or the inotify descriptor. The exec'd
- * image turns into a worker in a constructor (worker_hook), before the
- * program's main() runs. A worker ignores SIGINT and SIGHUP (a terminal's
- * ^C is for fetchd, which drains); SIGTERM, its socket closing or fetchd's
- * death end it.
+ * "--worker 3" (worker.h), through a descriptor of /proc/self/exe opened
+ * when the engine starts (fexecve): it is the very image running, even
+ * after a package upgrade replaced or removed the file, so parent and
+ * children always speak the same protocol. The exec matters: the parent
+ * may be multithreaded (the threads engine still draining during a live
+ * switch) and a forked copy of such a process can inherit locks held by
+ * other threads (libcurl, OpenSSL); a fresh image starts clean. Between
+ * fork and exec the child only makes async-signal-safe calls: parent-death
+ * signal, default signal dispositions, the socket onto fd 3, every other
+ * descriptor above 2 closed. So a child holds fds 0-3 and what libcurl
+ * opens, never the spool, the control socket or the inotify descriptor.
+ * The program's main() sees the worker's command line and runs
+ * worker_main().
  *
  * A child that dies (crash, kill -9) shows up as EOF on its socket and as
  * SIGCHLD (a libevent signal event). Only our own pids are ever waited for,
  * one by one. Its transfer comes back as FETCH_RETRY so the scheduler tries
  * it again, resuming from the .part file; the slot gets a new child, at most
- * RESTART_BURST restarts per second, the rest delayed by a timer.
- *
- * In the child, the main thread runs transfers and a second thread owns the
- * socket's reading side: it takes TRANSFER messages into a one-slot mailbox,
- * sets the cancelled flag on CANCEL or when the parent goes away (EOF), and
- * sends PROGRESS while a transfer runs. Sends from the two threads are whole
- * messages; PROGRESS and RESULT are sent under one lock so a result is never
- * followed by a stale progress report.
- *
- * Wire format: every message starts with a version byte, a type byte and
- * the 64-bit transfer id; integers in host order (both ends are the same
- * binary); strings are a 32-bit length, the bytes and a NUL. A version
- * mismatch or a malformed message kills the child.
+ * RESTART_BURST restarts per second, the rest delayed by a timer. A child
+ * that sends a malformed message is killed the same way.
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "log.h"
 #include "util.h"
+#include "wire.h"
+#include "worker.h"
 
-#define PROC_VERSION 1
 #define PROC_FD 3                       /* the socket, in the child */
 #define PROC_EXE_FD 4                   /* our binary, in the child (cloexec) */
 #define PROC_EXE "/proc/self/exe"
-#define PROC_URL_MAX 8192
-#define PROC_PATH_MAX 4096              /* dir and name */
-#define PROC_ERR_MAX (FETCH_ERR_MAX - 1)
-#define PROC_MSG_MAX (32 * 1024)        /* holds a TRANSFER at every maximum */
+#define PROC_STR_(n) #n
+#define PROC_STR(n) PROC_STR_(n)        /* PROC_FD as the worker's argument */
 
-#define PROGRESS_MS 250                 /* child: progress report interval */
 #define START_WAIT_MS 10000             /* start(): every child says hello */
 #define STOP_CANCEL_MS 5000             /* stop(): results after CANCEL */
 #define STOP_EXIT_MS 2000               /* stop(): exit after EOF */
@@ -86,179 +67,6 @@
 #define TICK_MS 100                     /* reaping and restart timer */
 #define RESTART_BURST 10                /* restarts allowed ... */
 #define RESTART_WINDOW 1.0              /* ... per this many seconds */
-
-enum proc_msg {
-	MSG_HELLO = 1,          /* child: ready; u64 pid */
-	MSG_TRANSFER,           /* parent: run this */
-	MSG_CANCEL,             /* parent: stop the transfer with this id */
-	MSG_PROGRESS,           /* child: u64 body bytes so far */
-	MSG_RESULT,             /* child: how it ended */
-};
-
-/* --- messages, both sides ------------------------------------------------ */
-
-struct msg {
-	unsigned char *buf;
-	size_t len;             /* bytes written, or bytes received */
-	size_t cap;
-	size_t off;             /* reader position */
-	int bad;                /* overflow or short read */
-};
-
-static void
-msg_init(struct msg *m, unsigned char *buf, size_t cap, size_t len)
-{
-	m->buf = buf;
-	m->cap = cap;
-	m->len = len;
-	m->off = 0;
-	m->bad = 0;
-}
-
-static void
-put(struct msg *m, const void *p, size_t n)
-{
-	if (m->bad || m->cap - m->len < n) {
-		m->bad = 1;
-		return;
-	}
-	memcpy(m->buf + m->len, p, n);
-	m->len += n;
-}
-
-static void
-put_u8(struct msg *m, unsigned v)
-{
-	uint8_t b = (uint8_t)v;
-
-	put(m, &b, 1);
-}
-
-static void
-put_u64(struct msg *m, uint64_t v)
-{
-	put(m, &v, sizeof(v));
-}
-
-static void
-put_i64(struct msg *m, int64_t v)
-{
-	put(m, &v, sizeof(v));
-}
-
-static void
-put_dbl(struct msg *m, double v)
-{
-	put(m, &v, sizeof(v));
-}
-
-static void
-put_str(struct msg *m, const char *s, size_t max)
-{
-	size_t n;
-	uint32_t n32;
-
-	if (s == NULL)
-		s = "";
-	if ((n = strlen(s)) > max) {
-		m->bad = 1;
-		return;
-	}
-	n32 = (uint32_t)n;
-	put(m, &n32, sizeof(n32));
-	put(m, s, n + 1);
-}
-
-static void
-put_hdr(struct msg *m, enum proc_msg type, uint64_t id)
-{
-	put_u8(m, PROC_VERSION);
-	put_u8(m, type);
-	put_u64(m, id);
-}
-
-static void
-get(struct msg *m, void *p, size_t n)
-{
-	if (m->bad || m->len - m->off < n) {
-		m->bad = 1;
-		memset(p, 0, n);
-		return;
-	}
-	memcpy(p, m->buf + m->off, n);
-	m->off += n;
-}
-
-static unsigned
-get_u8(struct msg *m)
-{
-	uint8_t b;
-
-	get(m, &b, 1);
-	return b;
-}
-
-static uint64_t
-get_u64(struct msg *m)
-{
-	uint64_t v;
-
-	get(m, &v, sizeof(v));
-	return v;
-}
-
-static int64_t
-get_i64(struct msg *m)
-{
-	int64_t v;
-
-	get(m, &v, sizeof(v));
-	return v;
-}
-
-static double
-get_dbl(struct msg *m)
-{
-	double v;
-
-	get(m, &v, sizeof(v));
-	return v;
-}
-
-/* A string inside the buffer (NUL-terminated there), or NULL when it is
- * longer than max, runs past the end or holds a NUL. */
-static const char *
-get_str(struct msg *m, size_t max)
-{
-	uint32_t n;
-	const char *s;
-
-	get(m, &n, sizeof(n));
-	if (m->bad || n > max || m->len - m->off < (size_t)n + 1) {
-		m->bad = 1;
-		return NULL;
-	}
-	s = (const char *)m->buf + m->off;
-	if (s[n] != '\0' || memchr(s, '\0', n) != NULL) {
-		m->bad = 1;
-		return NULL;
-	}
-	m->off += (size_t)n + 1;
-	return s;
-}
-
-/* Header: 0 with type and id, or -1 (wrong version, too short). */
-static int
-get_hdr(struct msg *m, unsigned *type, uint64_t *id)
-{
-	if (get_u8(m) != PROC_VERSION)
-		return -1;
-	*type = get_u8(m);
-	*id = get_u64(m);
-	return m->bad ? -1 : 0;
-}
-
-/* --- the parent ---------------------------------------------------------- */
 
 enum child_state {
 	CHILD_NONE = 0,         /* no process: waiting to be started */
@@ -291,11 +99,12 @@ struct procs {
 	struct engine *engine;
 	struct event_base *base;
 	struct child *children;
-	long nchildren;
+	long nchildren;                 /* slots in children: 0 until they are
+	                                   allocated, then engine_workers() */
 	struct child_list idle;
 	struct transfer_list queue;     /* submitted, no child free yet */
 	struct transfer_list done;      /* to hand back from ev_done */
-	long nqueued, nbusy, restarts;
+	long nbusy, restarts;
 	int stopping;
 	int dirty;                      /* procs_maintain() has work */
 	int storm;                      /* restarts are being held back */
@@ -307,7 +116,7 @@ struct procs {
 	struct event *ev_sigchld;
 	struct event *ev_timer;
 	struct event *ev_done;
-	unsigned char *rbuf, *sbuf;     /* PROC_MSG_MAX each */
+	unsigned char *rbuf, *sbuf;     /* WIRE_MSG_MAX each */
 	struct pollfd *pfds;            /* stop() and start() waits */
 	struct child **pmap;
 };
@@ -342,6 +151,15 @@ procs_finish(struct procs *ps, struct transfer *t)
 		event_active(ps->ev_done, EV_READ, 0);
 }
 
+/* A queued transfer goes back unstarted, as a retry. */
+static void
+procs_unqueue(struct procs *ps, struct transfer *t)
+{
+	TAILQ_REMOVE(&ps->queue, t, entry);
+	set_result(t, FETCH_RETRY, "cancelled");
+	procs_finish(ps, t);
+}
+
 /*
  * The child side of fork(): async-signal-safe calls only, then exec. The
  * signal mask the parent blocked everything with is still in force, so no
@@ -351,8 +169,9 @@ procs_finish(struct procs *ps, struct transfer *t)
 static void __attribute__((noreturn))
 child_exec(int sock, int exe, pid_t ppid, int maxfd)
 {
-	static char arg0[] = "fetchd: worker", arg1[] = "--worker",
-	    arg2[] = "3", exepath[] = "/proc/self/fd/4";
+	static char arg0[] = "fetchd: worker", arg1[] = WORKER_ARG,
+	    arg2[] = PROC_STR(PROC_FD),
+	    exepath[] = "/proc/self/fd/" PROC_STR(PROC_EXE_FD);
 	char *argv[] = { arg0, arg1, arg2, NULL };
 	struct sigaction sa;
 	sigset_t none;
@@ -563,7 +382,7 @@ child_try_reap(struct child *c)
 }
 
 static int
-child_send(struct child *c, const struct msg *m)
+child_send(struct child *c, const struct wire *m)
 {
 	ssize_t n;
 
@@ -580,31 +399,16 @@ child_send(struct child *c, const struct msg *m)
 	return -1;
 }
 
-static int
-transfer_fits(const struct transfer *t)
-{
-	return (t->url == NULL || strlen(t->url) <= PROC_URL_MAX) &&
-	    (t->dir == NULL || strlen(t->dir) <= PROC_PATH_MAX) &&
-	    (t->name == NULL || strlen(t->name) <= PROC_PATH_MAX);
-}
-
 /* Hand t to the idle child c. 0, or -1 with c lost and t still ours. */
 static int
 child_run(struct child *c, struct transfer *t)
 {
 	struct procs *ps = c->ps;
-	struct msg m;
+	struct wire m;
 
-	msg_init(&m, ps->sbuf, PROC_MSG_MAX, 0);
-	put_hdr(&m, MSG_TRANSFER, t->id);
-	put(&m, &t->attempt, sizeof(t->attempt));
-	put_u8(&m, t->has_sha256 ? 1 : 0);
-	put(&m, t->sha256, sizeof(t->sha256));
-	put(&m, &t->params, sizeof(t->params));
-	put_str(&m, t->url, PROC_URL_MAX);
-	put_str(&m, t->dir, PROC_PATH_MAX);
-	put_str(&m, t->name, PROC_PATH_MAX);
-	if (m.bad)
+	/* procs_submit() checked the strings: anything else is a bug. */
+	wire_init(&m, ps->sbuf, WIRE_MSG_MAX);
+	if (wire_put_transfer(&m, t) == -1)
 		fatalx("process engine: transfer %llu does not fit a message",
 		    (unsigned long long)t->id);
 	if (child_send(c, &m) == -1)
@@ -620,11 +424,12 @@ child_run(struct child *c, struct transfer *t)
 static void
 child_cancel(struct child *c)
 {
-	struct msg m;
 	unsigned char buf[16];
+	struct wire m;
 
-	msg_init(&m, buf, sizeof(buf), 0);
-	put_hdr(&m, MSG_CANCEL, c->t->id);
+	wire_init(&m, buf, sizeof(buf));
+	if (wire_put_cancel(&m, c->t->id) == -1)
+		fatalx("process engine: a cancel does not fit a message");
 	(void)child_send(c, &m);
 }
 
@@ -638,11 +443,8 @@ procs_kick(struct procs *ps)
 	while ((t = TAILQ_FIRST(&ps->queue)) != NULL &&
 	    (c = TAILQ_FIRST(&ps->idle)) != NULL) {
 		TAILQ_REMOVE(&ps->queue, t, entry);
-		ps->nqueued--;
-		if (child_run(c, t) == -1) {
+		if (child_run(c, t) == -1)
 			TAILQ_INSERT_HEAD(&ps->queue, t, entry);
-			ps->nqueued++;
-		}
 	}
 }
 
@@ -673,32 +475,17 @@ child_idle(struct child *c)
 }
 
 static void
-child_result(struct child *c, struct msg *m)
+child_result(struct child *c, struct wire *m)
 {
 	struct procs *ps = c->ps;
 	struct transfer *t = c->t;
-	const char *err, *name;
-	unsigned outcome, errkind;
+	const char *name;
 	char *copy;
 
-	outcome = get_u8(m);
-	errkind = get_u8(m);
-	t->http_status = (long)get_i64(m);
-	t->size = get_u64(m);
-	t->received = get_u64(m);
-	t->ttfb = get_dbl(m);
-	t->seconds = get_dbl(m);
-	t->retry_after = (long)get_i64(m);
-	err = get_str(m, PROC_ERR_MAX);
-	name = get_str(m, PROC_PATH_MAX);
-	if (m->bad || m->off != m->len || outcome > FETCH_FAIL ||
-	    errkind >= FERR__COUNT || name[0] == '\0') {
+	if (wire_get_result(m, t, &name) == -1) {
 		child_lost(c, "malformed result");
 		return;
 	}
-	t->outcome = (enum fetch_outcome)outcome;
-	t->errkind = (enum fetch_errkind)errkind;
-	snprintf(t->error, sizeof(t->error), "%s", err);
 	if (t->name == NULL || strcmp(t->name, name) != 0) {
 		/* fetch_run() keeps the name; should that change, follow. */
 		if ((copy = strdup(name)) == NULL)
@@ -716,29 +503,31 @@ child_result(struct child *c, struct msg *m)
 static void
 child_message(struct child *c, unsigned char *buf, size_t len)
 {
-	struct msg m;
-	unsigned type;
-	uint64_t id;
+	enum wire_type type;
+	struct wire m;
+	uint64_t id, v;
 
-	msg_init(&m, buf, len, len);
-	if (get_hdr(&m, &type, &id) == -1) {
-		child_lost(c, "protocol version mismatch");
+	if (wire_open(&m, buf, len, &type, &id) == -1) {
+		child_lost(c, "unknown message or protocol version");
 		return;
 	}
 	switch (type) {
-	case MSG_HELLO:
-		if (c->state != CHILD_STARTING) {
+	case WIRE_HELLO:
+		if (c->state != CHILD_STARTING || wire_get_hello(&m, &v) == -1) {
 			child_lost(c, "unexpected hello");
 			return;
 		}
 		child_idle(c);
 		return;
-	case MSG_PROGRESS:
+	case WIRE_PROGRESS:
+		if (wire_get_progress(&m, &v) == -1) {
+			child_lost(c, "malformed progress");
+			return;
+		}
 		if (c->state == CHILD_BUSY && c->t->id == id)
-			__atomic_store_n(&c->t->progress, get_u64(&m),
-			    __ATOMIC_RELAXED);
+			__atomic_store_n(&c->t->progress, v, __ATOMIC_RELAXED);
 		return;
-	case MSG_RESULT:
+	case WIRE_RESULT:
 		if (c->state != CHILD_BUSY || c->t->id != id) {
 			child_lost(c, "result for a transfer it does not run");
 			return;
@@ -746,7 +535,7 @@ child_message(struct child *c, unsigned char *buf, size_t len)
 		child_result(c, &m);
 		return;
 	default:
-		child_lost(c, "unknown message");
+		child_lost(c, "a message only the parent sends");
 		return;
 	}
 }
@@ -759,7 +548,7 @@ child_read(struct child *c)
 	ssize_t n;
 
 	while (c->fd != -1) {
-		n = recv(c->fd, ps->rbuf, PROC_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
+		n = recv(c->fd, ps->rbuf, WIRE_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -768,7 +557,7 @@ child_read(struct child *c)
 			child_lost(c, NULL);
 			return;
 		}
-		if ((size_t)n > PROC_MSG_MAX) {
+		if ((size_t)n > WIRE_MSG_MAX) {
 			child_lost(c, "message too long");
 			return;
 		}
@@ -880,16 +669,8 @@ static void
 procs_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct procs *ps = arg;
-	struct engine *e = ps->engine;
-	struct transfer_list done;
-	struct transfer *t;
 
-	TAILQ_INIT(&done);
-	TAILQ_CONCAT(&done, &ps->done, entry);
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(ps->engine, &ps->done);
 }
 
 /*
@@ -947,6 +728,30 @@ child_has_transfer(const struct child *c)
 	return c->t != NULL;
 }
 
+/* n empty child slots and the buffers every wait and message needs. */
+static int
+procs_alloc(struct procs *ps, long n)
+{
+	long i;
+
+	if ((ps->children = calloc(n, sizeof(*ps->children))) == NULL ||
+	    (ps->pfds = calloc(n, sizeof(*ps->pfds))) == NULL ||
+	    (ps->pmap = calloc(n, sizeof(*ps->pmap))) == NULL ||
+	    (ps->rbuf = malloc(WIRE_MSG_MAX)) == NULL ||
+	    (ps->sbuf = malloc(WIRE_MSG_MAX)) == NULL) {
+		log_warn("process engine");
+		return -1;
+	}
+	ps->nchildren = n;
+	for (i = 0; i < n; i++) {
+		ps->children[i].ps = ps;
+		ps->children[i].slot = i;
+		ps->children[i].pid = -1;
+		ps->children[i].fd = -1;
+	}
+	return 0;
+}
+
 static int
 procs_start(struct engine *e, const struct config *cfg,
     struct event_base *base)
@@ -974,21 +779,8 @@ procs_start(struct engine *e, const struct config *cfg,
 		log_warn("process engine: %s", PROC_EXE);
 		goto fail;
 	}
-	if ((ps->children = calloc(cfg->count, sizeof(*ps->children))) ==
-	    NULL || (ps->pfds = calloc(cfg->count, sizeof(*ps->pfds))) ==
-	    NULL || (ps->pmap = calloc(cfg->count, sizeof(*ps->pmap))) ==
-	    NULL || (ps->rbuf = malloc(PROC_MSG_MAX)) == NULL ||
-	    (ps->sbuf = malloc(PROC_MSG_MAX)) == NULL) {
-		log_warn("process engine");
+	if (procs_alloc(ps, e->count) == -1)
 		goto fail;
-	}
-	ps->nchildren = cfg->count;
-	for (i = 0; i < ps->nchildren; i++) {
-		ps->children[i].ps = ps;
-		ps->children[i].slot = i;
-		ps->children[i].pid = -1;
-		ps->children[i].fd = -1;
-	}
 	ps->ev_sigchld = evsignal_new(base, SIGCHLD, procs_sigchld_cb, ps);
 	ps->ev_timer = evtimer_new(base, procs_timer_cb, ps);
 	ps->ev_done = event_new(base, -1, 0, procs_done_cb, ps);
@@ -1022,7 +814,7 @@ procs_submit(struct engine *e, struct transfer *t)
 	struct child *c;
 
 	t->engine_data = NULL;
-	if (!transfer_fits(t)) {
+	if (!wire_transfer_fits(t)) {
 		set_result(t, FETCH_FAIL, "URL or path too long");
 		procs_finish(ps, t);
 		return 0;
@@ -1030,10 +822,8 @@ procs_submit(struct engine *e, struct transfer *t)
 	while ((c = TAILQ_FIRST(&ps->idle)) != NULL)
 		if (child_run(c, t) == 0)
 			break;
-	if (c == NULL) {
+	if (c == NULL)
 		TAILQ_INSERT_TAIL(&ps->queue, t, entry);
-		ps->nqueued++;
-	}
 	procs_maintain(ps);
 	return 0;
 }
@@ -1058,12 +848,9 @@ procs_cancel(struct engine *e, struct transfer *t)
 	TAILQ_FOREACH(q, &ps->queue, entry)
 		if (q == t)
 			break;
-	if (q == NULL)
-		return;         /* on its way back already */
-	TAILQ_REMOVE(&ps->queue, t, entry);
-	ps->nqueued--;
-	set_result(t, FETCH_RETRY, "cancelled");
-	procs_finish(ps, t);
+	if (q != NULL)
+		procs_unqueue(ps, t);
+	/* else on its way back already */
 }
 
 static void
@@ -1074,31 +861,19 @@ procs_drain(struct engine *e)
 }
 
 /*
- * Queued transfers come back cancelled; running ones are cancelled and
- * their results awaited (STOP_CANCEL_MS, then their children are killed);
- * every socket is closed and every child waited for (SIGKILL after
- * STOP_EXIT_MS). Every transfer is handed back before this returns.
+ * Stopping, first step: queued transfers come back cancelled; running ones
+ * are cancelled and their results awaited (STOP_CANCEL_MS), then the
+ * children that did not answer are killed; every socket is closed.
  */
 static void
-procs_stop(struct engine *e)
+procs_cancel_all(struct procs *ps)
 {
-	struct procs *ps = e->priv;
-	struct transfer_list done;
 	struct transfer *t;
 	struct child *c;
-	double deadline;
-	int status, left;
 	long i;
 
-	if (ps == NULL)
-		return;
-	ps->stopping = 1;
-	while ((t = TAILQ_FIRST(&ps->queue)) != NULL) {
-		TAILQ_REMOVE(&ps->queue, t, entry);
-		ps->nqueued--;
-		set_result(t, FETCH_RETRY, "cancelled");
-		procs_finish(ps, t);
-	}
+	while ((t = TAILQ_FIRST(&ps->queue)) != NULL)
+		procs_unqueue(ps, t);
 	for (i = 0; i < ps->nchildren; i++) {
 		c = &ps->children[i];
 		if (c->state == CHILD_IDLE || c->state == CHILD_STARTING) {
@@ -1117,7 +892,28 @@ procs_stop(struct engine *e)
 		if (c->state != CHILD_NONE)
 			child_close(c);
 	}
-	deadline = util_mono() + STOP_EXIT_MS / 1000.0;
+}
+
+/* A child that would not exit: SIGKILL and wait for it. */
+static void
+child_kill_wait(struct child *c)
+{
+	int status = -1;
+
+	kill(c->pid, SIGKILL);
+	while (waitpid(c->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	child_reaped(c, status);
+}
+
+/* Stopping, second step: wait for every closed child to exit, killing
+ * those still there after STOP_EXIT_MS. */
+static void
+procs_reap_all(struct procs *ps)
+{
+	double deadline = util_mono() + STOP_EXIT_MS / 1000.0;
+	long i, left;
+
 	for (;;) {
 		left = 0;
 		for (i = 0; i < ps->nchildren; i++)
@@ -1125,26 +921,19 @@ procs_stop(struct engine *e)
 			    !child_try_reap(&ps->children[i]))
 				left++;
 		if (left == 0)
+			return;
+		if (util_mono() >= deadline)
 			break;
-		if (util_mono() >= deadline) {
-			for (i = 0; i < ps->nchildren; i++) {
-				c = &ps->children[i];
-				if (c->state == CHILD_NONE)
-					continue;
-				kill(c->pid, SIGKILL);
-				status = -1;
-				while (waitpid(c->pid, &status, 0) == -1 &&
-				    errno == EINTR)
-					;
-				child_reaped(c, status);
-			}
-			break;
-		}
 		poll(NULL, 0, 5);
 	}
+	for (i = 0; i < ps->nchildren; i++)
+		if (ps->children[i].state != CHILD_NONE)
+			child_kill_wait(&ps->children[i]);
+}
 
-	TAILQ_INIT(&done);
-	TAILQ_CONCAT(&done, &ps->done, entry);
+static void
+procs_free(struct procs *ps)
+{
 	if (ps->ev_sigchld != NULL)
 		event_free(ps->ev_sigchld);
 	if (ps->ev_timer != NULL)
@@ -1159,11 +948,29 @@ procs_stop(struct engine *e)
 	if (ps->exefd != -1)
 		close(ps->exefd);
 	free(ps);
+}
+
+/*
+ * Every transfer is handed back before this returns, after the engine's
+ * state is gone (the daemon may free the engine on the last one). Also the
+ * clean-up of a start that failed half way.
+ */
+static void
+procs_stop(struct engine *e)
+{
+	struct procs *ps = e->priv;
+	struct transfer_list done;
+
+	if (ps == NULL)
+		return;
+	ps->stopping = 1;
+	procs_cancel_all(ps);
+	procs_reap_all(ps);
+	TAILQ_INIT(&done);
+	TAILQ_CONCAT(&done, &ps->done, entry);
+	procs_free(ps);
 	e->priv = NULL;
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(e, t);
-	}
+	engine_complete_all(e, &done);
 }
 
 static void
@@ -1173,14 +980,13 @@ procs_stats(struct engine *e, struct engine_stats *st)
 
 	if (ps == NULL)
 		return;
-	st->workers = ps->nchildren;
 	st->busy = ps->nbusy;
-	st->queued = ps->nqueued;
 	st->restarts = ps->restarts;
 }
 
 const struct engine_ops engine_process = {
 	.name = "process",
+	.fit = NULL,
 	.start = procs_start,
 	.submit = procs_submit,
 	.cancel = procs_cancel,
@@ -1188,301 +994,3 @@ const struct engine_ops engine_process = {
 	.stop = procs_stop,
 	.stats = procs_stats,
 };
-
-/* --- the child ------------------------------------------------------------ */
-
-struct worker {
-	int fd;
-	pthread_mutex_t lock;   /* guards job, reported, eof and sends */
-	pthread_cond_t cond;
-	struct transfer *job;   /* received and not yet answered */
-	uint64_t reported;      /* progress last sent for job */
-	int eof;                /* the parent is gone: finish and exit */
-	unsigned char *rbuf;    /* the reader thread's */
-};
-
-static void __attribute__((noreturn))
-worker_fatal(const char *why)
-{
-	log_warnx("worker %ld: %s", (long)getpid(), why);
-	_exit(2);
-}
-
-/* A whole message, blocking; the caller holds the lock or is alone. */
-static int
-worker_send(struct worker *w, const struct msg *m)
-{
-	ssize_t n;
-
-	do
-		n = send(w->fd, m->buf, m->len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	return n == (ssize_t)m->len ? 0 : -1;
-}
-
-static void
-worker_progress(struct worker *w)
-{
-	unsigned char buf[32];
-	struct msg m;
-	uint64_t p;
-
-	pthread_mutex_lock(&w->lock);
-	if (w->job != NULL && !w->eof &&
-	    (p = __atomic_load_n(&w->job->progress, __ATOMIC_RELAXED)) !=
-	    w->reported) {
-		msg_init(&m, buf, sizeof(buf), 0);
-		put_hdr(&m, MSG_PROGRESS, w->job->id);
-		put_u64(&m, p);
-		if (worker_send(w, &m) == 0)
-			w->reported = p;
-	}
-	pthread_mutex_unlock(&w->lock);
-}
-
-static void
-worker_eof(struct worker *w)
-{
-	pthread_mutex_lock(&w->lock);
-	w->eof = 1;
-	if (w->job != NULL)
-		__atomic_store_n(&w->job->cancelled, 1, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static struct transfer *
-worker_decode(struct msg *m, uint64_t id)
-{
-	struct transfer *t;
-	struct fetch_params params;
-	unsigned char sha[32];
-	const char *url, *dir, *name;
-	int attempt, has_sha;
-
-	get(m, &attempt, sizeof(attempt));
-	has_sha = get_u8(m);
-	get(m, sha, sizeof(sha));
-	get(m, &params, sizeof(params));
-	url = get_str(m, PROC_URL_MAX);
-	dir = get_str(m, PROC_PATH_MAX);
-	name = get_str(m, PROC_PATH_MAX);
-	if (m->bad || m->off != m->len)
-		worker_fatal("malformed transfer");
-	if ((t = fetch_transfer_new(url, NULL, dir, name)) == NULL)
-		worker_fatal("out of memory");
-	t->id = id;
-	t->attempt = attempt;
-	t->has_sha256 = has_sha != 0;
-	memcpy(t->sha256, sha, sizeof(sha));
-	t->params = params;
-	t->params.user_agent[sizeof(t->params.user_agent) - 1] = '\0';
-	t->params.proxy[sizeof(t->params.proxy) - 1] = '\0';
-	t->params.ca_file[sizeof(t->params.ca_file) - 1] = '\0';
-	return t;
-}
-
-/* One message from the parent. 1 when it brought a new transfer. */
-static int
-worker_message(struct worker *w, size_t len)
-{
-	struct transfer *t;
-	struct msg m;
-	unsigned type;
-	uint64_t id;
-
-	msg_init(&m, w->rbuf, len, len);
-	if (get_hdr(&m, &type, &id) == -1)
-		worker_fatal("protocol version mismatch");
-	switch (type) {
-	case MSG_TRANSFER:
-		t = worker_decode(&m, id);
-		pthread_mutex_lock(&w->lock);
-		if (w->job != NULL)
-			worker_fatal("a transfer while busy");
-		w->job = t;
-		w->reported = 0;
-		pthread_cond_signal(&w->cond);
-		pthread_mutex_unlock(&w->lock);
-		return 1;
-	case MSG_CANCEL:
-		pthread_mutex_lock(&w->lock);
-		if (w->job != NULL && w->job->id == id)
-			__atomic_store_n(&w->job->cancelled, 1,
-			    __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&w->lock);
-		return 0;
-	default:
-		worker_fatal("unknown message");
-	}
-}
-
-/*
- * The reader thread: the only one reading the socket. Between messages,
- * while a transfer runs, it reports progress every PROGRESS_MS.
- */
-static void *
-worker_reader(void *arg)
-{
-	struct worker *w = arg;
-	struct pollfd pfd;
-	double next = 0, now;
-	ssize_t n;
-	int busy, timeout, r;
-
-	for (;;) {
-		pthread_mutex_lock(&w->lock);
-		busy = w->job != NULL;
-		pthread_mutex_unlock(&w->lock);
-		timeout = -1;
-		if (busy) {
-			now = util_mono();
-			timeout = now >= next ? 0 :
-			    (int)((next - now) * 1000) + 1;
-		}
-		pfd.fd = w->fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, timeout);
-		if (r == -1 && errno != EINTR)
-			break;
-		if (busy && (now = util_mono()) >= next) {
-			worker_progress(w);
-			next = now + PROGRESS_MS / 1000.0;
-		}
-		if (r <= 0)
-			continue;
-		n = recv(w->fd, w->rbuf, PROC_MSG_MAX, MSG_TRUNC);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if ((size_t)n > PROC_MSG_MAX)
-			worker_fatal("message too long");
-		if (worker_message(w, (size_t)n) == 1)
-			next = util_mono() + PROGRESS_MS / 1000.0;
-	}
-	worker_eof(w);
-	return NULL;
-}
-
-static void
-worker_result(struct worker *w, struct transfer *t)
-{
-	unsigned char buf[512 + PROC_PATH_MAX];
-	struct msg m;
-
-	msg_init(&m, buf, sizeof(buf), 0);
-	put_hdr(&m, MSG_RESULT, t->id);
-	put_u8(&m, t->outcome);
-	put_u8(&m, t->errkind);
-	put_i64(&m, t->http_status);
-	put_u64(&m, t->size);
-	put_u64(&m, t->received);
-	put_dbl(&m, t->ttfb);
-	put_dbl(&m, t->seconds);
-	put_i64(&m, t->retry_after);
-	t->error[sizeof(t->error) - 1] = '\0';
-	put_str(&m, t->error, PROC_ERR_MAX);
-	put_str(&m, t->name, PROC_PATH_MAX);
-	if (m.bad)
-		worker_fatal("result does not fit a message");
-	pthread_mutex_lock(&w->lock);
-	if (!w->eof && worker_send(w, &m) == -1)
-		w->eof = 1;
-	w->job = NULL;
-	pthread_mutex_unlock(&w->lock);
-}
-
-static int
-worker_main(const char *fdarg)
-{
-	struct worker w;
-	struct transfer *t;
-	struct stat st;
-	struct msg m;
-	unsigned char hello[32];
-	pthread_attr_t attr;
-	pthread_t reader;
-	CURL *easy;
-	char *end;
-	long fd;
-
-	errno = 0;
-	fd = strtol(fdarg, &end, 10);
-	if (errno != 0 || *end != '\0' || fd < 0 || fd > INT_MAX ||
-	    fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "fetchd: --worker is started by fetchd itself "
-		    "(workers.model = process)\n");
-		return 2;
-	}
-	log_init("fetchd worker", LOG_LVL_WARN);
-	prctl(PR_SET_NAME, "fetchd-worker");
-	/* The parent controls our life: its socket closing, SIGTERM or its
-	 * death. A terminal's ^C or hangup is for the parent alone. */
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-
-	memset(&w, 0, sizeof(w));
-	w.fd = (int)fd;
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	if ((w.rbuf = malloc(PROC_MSG_MAX)) == NULL)
-		worker_fatal("out of memory");
-	if (fetch_global_init() == -1)
-		worker_fatal("libcurl initialisation failed");
-	if ((easy = curl_easy_init()) == NULL)
-		worker_fatal("curl_easy_init failed");
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	if (pthread_create(&reader, &attr, worker_reader, &w) != 0)
-		worker_fatal("cannot start the reader thread");
-	pthread_attr_destroy(&attr);
-
-	msg_init(&m, hello, sizeof(hello), 0);
-	put_hdr(&m, MSG_HELLO, 0);
-	put_u64(&m, (uint64_t)getpid());
-	pthread_mutex_lock(&w.lock);
-	if (worker_send(&w, &m) == -1)
-		w.eof = 1;
-	pthread_mutex_unlock(&w.lock);
-
-	for (;;) {
-		pthread_mutex_lock(&w.lock);
-		while (w.job == NULL && !w.eof)
-			pthread_cond_wait(&w.cond, &w.lock);
-		t = w.job;
-		pthread_mutex_unlock(&w.lock);
-		if (t == NULL)
-			break;
-		fetch_run(t, easy, NULL);
-		worker_result(&w, t);
-		fetch_transfer_free(t);
-	}
-	/* EOF: the reader has ended or is about to (it saw EOF first). */
-	shutdown(w.fd, SHUT_RDWR);
-	pthread_join(reader, NULL);
-	curl_easy_cleanup(easy);
-	fetch_global_cleanup();
-	close(w.fd);
-	free(w.rbuf);
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
-	return 0;
-}
-
-/*
- * A worker is this same binary exec'd as "fetchd: worker --worker 3".
- * Whatever program links the engine (fetchd, a test suite), the child turns
- * into a worker here, before that program's main() runs: a main() that knew
- * nothing of workers would otherwise run the whole program again in every
- * child. glibc passes argc and argv to constructors.
- */
-static void __attribute__((constructor))
-worker_hook(int argc, char **argv, char **envp)
-{
-	if (argc == 3 && strcmp(argv[1], "--worker") == 0)
-		exit(worker_main(argv[2]));
-}

@@ -1,9 +1,9 @@
 /*
- * engine_threads.c: the pthread model. workers.count threads, each running
+ * engine_threads.c: the pthread model. engine_workers() threads, each running
  * curl_easy_perform (through fetch_run) on transfers taken from one locked
  * queue. A CURLSH shares the DNS cache and TLS sessions between the
  * threads, guarded by one mutex per shared data kind; connections are
- * reused per thread (see threads_start).
+ * reused per thread (see threads_share_init).
  *
  * Completions go back to the main loop through a second locked queue and an
  * eventfd: the main loop is the only one that touches jobs, the scheduler
@@ -30,7 +30,7 @@ struct threads {
 	struct transfer_list queue;     /* submitted, not started */
 	struct transfer_list running;
 	struct transfer_list done;      /* finished, not yet handed back */
-	long nqueued, nbusy;
+	long nbusy;
 	int stopping;
 
 	int wakefd;
@@ -84,7 +84,6 @@ threads_worker(void *arg)
 			break;
 		t = TAILQ_FIRST(&th->queue);
 		TAILQ_REMOVE(&th->queue, t, entry);
-		th->nqueued--;
 		TAILQ_INSERT_TAIL(&th->running, t, entry);
 		th->nbusy++;
 		pthread_mutex_unlock(&th->lock);
@@ -110,16 +109,12 @@ static void
 threads_collect(struct threads *th)
 {
 	struct transfer_list done;
-	struct transfer *t;
 
 	TAILQ_INIT(&done);
 	pthread_mutex_lock(&th->lock);
 	TAILQ_CONCAT(&done, &th->done, entry);
 	pthread_mutex_unlock(&th->lock);
-	while ((t = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, t, entry);
-		engine_complete(th->engine, t);
-	}
+	engine_complete_all(th->engine, &done);
 }
 
 static void
@@ -134,6 +129,26 @@ threads_wakeup_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void threads_stop(struct engine *);
+
+/*
+ * DNS and TLS sessions only. A shared connection cache
+ * (CURL_LOCK_DATA_CONNECT) is not safe between threads in libcurl 7.88:
+ * two workers closing cached connections at once corrupted the heap under
+ * load (1,000 threads). Each worker keeps one easy handle, so its own
+ * connection cache still reuses connections.
+ */
+static int
+threads_share_init(struct threads *th)
+{
+	if ((th->share = curl_share_init()) == NULL)
+		return -1;
+	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return 0;
+}
 
 static int
 threads_start(struct engine *e, const struct config *cfg,
@@ -156,21 +171,8 @@ threads_start(struct engine *e, const struct config *cfg,
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&th->share_locks[i], NULL);
 
-	if ((th->share = curl_share_init()) == NULL)
+	if (threads_share_init(th) == -1)
 		goto fail;
-	curl_share_setopt(th->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(th->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(th->share, CURLSHOPT_USERDATA, th);
-	/*
-	 * DNS and TLS sessions only. A shared connection cache
-	 * (CURL_LOCK_DATA_CONNECT) is not safe between threads in libcurl
-	 * 7.88: two workers closing cached connections at once corrupted the
-	 * heap under load (1,000 threads). Each worker keeps one easy handle,
-	 * so its own connection cache still reuses connections.
-	 */
-	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(th->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-
 	if ((th->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
 		log_warn("eventfd");
 		goto fail;
@@ -180,11 +182,11 @@ threads_start(struct engine *e, const struct config *cfg,
 	if (th->wakeev == NULL || event_add(th->wakeev, NULL) == -1)
 		goto fail;
 
-	if ((th->tids = calloc(cfg->count, sizeof(*th->tids))) == NULL)
+	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL)
 		goto fail;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREADS_STACK_SIZE);
-	for (th->nthreads = 0; th->nthreads < cfg->count; th->nthreads++) {
+	for (th->nthreads = 0; th->nthreads < e->count; th->nthreads++) {
 		err = pthread_create(&th->tids[th->nthreads], &attr,
 		    threads_worker, th);
 		if (err != 0) {
@@ -209,7 +211,6 @@ threads_submit(struct engine *e, struct transfer *t)
 
 	pthread_mutex_lock(&th->lock);
 	TAILQ_INSERT_TAIL(&th->queue, t, entry);
-	th->nqueued++;
 	pthread_cond_signal(&th->cond);
 	pthread_mutex_unlock(&th->lock);
 	return 0;
@@ -220,7 +221,6 @@ static void
 threads_unqueue(struct threads *th, struct transfer *t)
 {
 	TAILQ_REMOVE(&th->queue, t, entry);
-	th->nqueued--;
 	t->outcome = FETCH_RETRY;
 	t->errkind = FERR_OTHER;
 	strcpy(t->error, "cancelled");
@@ -292,14 +292,13 @@ threads_stats(struct engine *e, struct engine_stats *st)
 	struct threads *th = e->priv;
 
 	pthread_mutex_lock(&th->lock);
-	st->workers = th->nthreads;
 	st->busy = th->nbusy;
-	st->queued = th->nqueued;
 	pthread_mutex_unlock(&th->lock);
 }
 
 const struct engine_ops engine_threads = {
 	.name = "threads",
+	.fit = NULL,
 	.start = threads_start,
 	.submit = threads_submit,
 	.cancel = threads_cancel,

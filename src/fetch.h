@@ -23,12 +23,14 @@
 
 #include "config.h"
 
+struct engine;
+
 #define FETCH_ERR_MAX 256
 #define FETCH_PART ".part"      /* name.part until the file is complete */
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
- * reload never changes a transfer in flight. Plain bytes: the process engine
- * copies it over a socketpair as is. */
+ * reload never changes a transfer in flight. The process engine sends it to
+ * its workers field by field (wire.c): a field added here goes there too. */
 struct fetch_params {
 	long connect_timeout;
 	long timeout;
@@ -100,13 +102,20 @@ struct transfer {
 
 	/* Shared with the thread running the transfer. */
 	volatile uint64_t progress;     /* body bytes so far (atomic ops) */
-	volatile int cancelled;         /* set by cancel/stop (atomic ops) */
+	volatile int cancelled;         /* set by the owning engine's cancel
+	                                   and stop (atomic ops); cleared by
+	                                   engine_submit() */
 
 	/* Private to fetch.c between begin and finish. */
 	struct fetch_state *state;
 
 	/* The main loop's list of a job's live transfers. */
 	TAILQ_ENTRY(transfer) owner_entry;
+
+	/* The engine that owns it, from engine_submit() until it comes back
+	 * through done(); NULL otherwise. Main loop only: engine_cancel()
+	 * follows it, so a transfer is always cancelled by its own engine. */
+	struct engine *engine;
 
 	/* Private to the engine while it owns the transfer. */
 	TAILQ_ENTRY(transfer) entry;

@@ -32,6 +32,7 @@
 #include "sched.h"
 #include "spool.h"
 #include "stats.h"
+#include "worker.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
 #define RESCAN_MIN_AGE 2        /* s: where the spool cannot tell writers,
@@ -466,7 +467,7 @@ apply_engine(const struct config *old, const struct config *cur, void *arg,
 	if ((ne = engine_new(cur->model, cur, d->base, transfer_done, d)) ==
 	    NULL) {
 		snprintf(err, errlen, "cannot start the %s engine; keeping "
-		    "the running configuration", config_model_name(cur->model));
+		    "the running configuration", engine_model_name(cur->model));
 		return -1;
 	}
 	if ((oe = calloc(1, sizeof(*oe))) == NULL)
@@ -628,7 +629,7 @@ ctl_stats(void *arg)
 	double now = stats_now();
 
 	memset(&lv, 0, sizeof(lv));
-	lv.model = config_model_name(d->cfg.model);
+	lv.model = engine_model_name(d->cfg.model);
 	lv.children_restarted = d->restarts_retired;
 	lv.paused = d->paused;
 	if (d->engine != NULL) {
@@ -681,20 +682,12 @@ ctl_paused(void *arg)
 	return d->paused;
 }
 
-/*
- * An engine may only be asked about its own transfers, and which engine
- * owns t is not recorded. With one engine that is d->engine; while a
- * replaced one drains, set the flag fetch.c's progress callback honours.
- */
+/* Through the engine that owns t: the current one or one still draining
+ * after a switch. */
 static void
 cancel_transfer(struct transfer *t, void *arg)
 {
-	struct daemon *d = arg;
-
-	if (TAILQ_EMPTY(&d->draining) && d->engine != NULL)
-		engine_cancel(d->engine, t);
-	else
-		__atomic_store_n(&t->cancelled, 1, __ATOMIC_RELAXED);
+	engine_cancel(t);
 }
 
 static int
@@ -755,12 +748,6 @@ check_config(const char *path)
 
 	if (config_load(path, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (engine_find(cfg.model) == NULL) {
-		fprintf(stderr, "%s: workers.model '%s' is not available in "
-		    "this build\n", path, config_model_name(cfg.model));
-		config_free(&cfg);
 		return 1;
 	}
 	config_free(&cfg);
@@ -1027,8 +1014,11 @@ main(int argc, char *argv[])
 {
 	struct daemon d;
 	char err[1024];
-	int ch, test = 0, rc;
+	int ch, test = 0, rc, fd;
 
+	/* The process engine's workers are this binary too (worker.h). */
+	if (worker_cmdline(argc, argv, &fd))
+		return worker_main(fd);
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

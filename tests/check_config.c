@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "testlib.h"
 
@@ -211,7 +212,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.sync, 1);
 	ck_assert_int_eq(cfg.max_job_urls, 10000000);
 	ck_assert_str_eq(cfg.metrics_listen, "");
-	ck_assert_int_eq(cfg.model, MODEL_EVENT);
+	ck_assert_int_eq(cfg.model, engine_model_find("event"));
 	ck_assert_int_eq(cfg.count, 16);
 	ck_assert_int_eq(cfg.per_host, 8);
 	ck_assert_int_eq(cfg.connect_timeout, 15);
@@ -316,7 +317,7 @@ START_TEST(test_all_keys)
 	ck_assert_int_eq(cfg.sync, 0);
 	ck_assert_int_eq(cfg.max_job_urls, 500);
 	ck_assert_str_eq(cfg.metrics_listen, "127.0.0.1:9100");
-	ck_assert_int_eq(cfg.model, MODEL_PROCESS);
+	ck_assert_int_eq(cfg.model, engine_model_find("process"));
 	ck_assert_int_eq(cfg.count, 4);
 	ck_assert_int_eq(cfg.per_host, 0);
 	ck_assert_int_eq(cfg.connect_timeout, 3);
@@ -717,7 +718,7 @@ START_TEST(test_quotes_and_strings)
 	ck_assert_str_eq(cfg.user_agent, "  padded agent  ");
 	ck_assert_str_eq(cfg.proxy, "");
 	ck_assert_int_eq(cfg.retries, 5);
-	ck_assert_int_eq(cfg.model, MODEL_EVENT);
+	ck_assert_int_eq(cfg.model, engine_model_find("event"));
 	config_free(&cfg);
 
 	/* Only one pair is removed; inner quotes stay. */
@@ -792,20 +793,23 @@ START_TEST(test_enums)
 		assert_format(&cfg, "daemon", "sync", "no");
 		config_free(&cfg);
 	}
-	for (int m = MODEL_THREADS; m <= MODEL_PROCESS; m++) {
-		ck_assert_int_eq(config_model_parse(config_model_name(m)), m);
+	ck_assert_int_eq(engine_models(), 3);
+	for (int m = 0; m < engine_models(); m++) {
+		ck_assert_int_eq(engine_model_find(engine_model_name(m)), m);
 		snprintf(text, sizeof(text), "[workers]\nmodel = %s\n",
-		    config_model_name(m));
+		    engine_model_name(m));
 		expect_ok(text, &cfg);
 		ck_assert_int_eq(cfg.model, m);
-		assert_format(&cfg, "workers", "model", config_model_name(m));
+		assert_format(&cfg, "workers", "model", engine_model_name(m));
 		config_free(&cfg);
 	}
-	ck_assert_str_eq(config_model_name(MODEL_THREADS), "threads");
-	ck_assert_str_eq(config_model_name(MODEL_EVENT), "event");
-	ck_assert_str_eq(config_model_name(MODEL_PROCESS), "process");
-	ck_assert_int_eq(config_model_parse("fork"), -1);
-	ck_assert_int_eq(config_model_parse(""), -1);
+	ck_assert_str_eq(engine_model_name(0), "threads");
+	ck_assert_str_eq(engine_model_name(1), "event");
+	ck_assert_str_eq(engine_model_name(2), "process");
+	ck_assert_str_eq(engine_model_name(3), "?");
+	ck_assert_int_eq(engine_model_find("Event"), 1);
+	ck_assert_int_eq(engine_model_find("fork"), -1);
+	ck_assert_int_eq(engine_model_find(""), -1);
 	for (int l = 0; l < 4; l++) {
 		snprintf(text, sizeof(text), "[daemon]\nlog_level = %s\n",
 		    levels[l]);
