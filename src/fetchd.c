@@ -259,13 +259,13 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	while (n < DISPATCH_BATCH && !d->paused &&
 	    engine_has_room(d->engine) &&
 	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP,
-	    d->engine->count) > 0)
+	    engine_workers(d->engine)) > 0)
 		n += submit_ready(d, DISPATCH_BATCH - n);
 	if (n >= DISPATCH_BATCH && !d->paused && engine_has_room(d->engine))
 		evtimer_add(d->ev_dispatch, &now);
 	else
-		jobs_refill(d->jobs, jobs_budget(d->engine->count),
-		    d->engine->count);
+		jobs_refill(d->jobs, jobs_budget(engine_workers(d->engine)),
+		    engine_workers(d->engine));
 	claim_pending(d);
 }
 
@@ -473,7 +473,7 @@ apply_engine(const struct config *old, const struct config *cur, void *arg,
 	if ((oe = calloc(1, sizeof(*oe))) == NULL)
 		fatal("reload");
 	log_info("switching engine: %s x%ld -> %s x%ld", d->engine->ops->name,
-	    d->engine->count, ne->ops->name, ne->count);
+	    engine_workers(d->engine), ne->ops->name, engine_workers(ne));
 	engine_drain(d->engine);
 	oe->engine = d->engine;
 	TAILQ_INSERT_TAIL(&d->draining, oe, entry);
@@ -968,7 +968,7 @@ daemon_run(struct daemon *d)
 	}
 	watchdog_start(d);
 	log_info("ready: model %s, %ld workers, per_host %ld, spool %s",
-	    d->engine->ops->name, d->engine->count, d->cfg.per_host,
+	    d->engine->ops->name, engine_workers(d->engine), d->cfg.per_host,
 	    d->cfg.spool_dir);
 	notify("READY=1");
 	claim_pending(d);

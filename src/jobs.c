@@ -803,7 +803,6 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		    t->index, t->error, t->attempt, delay);
 		if (js->hooks.transfer_retry != NULL)
 			js->hooks.transfer_retry(t, js->arg);
-		t->cancelled = 0;
 		if (sched_retry(js->sched, t, delay) == 0)
 			return;
 		snprintf(t->error, sizeof(t->error), "cannot schedule a retry");

@@ -395,8 +395,8 @@ ENGINE_TEST(test_cancel_in_draining_engine)
 	ck_assert_msg(b->outcome == FETCH_OK, "%s", b->error);
 	assert_body("sb.bin", 150000, 5);
 	engine_free(neu);
-	fetch_transfer_free(a);
-	fetch_transfer_free(b);
+	drop(a);
+	drop(b);
 }
 END_TEST
 
