@@ -30,6 +30,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "util.h"
 
 /*
  * Receive buffer per transfer: EVLOOP_BUF_BUDGET spread over count
@@ -398,8 +399,8 @@ evloop_start(struct engine *e, const struct config *cfg,
 	 * also cap every transfer through the proxy, which the other engines
 	 * do not.
 	 */
-	log_info("event engine: %ld concurrent transfers, %ld KiB receive "
-	    "buffers", n, el->bufsize / 1024);
+	log_info("event engine: %ld concurrent transfer%s, %ld KiB receive "
+	    "buffers", n, util_plural((double)n), el->bufsize / 1024);
 	return 0;
 fail:
 	evloop_stop(e);

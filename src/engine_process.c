@@ -800,7 +800,8 @@ procs_start(struct engine *e, const struct config *cfg,
 			goto fail;
 		}
 	}
-	log_info("process engine: %ld worker processes", ps->nchildren);
+	log_info("process engine: %ld worker process%s", ps->nchildren,
+	    ps->nchildren == 1 ? "" : "es");
 	return 0;
 fail:
 	procs_stop(e);

@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "util.h"
 
 #define THREADS_STACK_SIZE (512 * 1024)
 
@@ -197,7 +198,8 @@ threads_start(struct engine *e, const struct config *cfg,
 		}
 	}
 	pthread_attr_destroy(&attr);
-	log_info("threads engine: %ld worker threads", th->nthreads);
+	log_info("threads engine: %ld worker thread%s", th->nthreads,
+	    util_plural((double)th->nthreads));
 	return 0;
 fail:
 	threads_stop(e);

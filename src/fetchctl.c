@@ -36,6 +36,7 @@
 #include "log.h"
 #include "proto.h"
 #include "spool.h"
+#include "util.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/fetchd/fetchd.conf"
 #define REPLY_MAX (64 * 1024 * 1024)    /* bytes in one reply line */
@@ -414,10 +415,11 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	size_t i;
 
 	fmt_duration(proto_num(st, "uptime_s", 0), up, sizeof(up));
-	fprintf(fp, "fetchd %s (pid %.0f): %s model, %.0f workers "
+	fprintf(fp, "fetchd %s (pid %.0f): %s model, %.0f worker%s "
 	    "(%.0f busy), up %s%s%s", str_at(st, "version"),
 	    proto_num(st, "pid", 0), str_at(st, "model"),
 	    proto_num(st, "workers", 0),
+	    util_plural(proto_num(st, "workers", 0)),
 	    proto_num(st, "process.workers_busy", 0), up,
 	    json_is_true(proto_get(st, "paused")) ? ", PAUSED" : "", eol);
 	fprintf(fp, "throughput ");
@@ -442,8 +444,9 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	    proto_num(st, "jobs.done", 0), proto_num(st, "jobs.failed", 0),
 	    eol);
 	proto_fmt_bytes(proto_num(st, "bytes_total", 0), b, sizeof(b));
-	fprintf(fp, "received    %s in %.0f URLs%s", b,
-	    proto_num(st, "urls_total", 0), eol);
+	fprintf(fp, "received    %s in %.0f URL%s%s", b,
+	    proto_num(st, "urls_total", 0),
+	    util_plural(proto_num(st, "urls_total", 0)), eol);
 	print_latency(fp, st, "ttfb", eol);
 	print_latency(fp, st, "total", eol);
 	if (full)

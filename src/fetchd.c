@@ -32,6 +32,7 @@
 #include "sched.h"
 #include "spool.h"
 #include "stats.h"
+#include "util.h"
 #include "worker.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
@@ -107,8 +108,8 @@ raise_nofile(long want)
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 	    rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < want)
-		log_warnx("open file limit %ld is low for %ld transfers",
-		    (long)rl.rlim_cur, want);
+		log_warnx("open file limit %ld is low for %ld transfer%s",
+		    (long)rl.rlim_cur, want, util_plural((double)want));
 }
 
 /*
@@ -412,8 +413,9 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	log_info("grace period over: stopping %ld transfers (their .part "
-	    "files are kept for resume)", inflight_total(d));
+	log_info("grace period over: stopping %ld transfer%s (their .part "
+	    "files are kept for resume)", inflight_total(d),
+	    util_plural((double)inflight_total(d)));
 	stop_now(d);
 }
 
@@ -431,8 +433,9 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	notify("STOPPING=1");
 	d->stopping = 1;
-	log_info("signal %d: stopping; %ld transfers in flight, grace %lds",
-	    (int)sig, inflight_total(d), d->cfg.shutdown_grace);
+	log_info("signal %d: stopping; %ld transfer%s in flight, grace %lds",
+	    (int)sig, inflight_total(d),
+	    util_plural((double)inflight_total(d)), d->cfg.shutdown_grace);
 	if (d->ev_inotify != NULL)
 		event_del(d->ev_inotify);
 	evtimer_del(d->ev_rescan);
@@ -967,8 +970,9 @@ daemon_run(struct daemon *d)
 		return -1;
 	}
 	watchdog_start(d);
-	log_info("ready: model %s, %ld workers, per_host %ld, spool %s",
-	    d->engine->ops->name, engine_workers(d->engine), d->cfg.per_host,
+	log_info("ready: model %s, %ld worker%s, per_host %ld, spool %s",
+	    d->engine->ops->name, engine_workers(d->engine),
+	    util_plural((double)engine_workers(d->engine)), d->cfg.per_host,
 	    d->cfg.spool_dir);
 	notify("READY=1");
 	claim_pending(d);

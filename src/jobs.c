@@ -42,6 +42,7 @@
 #include "log.h"
 #include "names.h"
 #include "result.h"
+#include "util.h"
 
 #define JOBS_VALIDATE_CHUNK 4096 /* lines validated per loop turn */
 #define JOBS_MAX_ERRORS 100      /* error rows kept for a malformed job */
@@ -109,13 +110,6 @@ struct jobs {
 };
 
 static void job_free(struct job *);
-
-/* "s" for a count that takes the plural, as in "%zu URL%s". */
-static const char *
-plural(size_t n)
-{
-	return n == 1 ? "" : "s";
-}
 
 /* t leaves the job's live transfers (finished, dropped or cancelled). */
 static void
@@ -307,7 +301,7 @@ job_finish(struct job *j)
 
 			snprintf(msg, sizeof(msg), "%zu more malformed line%s",
 			    j->nerrors - JOBS_MAX_ERRORS,
-			    plural(j->nerrors - JOBS_MAX_ERRORS));
+			    util_plural((double)j->nerrors - JOBS_MAX_ERRORS));
 			n = result_format_failed(row, sizeof(row), "-", msg);
 			if (n > 0 && spool_log_append(j->result, row, n) == -1)
 				goto fail;
@@ -375,7 +369,7 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 			    "URL%s (daemon.max_job_urls)",
 			    job_reader_lineno(j->reader),
 			    j->js->cfg->max_job_urls,
-			    plural((size_t)j->js->cfg->max_job_urls));
+			    util_plural((double)j->js->cfg->max_job_urls));
 			job_add_error(j, "-", err);
 			break;
 		}
@@ -386,7 +380,7 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (j->nerrors > 0) {
 		log_warnx("job %s is malformed (%zu bad line%s); nothing "
-		    "fetched", j->name, j->nerrors, plural(j->nerrors));
+		    "fetched", j->name, j->nerrors, util_plural((double)j->nerrors));
 		job_finish(j);
 		return;
 	}
@@ -396,7 +390,7 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	j->state = JOB_RUNNING;
-	log_info("job %s: %zu URL%s%s", j->name, j->nurls, plural(j->nurls),
+	log_info("job %s: %zu URL%s%s", j->name, j->nurls, util_plural((double)j->nurls),
 	    j->resume ? " (resumed)" : "");
 	if (j->js->hooks.work_ready != NULL)
 		j->js->hooks.work_ready(j->js->arg);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "util.h"
 
 #define STR(x) STR_(x)
 #define STR_(x) #x
@@ -195,11 +196,12 @@ proto_status_line(const json_t *st, char *buf, size_t len)
 	    sizeof(rate));
 	proto_fmt_bytes(proto_num(st, "bytes_total", 0), total, sizeof(total));
 	snprintf(buf, len,
-	    "%s/s %.1f URL/s (%s in %.0f URLs); transfers %.0f active "
+	    "%s/s %.1f URL/s (%s in %.0f URL%s); transfers %.0f active "
 	    "%.0f queued %.0f failed; jobs %.0f active %.0f queued; "
 	    "ttfb p50 %.0f p99 %.0f ms%s",
 	    rate, proto_num(st, "rate.1s.urls_per_s", 0), total,
 	    proto_num(st, "urls_total", 0),
+	    util_plural(proto_num(st, "urls_total", 0)),
 	    proto_num(st, "transfers.active", 0),
 	    proto_num(st, "transfers.queued", 0),
 	    proto_num(st, "transfers.failed", 0),

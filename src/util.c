@@ -65,3 +65,9 @@ util_mono(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+const char *
+util_plural(double n)
+{
+	return n == 1 ? "" : "s";
+}

@@ -23,4 +23,7 @@ int util_rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
 /* Seconds on CLOCK_MONOTONIC. */
 double util_mono(void);
 
+/* "s" unless n is 1, for messages: "%ld URL%s", n, util_plural(n). */
+const char *util_plural(double n);
+
 #endif

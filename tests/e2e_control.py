@@ -551,7 +551,7 @@ class TestCommands(ControlTestCase):
             self.stop_watch(proc)
         for line in lines:
             self.assertRegex(line, r"^\d\d:\d\d:\d\d .*URL/s \(100 B in 1 "
-                             r"URLs\).*transfers 0 active")
+                             r"URL\).*transfers 0 active")
             self.assertNotIn("\033", line)
 
     def test_watch_json(self):
@@ -1072,9 +1072,9 @@ class TestServiceStatus(ControlTestCase):
         self.submit_job("n", [self.url("n.bin", size=2048)])
         self.wait_done("n")
         wait_for(lambda: got(lambda m: m.startswith("STATUS=") and
-                             "(2.0 KiB in 1 URLs)" in m), 5,
+                             "(2.0 KiB in 1 URL)" in m), 5,
                  "a STATUS= line counting the job", lambda: repr(msgs[-3:]))
-        line = [m for m in msgs if "(2.0 KiB in 1 URLs)" in m][-1]
+        line = [m for m in msgs if "(2.0 KiB in 1 URL)" in m][-1]
         self.assertRegex(line, r"^STATUS=\S+ \S+/s [\d.]+ URL/s .*"
                          r"transfers 0 active .*jobs 0 active .*ttfb p50 ")
 
