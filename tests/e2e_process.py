@@ -28,6 +28,7 @@ from fetchdtest import FetchdTestCase, body, config  # noqa: E402
 
 KIB = 1024
 WORKER_COMM = "fetchd-worker"
+RESTART_BURST = 10             # engine_process.c: restarts a second
 
 
 # -- /proc -------------------------------------------------------------------
@@ -293,7 +294,8 @@ class TestProcessEngine(ProcessTestCase):
         killing stops the pool is whole and works."""
         self.wait_workers(2)
         killed = set()
-        end = time.monotonic() + 3 * ft.SCALE
+        start = time.monotonic()
+        end = start + 3 * ft.SCALE
         # Until the limit engages (a slow build restarts children more
         # slowly, so it may take more than 30 kills), within bounds.
         while (len(killed) < 300 and time.monotonic() < end and
@@ -306,7 +308,12 @@ class TestProcessEngine(ProcessTestCase):
             time.sleep(ft.POLL / 4)
         self.assertTrue(self.daemon.running(), self.daemon.log_tail())
         self.assertGreaterEqual(len(killed), 12)
-        self.assertIn("restarts per second", self.daemon.log_text())
+        if "restarts per second" not in self.daemon.log_text():
+            # The limit never had to engage: a slow build (sanitizers)
+            # starts workers more slowly than it allows, and then the
+            # restarts seen must fit it.
+            self.assertLessEqual(len(killed), RESTART_BURST * (
+                time.monotonic() - start + 1), self.daemon.log_tail())
         self.wait_workers(2, exclude=killed)
         self.drop_job("after", [self.url("after.bin", size=4321, seed=8)])
         state, rows = self.wait_done("after")
