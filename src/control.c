@@ -44,7 +44,6 @@
 #include "proto.h"
 
 #define ACCEPT_BURST 64         /* connections taken per wakeup */
-#define ARGS_MAX 4              /* words in a request */
 #define CONTROL_LINGER 2        /* s to wait for a client to close after
                                    our last reply */
 
@@ -306,7 +305,7 @@ cmd_run(struct client *c, int argc, char **argv)
 static void
 client_request(struct client *c, char *line, size_t n)
 {
-	char *argv[ARGS_MAX];
+	char *argv[PROTO_WORDS_MAX];
 	int argc;
 
 	if (n > 0 && line[n - 1] == '\r')
@@ -321,7 +320,7 @@ client_request(struct client *c, char *line, size_t n)
 		client_close_soon(c);
 		return;
 	}
-	if ((argc = proto_split(line, argv, ARGS_MAX)) == -1) {
+	if ((argc = proto_split(line, argv, PROTO_WORDS_MAX)) == -1) {
 		client_error(c, "too many arguments");
 		return;
 	}
