@@ -44,7 +44,6 @@
 #include "proto.h"
 
 #define ACCEPT_BURST 64         /* connections taken per wakeup */
-#define ARGS_MAX 4              /* words in a request */
 #define CONTROL_LINGER 2        /* s to wait for a client to close after
                                    our last reply */
 
@@ -306,7 +305,7 @@ cmd_run(struct client *c, int argc, char **argv)
 static void
 client_request(struct client *c, char *line, size_t n)
 {
-	char *argv[ARGS_MAX];
+	char *argv[PROTO_WORDS_MAX];
 	int argc;
 
 	if (n > 0 && line[n - 1] == '\r')
@@ -321,7 +320,7 @@ client_request(struct client *c, char *line, size_t n)
 		client_close_soon(c);
 		return;
 	}
-	if ((argc = proto_split(line, argv, ARGS_MAX)) == -1) {
+	if ((argc = proto_split(line, argv, PROTO_WORDS_MAX)) == -1) {
 		client_error(c, "too many arguments");
 		return;
 	}
@@ -391,17 +390,33 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	size_t n;
 	char *line;
 
-	if (c->closing || (what & BEV_EVENT_ERROR)) {
-		/* Lingering over, the client gone, or a write failed. */
+	if (what & BEV_EVENT_ERROR) {
+		/* The client gone, or a write failed. */
 		client_free(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->watch == NULL) {
+	if ((what & BEV_EVENT_EOF) && c->closing) {
+		/* Lingering over, unless our last replies are still going
+		 * out: write_cb closes once they are. */
+		c->eof = 1;
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			client_free(c);
+		return;
+	}
+	if (c->closing) {
+		/* The client lingered too long, or did not read. */
+		client_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
 		c->eof = 1;
 		/* The client may have said its last word without a newline
-		 * and shut down its side: still answer it, then close. */
-		if ((n = evbuffer_get_length(in)) > 0 && n <= PROTO_LINE_MAX &&
-		    (line = malloc(n + 1)) != NULL) {
+		 * and shut down its side: still answer it, then close. A
+		 * watcher's stream ends here, but what is queued for it (the
+		 * replies to its earlier requests, whole lines) still goes
+		 * out before the close. */
+		if (c->watch == NULL && (n = evbuffer_get_length(in)) > 0 &&
+		    n <= PROTO_LINE_MAX && (line = malloc(n + 1)) != NULL) {
 			evbuffer_remove(in, line, n);
 			line[n] = '\0';
 			client_request(c, line, n);
@@ -415,7 +430,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close_soon(c);
 		return;
 	}
-	/* A watcher left, or a write timed out. */
+	/* A write timed out: the client does not read. */
 	client_free(c);
 }
 

@@ -21,6 +21,8 @@
 
 #define PROTO_VERSION 1
 #define PROTO_LINE_MAX 4096     /* bytes in a request, newline excluded */
+#define PROTO_WORDS_MAX 4       /* words in a request, the command's too;
+                                   more is "too many arguments" */
 
 /*
  * Requests: the commands are the rows of proto_cmds, the one list of them.

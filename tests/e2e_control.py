@@ -910,6 +910,43 @@ class TestHardening(ControlTestCase):
         self.assertEqual(how, "eof")
         self.ctl_ok("ping")
 
+    def test_watcher_half_close_keeps_its_replies(self):
+        """Requests, then `watch`, then the client shuts its side: the
+        stream ends, but every reply already queued (more than a socket
+        buffer holds) still comes out whole before the close."""
+        n = 10000
+        s = self.connect()
+        s.sendall(b"ping\n" * n + b"watch 100\n")
+        s.shutdown(socket.SHUT_WR)
+        rest, how = read_to_end(s, timeout=30)
+        s.close()
+        self.assertEqual(how, "eof")
+        self.assertTrue(rest.endswith(b"\n"), "a torn last reply")
+        replies = [json.loads(line) for line in rest.splitlines()]
+        self.assertEqual(len([r for r in replies[:n] if r.get("pong")]), n)
+        self.assertGreaterEqual(len(replies), n + 1)
+        for r in replies[n:]:
+            self.assertIn("transfers", r)
+        self.ctl_ok("ping")
+
+    def test_refused_request_then_eof_keeps_the_replies(self):
+        """Requests, one the daemon refuses and closes on (a NUL), then the
+        client's EOF: the replies queued before the close (more than a
+        socket buffer holds) and the error still come out whole."""
+        n = 10000
+        s = self.connect()
+        s.sendall(b"ping\n" * n + b"pi\x00ng\n" + b"ping\n" * 10)
+        s.shutdown(socket.SHUT_WR)
+        rest, how = read_to_end(s, timeout=30)
+        s.close()
+        self.assertEqual(how, "eof")
+        self.assertTrue(rest.endswith(b"\n"), "a torn last reply")
+        replies = [json.loads(line) for line in rest.splitlines()]
+        self.assertEqual(len(replies), n + 1)
+        self.assertEqual(len([r for r in replies if r.get("pong")]), n)
+        self.assertRegex(replies[-1]["error"], "NUL")
+        self.ctl_ok("ping")
+
     def test_half_sent_request_times_out(self):
         s = self.connect()
         s.sendall(b"sta")
