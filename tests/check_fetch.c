@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -1818,6 +1819,62 @@ START_TEST(test_hardlink_part_after_restart)
 END_TEST
 
 /*
+ * The window between publish()'s look at the .part and its rename: when
+ * set, the name being renamed is swapped for a symlink to this path just
+ * before the rename happens. This definition takes the C library's place
+ * in this test program (util_rename_noreplace() calls renameat2).
+ */
+static const char *swap_at_rename;
+
+int
+renameat2(int olddirfd, const char *oldpath, int newdirfd,
+    const char *newpath, unsigned int flags)
+{
+	if (swap_at_rename != NULL) {
+		ck_assert_int_eq(unlinkat(olddirfd, oldpath, 0), 0);
+		ck_assert_int_eq(symlinkat(swap_at_rename, olddirfd, oldpath),
+		    0);
+		swap_at_rename = NULL;
+	}
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd,
+	    newpath, flags);
+}
+
+/*
+ * The .part swapped for a symlink after the look before the rename, so
+ * the rename publishes the symlink: the look after the rename catches it,
+ * the symlink is taken away again and the attempt is a retry.
+ */
+START_TEST(test_symlink_swapped_in_at_rename)
+{
+	char key[64];
+	struct transfer *t;
+	struct victim v;
+
+	victim_make(&v, "victim");
+	t = prepared("a.bin", "size=30000&seed=8&key=%s",
+	    new_key(key, sizeof(key), "swaprename"));
+	swap_at_rename = v.path;
+	run(t);
+	ck_assert_ptr_null(swap_at_rename);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_msg(strstr(t->error, "a.bin.part' was replaced during the "
+	    "transfer") != NULL, "error: %s", t->error);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	ck_assert_int_eq(jpart_size("a.bin"), -1);
+	victim_intact(&v, "a.bin");
+
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 30000, 8);
+	victim_intact(&v, "a.bin");
+	drop(t);
+}
+END_TEST
+
+/*
  * Between fetch_begin() and fetch_finish(), a.bin.part is swapped for a
  * symlink to a file outside. Nothing may be published from the symlink:
  * the attempt ends in a retry that says so, and the next one completes.
@@ -2088,6 +2145,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_hardlink_part_between_attempts);
 	tcase_add_test(tc, test_hardlink_part_after_restart);
 	tcase_add_test(tc, test_symlink_swapped_in_during_transfer);
+	tcase_add_test(tc, test_symlink_swapped_in_at_rename);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("misc");
