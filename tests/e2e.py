@@ -808,22 +808,37 @@ class TestFetchd(FetchdTestCase):
                 f.write(b"not fetchd's file\n")
             victims.append(v)
         before = self.outside_snapshot()
+        logged_after = [time.monotonic()] * len(cases)
+        planted = [False] * len(cases)
         self.drop_job("jhl", urls)
         d = self.job_dir("jhl")
-        for i, ((name, _, key), victim) in enumerate(zip(cases, victims)):
-            # The retry is due `delay` s after this line was logged: plant
-            # the link well inside that window, and prove it was.
-            line = re.compile(r"job jhl #%d: .*; attempt 2 in ([0-9.]+)s" % i)
-            m = ft.wait_for(lambda: line.search(self.daemon.log_text()), 10,
-                            "the retry of %s to be scheduled" % name,
-                            self.daemon.log_tail)
-            seen = time.monotonic()
-            part = os.path.join(d, name + ".part")
-            self.assertEqual(os.lstat(part).st_size, at)
-            os.unlink(part)
-            os.link(victim, part)
-            self.assertLess(time.monotonic() - seen, float(m.group(1)) - 0.5,
-                            "planted too late to precede the retry")
+
+        def plant():
+            """Plant each link as soon as its retry is scheduled, and prove
+            it went in before the retry: the retry is due `delay` s after
+            its log line, which was written after logged_after[i]."""
+            now = time.monotonic()
+            log = self.daemon.log_text()
+            for i, ((name, _, _), victim) in enumerate(zip(cases, victims)):
+                m = re.search(r"job jhl #%d: .*; attempt 2 in ([0-9.]+)s"
+                              % i, log)
+                if planted[i]:
+                    continue
+                if not m:
+                    logged_after[i] = now
+                    continue
+                part = os.path.join(d, name + ".part")
+                self.assertEqual(os.lstat(part).st_size, at)
+                os.unlink(part)
+                os.link(victim, part)
+                self.assertLess(time.monotonic(),
+                                logged_after[i] + float(m.group(1)) - 0.2,
+                                "%s planted too late to precede its retry"
+                                % name)
+                planted[i] = True
+            return all(planted)
+        ft.wait_for(plant, 10, "the retries to be scheduled",
+                    self.daemon.log_tail)
         state, rows = self.wait_done("jhl", 30)
         self.assertEqual(state, "done")
         for row, (name, _, key) in zip(rows, cases):
