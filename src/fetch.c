@@ -15,6 +15,13 @@
  * Paths are only ever opened relative to a directory descriptor, each step
  * with O_NOFOLLOW, so a symlink planted in the download tree (at a
  * directory, at name.part or at name) is refused and never followed.
+ *
+ * Names can still be swapped under us between two system calls, so the
+ * .part is also held to its identity: an existing one is resumed only when
+ * it is the very file this transfer made (the device and inode recorded in
+ * the transfer) or, with nothing recorded, a regular file with one link
+ * that we own; anything else is unlinked (never written) and a fresh one
+ * made. And the final rename publishes only the inode that was written.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -63,9 +70,7 @@ struct fetch_state {
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
-	long status;
-	long long cr_start;     /* Content-Range first byte, -1 unknown */
-	long long cr_total;     /* Content-Range complete length, -1 unknown */
+	struct fetch_response resp;
 	int started;            /* the body of a 2xx was accepted */
 
 	enum fetch_cause cause;
@@ -482,8 +487,9 @@ static int
 response_start(struct fetch_state *s)
 {
 	s->started = 1;
-	if (s->status == 206) {
-		if (s->cr_start < 0 || (uint64_t)s->cr_start != s->offset) {
+	if (s->resp.status == 206) {
+		if (s->resp.cr_start < 0 ||
+		    (uint64_t)s->resp.cr_start != s->offset) {
 			s->cause = CAUSE_RANGE;
 			return -1;
 		}
@@ -520,13 +526,14 @@ header_value(const char *line, const char *name)
 	return line;
 }
 
-/* Content-Range: "bytes N-M/T", with "*" for an unknown range or length. */
-static void
-parse_content_range(struct fetch_state *s, const char *v)
+void
+fetch_parse_content_range(const char *v, long long *start, long long *total)
 {
 	char *end;
 	long long a, b;
 
+	*start = -1;
+	*total = -1;
 	if (strncasecmp(v, "bytes", 5) != 0)
 		return;
 	v += 5;
@@ -544,43 +551,58 @@ parse_content_range(struct fetch_state *s, const char *v)
 		if (errno != 0 || end == v || b < a)
 			return;
 		v = end;
-		s->cr_start = a;
+		*start = a;
 	}
 	if (*v != '/')
 		return;
 	v++;
 	errno = 0;
 	a = strtoll(v, &end, 10);
-	if (errno == 0 && end != v && a >= 0)
-		s->cr_total = a;
+	if (errno != 0 || end == v || a < 0)
+		return;
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end == '\0')
+		*total = a;
+}
+
+int
+fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
+{
+	char line[512], *end;
+	const char *v;
+	size_t k;
+	long st;
+
+	k = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
+	memcpy(line, data, k);
+	line[k] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+
+	if (strncmp(line, "HTTP/", 5) == 0) {
+		r->status = 0;
+		r->cr_start = -1;
+		r->cr_total = -1;
+		if ((v = strchr(line, ' ')) != NULL) {
+			st = strtol(v + 1, &end, 10);
+			if (end != v + 1 && st >= 100 && st <= 999)
+				r->status = st;
+		}
+		return 1;
+	}
+	if ((v = header_value(line, "Content-Range")) != NULL)
+		fetch_parse_content_range(v, &r->cr_start, &r->cr_total);
+	return 0;
 }
 
 static size_t
 header_cb(char *data, size_t size, size_t nitems, void *arg)
 {
 	struct fetch_state *s = arg;
-	size_t n = size * nitems, k;
-	char line[512], *end;
-	const char *v;
+	size_t n = size * nitems;
 
-	k = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
-	memcpy(line, data, k);
-	line[k] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
-
-	if (strncmp(line, "HTTP/", 5) == 0) {
-		s->status = 0;
-		s->cr_start = -1;
-		s->cr_total = -1;
+	if (fetch_parse_header(&s->resp, data, n) == 1)
 		s->started = 0;
-		if ((v = strchr(line, ' ')) != NULL) {
-			long st = strtol(v + 1, &end, 10);
-
-			if (end != v + 1 && st >= 100 && st <= 999)
-				s->status = st;
-		}
-	} else if ((v = header_value(line, "Content-Range")) != NULL)
-		parse_content_range(s, v);
 	return n;
 }
 
@@ -591,9 +613,10 @@ write_cb(char *data, size_t size, size_t nitems, void *arg)
 	struct transfer *t = s->t;
 	size_t n = size * nitems;
 
-	if (s->status == 0)
-		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
-	if (s->status < 200 || s->status > 299)
+	if (s->resp.status == 0)
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE,
+		    &s->resp.status);
+	if (s->resp.status < 200 || s->resp.status > 299)
 		return n; /* an error page or a redirect: not the file */
 	if (!s->started && response_start(s) == -1)
 		return 0;
@@ -627,12 +650,86 @@ xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return __atomic_load_n(&s->t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
 }
 
+/* Is st the very file a (regular, same device and inode)? */
+static int
+same_file(const struct stat *a, const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_dev == a->st_dev &&
+	    st->st_ino == a->st_ino;
+}
+
+/*
+ * Is the existing .part (st, of the descriptor opened on it) this
+ * transfer's own? Within a run the inode recorded when it was made must
+ * match. Across a restart nothing is recorded, and these decide alone: a
+ * regular file with one link, owned by our euid. A hard link planted there
+ * to a file elsewhere has two links (or another owner), and a file whose
+ * only name is in our directory and that we own is nobody else's.
+ */
+static int
+part_is_ours(const struct transfer *t, const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode) || st->st_nlink != 1 ||
+	    st->st_uid != geteuid())
+		return 0;
+	return t->part_ino == 0 || ((uint64_t)st->st_dev == t->part_dev &&
+	    (uint64_t)st->st_ino == t->part_ino);
+}
+
+/*
+ * Create name.part, O_EXCL: a fresh, empty regular file that nothing
+ * about needs checking. Its inode is recorded for the next attempt. 0, or
+ * -1 with errno (nothing reported).
+ */
+static int
+part_create(struct transfer *t, struct fetch_state *s, int acc)
+{
+	const int flags = O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_CREAT | O_EXCL;
+	struct stat st;
+	int e;
+
+	if ((s->fd = openat(s->dirfd, s->part, acc | flags,
+	    FETCH_FILE_MODE)) == -1)
+		return -1;
+	if (fstat(s->fd, &st) == -1) {
+		e = errno;
+		close(s->fd);
+		s->fd = -1;
+		errno = e;
+		return -1;
+	}
+	t->part_dev = (uint64_t)st.st_dev;
+	t->part_ino = (uint64_t)st.st_ino;
+	s->offset = 0;
+	return 0;
+}
+
+/*
+ * The .part there (open on s->fd, st its fstat) is not ours: drop it and
+ * start a fresh one. Never through the suspicious inode: unlinking the
+ * name leaves the data of whatever file it also names alone.
+ */
+static int
+part_replace(struct transfer *t, struct fetch_state *s, int acc,
+    const char *shown)
+{
+	close(s->fd);
+	s->fd = -1;
+	if ((unlinkat(s->dirfd, s->part, 0) == -1 && errno != ENOENT) ||
+	    part_create(t, s, acc) == -1) {
+		open_error(t, s->dirfd, s->part, shown, errno, FETCH_RETRY);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Open name.part for writing, never through a symlink, never a FIFO.
- * Creating comes first: a new transfer's .part does not exist yet, and a
- * file made here with O_EXCL is a fresh, empty regular file, so nothing
- * about it needs checking. An existing one (a retry, a resume) is opened
- * non-blocking, so a FIFO planted there cannot hang us, and checked.
+ * Creating comes first: a new transfer's .part does not exist yet. An
+ * existing one (a retry, a resume) is opened non-blocking, so a FIFO
+ * planted there cannot hang us, and resumed only when it is the
+ * transfer's own (part_is_ours), else replaced by a fresh one.
  * O_NONBLOCK means nothing for a regular file, so it is left on.
  */
 static int
@@ -644,12 +741,8 @@ open_part(struct transfer *t, struct fetch_state *s)
 	const int base = O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
 	int e;
 
-	s->fd = openat(s->dirfd, s->part, acc | base | O_CREAT | O_EXCL,
-	    FETCH_FILE_MODE);
-	if (s->fd != -1) {
-		s->offset = 0;
+	if (part_create(t, s, acc) == 0)
 		return 0;
-	}
 	snprintf(shown, sizeof(shown), "%s/%s%s", t->dir, t->name, FETCH_PART);
 	if (errno == EEXIST)
 		s->fd = openat(s->dirfd, s->part, acc | base);
@@ -674,6 +767,10 @@ open_part(struct transfer *t, struct fetch_state *s)
 		    "'%s' is not a regular file", shown);
 		return -1;
 	}
+	if (!part_is_ours(t, &st))
+		return part_replace(t, s, acc, shown);
+	t->part_dev = (uint64_t)st.st_dev;
+	t->part_ino = (uint64_t)st.st_ino;
 	s->offset = (uint64_t)st.st_size;
 	return 0;
 }
@@ -797,8 +894,8 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->easy = easy;
 	s->fd = -1;
 	s->dirfd = -1;
-	s->cr_start = -1;
-	s->cr_total = -1;
+	s->resp.cr_start = -1;
+	s->resp.cr_total = -1;
 	if (fetch_open_parent(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
 	s->own_dirfd = s->dirfd != t->dirfd;
@@ -843,6 +940,70 @@ hexdigest(const unsigned char *md, char *out)
 	out[64] = '\0';
 }
 
+/*
+ * name (in s->dirfd) is not the file written (*st) after all: what is
+ * there was put by someone else. Unlink it (that never touches the data of
+ * a file it may also name, nor follows a symlink) so the next attempt
+ * starts afresh, and fail this one as transient.
+ */
+static void
+replaced(struct transfer *t, struct fetch_state *s, const char *name)
+{
+	(void)unlinkat(s->dirfd, name, 0);
+	fetch_set_error(t, FETCH_RETRY, FERR_WRITE,
+	    "'%s/%s%s' was replaced during the transfer", t->dir, t->name,
+	    FETCH_PART);
+}
+
+/*
+ * Rename name.part to name, never replacing an existing name, and only
+ * ever publishing the inode that was written (*st, from fstat of its
+ * descriptor): the .part is looked at (not followed) just before the
+ * rename and must be that file; name is looked at just after and must be
+ * it too, which closes the window between the look and the rename. When
+ * either is not, what was there is unlinked and the attempt fails.
+ *
+ * Not linkat() of /proc/self/fd/N to name, which would publish the
+ * written inode by construction: it needs /proc (restricted by the unit's
+ * ProtectProc=/ProcSubset=, absent in some containers), and a crash
+ * between the link and the unlink of the .part leaves a file with two
+ * links, which the next run rightly refuses to resume. rename(2) leaves
+ * exactly one of the two names at any instant.
+ */
+static int
+publish(struct transfer *t, struct fetch_state *s, const struct stat *st)
+{
+	struct stat now;
+	char eb[128];
+	int rv;
+
+	rv = fstatat(s->dirfd, s->part, &now, AT_SYMLINK_NOFOLLOW);
+	if (rv == -1 && errno != ENOENT) {
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "stat: %s",
+		    errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (rv == -1 || !same_file(st, &now)) {
+		replaced(t, s, s->part);
+		return -1;
+	}
+	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
+		if (errno == EEXIST)
+			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+			    "'%s/%s' already exists", t->dir, t->name);
+		else
+			fetch_set_error(t, FETCH_RETRY, FERR_WRITE,
+			    "rename: %s", errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (fstatat(s->dirfd, s->base, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !same_file(st, &now)) {
+		replaced(t, s, s->base);
+		return -1;
+	}
+	return 0;
+}
+
 /* A 2xx arrived complete: verify, then rename into place. */
 static void
 finish_ok(struct transfer *t, struct fetch_state *s)
@@ -858,11 +1019,12 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 		    errstr(errno, eb, sizeof(eb)));
 		return;
 	}
-	if (s->cr_total >= 0 && (uint64_t)st.st_size != (uint64_t)s->cr_total) {
+	if (s->resp.cr_total >= 0 &&
+	    (uint64_t)st.st_size != (uint64_t)s->resp.cr_total) {
 		part_truncate(s);
 		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 		    "size mismatch (have %lld bytes, server says %lld)",
-		    (long long)st.st_size, s->cr_total);
+		    (long long)st.st_size, s->resp.cr_total);
 		return;
 	}
 	if (s->md != NULL) {
@@ -887,15 +1049,8 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 		    errstr(errno, eb, sizeof(eb)));
 		return;
 	}
-	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
-		if (errno == EEXIST)
-			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
-			    "'%s/%s' already exists", t->dir, t->name);
-		else
-			fetch_set_error(t, FETCH_RETRY, FERR_WRITE,
-			    "rename: %s", errstr(errno, eb, sizeof(eb)));
+	if (publish(t, s, &st) == -1)
 		return;
-	}
 	t->outcome = FETCH_OK;
 	t->errkind = FERR_NONE;
 	t->error[0] = '\0';
@@ -907,8 +1062,8 @@ finish_status(struct transfer *t, struct fetch_state *s)
 {
 	long st = t->http_status;
 
-	if (s->status == 0)
-		s->status = st;
+	if (s->resp.status == 0)
+		s->resp.status = st;
 	if (st >= 200 && st <= 299) {
 		if (!s->started && response_start(s) == -1)
 			return; /* the cause is reported by the caller */
@@ -919,7 +1074,8 @@ finish_status(struct transfer *t, struct fetch_state *s)
 		/* Asked for bytes past the end: if what we hold is the whole
 		 * resource (a crash between the last write and the rename),
 		 * it is done; else the .part is stale. */
-		if (s->cr_total >= 0 && (uint64_t)s->cr_total == s->offset) {
+		if (s->resp.cr_total >= 0 &&
+		    (uint64_t)s->resp.cr_total == s->offset) {
 			finish_ok(t, s);
 			return;
 		}

@@ -89,6 +89,13 @@ struct transfer {
 	double seconds_total;   /* main loop: sum of every attempt's seconds */
 	struct fetch_params params;
 
+	/* The .part this transfer writes, recorded by fetch_begin() when it
+	 * creates or takes it on, so the next attempt reopens only that very
+	 * file (0 and 0: none yet, as after a restart). The process engine
+	 * carries them to its workers and back (wire.c). */
+	uint64_t part_dev;
+	uint64_t part_ino;
+
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;
 	enum fetch_errkind errkind;
@@ -153,8 +160,11 @@ void fetch_set_error(struct transfer *t, enum fetch_outcome outcome,
  * Set up easy (reset first) for t: URL, the params, http/https only also on
  * redirects, the write callback into name.part (the directories on the way
  * made and opened as fetch_open_parent() does; the .part created with
- * O_CREAT|O_EXCL|O_NOFOLLOW, or an existing one opened O_NOFOLLOW, regular
- * files only), resume from its size with Range, the progress callback that
+ * O_CREAT|O_EXCL|O_NOFOLLOW, or an existing one opened O_NOFOLLOW and
+ * resumed only when it is the transfer's own: a regular file with one link,
+ * owned by our euid, and the inode in t->part_dev/part_ino when those are
+ * set; any other file there is unlinked, never written, and a fresh .part
+ * made), resume from its size with Range, the progress callback that
  * honours t->cancelled. share may be NULL. 0, or -1 with the failure filled
  * in as for fetch_finish() (then do not call fetch_finish).
  */
@@ -165,9 +175,45 @@ int fetch_begin(struct transfer *t, CURL *easy, CURLSH *share);
  * http_status, retry_after), check a 206's Content-Range against the
  * resume offset (a mismatch truncates and retries from 0), verify size and
  * sha256, fsync nothing (the job syncs its files at the end), rename
- * name.part to name on success. Releases everything begin acquired.
+ * name.part to name on success, never replacing an existing name. Only the
+ * inode written is ever published: a .part replaced during the transfer
+ * (by a symlink, another file) fails the attempt as FETCH_RETRY, FERR_WRITE,
+ * "'dir/name.part' was replaced during the transfer", and the intruder is
+ * unlinked so the next attempt starts afresh. Releases everything begin
+ * acquired.
  */
 void fetch_finish(struct transfer *t, CURL *easy, CURLcode res);
+
+/*
+ * What fetch.c reads from a response's header lines itself. libcurl parses
+ * the rest: Content-Length (CURLOPT_MAXFILESIZE, a short body is
+ * CURLE_PARTIAL_FILE), Retry-After (CURLINFO_RETRY_AFTER), Location.
+ */
+struct fetch_response {
+	long status;            /* of the status line; 0 unknown */
+	long long cr_start;     /* Content-Range first byte; -1 unknown */
+	long long cr_total;     /* Content-Range complete length; -1 unknown */
+};
+
+/*
+ * One header line as libcurl's header callback hands it: len bytes, not
+ * NUL-terminated, CRLF or not, any bytes at all (only the first 511 are
+ * looked at). A status line ("HTTP/...") starts a new response (redirects
+ * and a proxy's CONNECT make several): r is reset, its status read
+ * (100..999, else 0), and 1 returned. A Content-Range line sets cr_start
+ * and cr_total. Anything else leaves r as it was. 0 unless a status line.
+ */
+int fetch_parse_header(struct fetch_response *r, const char *line,
+    size_t len);
+
+/*
+ * A Content-Range value (NUL-terminated): "bytes FIRST-LAST/TOTAL", where
+ * the range or TOTAL may be "*". *start is FIRST, *total TOTAL, each -1
+ * when it is "*", missing or malformed (FIRST also when LAST < FIRST,
+ * TOTAL when anything but blanks follows it).
+ */
+void fetch_parse_content_range(const char *v, long long *start,
+    long long *total);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);

@@ -158,6 +158,8 @@ wire_put_transfer(struct wire *w, const struct transfer *t)
 	put_str(w, t->url, WIRE_URL_MAX);
 	put_str(w, t->dir, WIRE_PATH_MAX);
 	put_str(w, t->name, WIRE_PATH_MAX);
+	put_u64(w, t->part_dev);
+	put_u64(w, t->part_ino);
 	return put_end(w);
 }
 
@@ -175,6 +177,8 @@ wire_put_result(struct wire *w, const struct transfer *t)
 	put_i64(w, t->retry_after);
 	put_str(w, t->error, WIRE_ERR_MAX);
 	put_str(w, t->name, WIRE_PATH_MAX);
+	put_u64(w, t->part_dev);
+	put_u64(w, t->part_ino);
 	return put_end(w);
 }
 
@@ -344,6 +348,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	const unsigned char *sha;
 	const char *url, *dir, *name;
 	struct transfer *t;
+	uint64_t part_dev, part_ino;
 	int attempt, has_sha;
 
 	memset(&params, 0, sizeof(params));
@@ -354,6 +359,8 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	url = get_str(w, WIRE_URL_MAX);
 	dir = get_str(w, WIRE_PATH_MAX);
 	name = get_str(w, WIRE_PATH_MAX);
+	part_dev = get_u64(w);
+	part_ino = get_u64(w);
 	if (get_end(w) == -1) {
 		errno = EBADMSG;
 		return NULL;
@@ -367,6 +374,8 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	t->has_sha256 = has_sha;
 	memcpy(t->sha256, sha, sizeof(t->sha256));
 	t->params = params;
+	t->part_dev = part_dev;
+	t->part_ino = part_ino;
 	return t;
 }
 
@@ -387,6 +396,8 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	r.retry_after = (long)get_range(w, 8, LONG_MIN, LONG_MAX);
 	err = get_str(w, WIRE_ERR_MAX);
 	*name = get_str(w, WIRE_PATH_MAX);
+	r.part_dev = get_u64(w);
+	r.part_ino = get_u64(w);
 	if (get_end(w) == -1 || (*name)[0] == '\0')
 		return -1;
 	t->outcome = r.outcome;
@@ -397,6 +408,8 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	t->ttfb = r.ttfb;
 	t->seconds = r.seconds;
 	t->retry_after = r.retry_after;
+	t->part_dev = r.part_dev;
+	t->part_ino = r.part_ino;
 	memcpy(t->error, err, strlen(err) + 1);
 	return 0;
 }

@@ -23,7 +23,7 @@
 
 #include "fetch.h"
 
-#define WIRE_VERSION 2
+#define WIRE_VERSION 3
 #define WIRE_MSG_MAX (32 * 1024) /* holds a TRANSFER at every bound */
 #define WIRE_URL_MAX 8192
 #define WIRE_PATH_MAX 4096 /* a transfer's dir and its name */
@@ -80,8 +80,9 @@ int wire_get_progress(struct wire *w, uint64_t *bytes)
 struct transfer *wire_get_transfer(struct wire *w, uint64_t id);
 
 /* The outcome fields into t (outcome, errkind, http_status, size, received,
- * ttfb, seconds, retry_after, error), all or none; *name is the name the
- * worker wrote, inside the buffer. 0, or -1 with t untouched. */
+ * ttfb, seconds, retry_after, error, and the .part's part_dev and part_ino
+ * for the next attempt), all or none; *name is the name the worker wrote,
+ * inside the buffer. 0, or -1 with t untouched. */
 int wire_get_result(struct wire *w, struct transfer *t, const char **name)
     __attribute__((warn_unused_result));
 

@@ -319,6 +319,51 @@ ENGINE_TEST(test_runs_transfers)
 }
 END_TEST
 
+/*
+ * The .part a transfer made is known to the main loop when the attempt
+ * comes back (from a worker process too), and the next attempt, wherever
+ * it runs, resumes only that file: another one put in its place, even a
+ * regular file of ours with one link, is not written but replaced by a
+ * fresh .part.
+ */
+ENGINE_TEST(test_retry_resumes_only_its_own_part)
+{
+	struct transfer *t = new_transfer("h.bin",
+	    "size=60000&seed=4&truncate=20000&key=own-%ld-%d", (long)getpid(),
+	    model);
+	char part[512], other[512], junk[20000];
+	struct stat st;
+	int fd;
+
+	submit(t);
+	wait_done(1, 20);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	snprintf(part, sizeof(part), "%s/h.bin.part", jdir);
+	ck_assert_int_eq(lstat(part, &st), 0);
+	ck_assert_int_eq(st.st_size, 20000);
+	ck_assert_uint_eq(t->part_dev, (uint64_t)st.st_dev);
+	ck_assert_uint_eq(t->part_ino, (uint64_t)st.st_ino);
+
+	snprintf(other, sizeof(other), "%s/other", jdir);
+	memset(junk, 0xee, sizeof(junk));
+	ck_assert_int_ne(fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0640),
+	    -1);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(rename(other, part), 0);
+
+	t->attempt++;
+	submit(t);
+	wait_done(2, 20);
+	ck_assert_ptr_eq(take_done(), t);
+	ck_assert_msg(t->outcome == FETCH_OK, "%s", t->error);
+	ck_assert_int_eq(t->http_status, 200);
+	assert_body("h.bin", 60000, 4);
+	drop(t);
+}
+END_TEST
+
 /* The main loop sees the bytes of a transfer while it runs. */
 ENGINE_TEST(test_progress_while_running)
 {
@@ -634,6 +679,8 @@ engine_suite(void)
 	tcase_add_loop_test(tc, test_cancel_in_draining_engine, 0, NMODELS);
 	tcase_add_loop_test(tc, test_free_returns_everything, 0, NMODELS);
 	tcase_add_loop_test(tc, test_drain_finishes_inflight, 0, NMODELS);
+	tcase_add_loop_test(tc, test_retry_resumes_only_its_own_part, 0,
+	    NMODELS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("process");

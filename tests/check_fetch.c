@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -121,25 +122,32 @@ log_match(json_t *o, const void *arg)
 }
 
 /*
- * Is there a log line for key whose Range header is range (NULL: none) and
- * whose status is status (-1: any)? The server logs a request when its
- * response ends, which may be a moment after the client is done: wait.
+ * How many log lines match key, range and status, once there are at least
+ * want of them or after a deadline (the server logs a request when its
+ * response ends).
  */
 static int
-log_has(const char *key, const char *range, long status)
+log_count(const char *key, const char *range, long status, int want)
 {
 	struct log_want w = { key, range, status };
 	double deadline = testlib_now() + 10;
 	int n;
 
 	do {
-		if ((n = testlib_server_log_count(log_match, &w)) == -1)
-			return 0;
-		if (n > 0)
-			return 1;
+		if ((n = testlib_server_log_count(log_match, &w)) == -1 ||
+		    n >= want)
+			return n;
 		testlib_pause_ms(20);
 	} while (testlib_now() < deadline);
-	return 0;
+	return n;
+}
+
+/* Is there a log line for key whose Range header is range (NULL: none) and
+ * whose status is status (-1: any)? */
+static int
+log_has(const char *key, const char *range, long status)
+{
+	return log_count(key, range, status, 1) > 0;
 }
 
 /* --- expected bodies and files ------------------------------------------ */
@@ -1702,6 +1710,211 @@ START_TEST(test_discard)
 }
 END_TEST
 
+/* --- a .part replaced by someone else (issue 12, holes 2 and 3) ---------- */
+
+/* The bytes and the identity of a file outside the download directory. */
+struct victim {
+	char path[256];
+	struct stat st;
+};
+
+static void
+victim_make(struct victim *v, const char *name)
+{
+	snprintf(v->path, sizeof(v->path), "%s/%s", outside, name);
+	write_path(v->path, "secret", 6);
+	ck_assert_int_eq(lstat(v->path, &v->st), 0);
+}
+
+/* Byte for byte and inode for inode as made, one link, and name (in J) is
+ * not it. */
+static void
+victim_intact(const struct victim *v, const char *name)
+{
+	struct stat st;
+	char p[512];
+
+	assert_victim(v->path);
+	ck_assert_int_eq(lstat(v->path, &st), 0);
+	ck_assert_uint_eq(st.st_ino, v->st.st_ino);
+	ck_assert_int_eq(st.st_mtim.tv_sec, v->st.st_mtim.tv_sec);
+	ck_assert_int_eq(st.st_mtim.tv_nsec, v->st.st_mtim.tv_nsec);
+	ck_assert_uint_eq(st.st_nlink, 1);
+	if (lstat(jpath(p, sizeof(p), name), &st) == 0)
+		ck_assert(st.st_ino != v->st.st_ino || st.st_dev != v->st.st_dev);
+}
+
+/* Replace J/name by a hard link to the victim. */
+static void
+plant_link(const struct victim *v, const char *name)
+{
+	char p[512];
+
+	jpath(p, sizeof(p), name);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(link(v->path, p), 0);
+}
+
+/*
+ * Between two attempts, a.bin.part is replaced by a hard link to a file
+ * outside the download directory. The retry must neither append to it
+ * (Range honoured) nor truncate and rewrite it (Range ignored): it starts a
+ * fresh .part and the victim keeps its bytes.
+ */
+START_TEST(test_hardlink_part_between_attempts)
+{
+	char key[64];
+	struct transfer *t;
+	struct victim v;
+
+	for (int range = 0; range < 2; range++) {
+		victim_make(&v, range ? "victim1" : "victim0");
+		t = prepared(range ? "b.bin" : "a.bin",
+		    "size=100000&seed=5&truncate=30000&range=%d&key=%s", range,
+		    new_key(key, sizeof(key), "hardlink"));
+		run(t);
+		ck_assert_int_eq(t->outcome, FETCH_RETRY);
+		ck_assert_int_eq(jpart_size(t->name), 30000);
+		plant_link(&v, range ? "b.bin.part" : "a.bin.part");
+
+		t->attempt++;
+		run(t);
+		ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+		victim_intact(&v, t->name);
+		assert_file_body(t->name, 100000, 5);
+		ck_assert_int_eq(jpart_size(t->name), -1);
+		/* Started over: both requests without Range. */
+		ck_assert_int_eq(log_count(key, NULL, 200, 2), 2);
+		drop(t);
+	}
+}
+END_TEST
+
+/*
+ * No inode recorded (a transfer of the job after a restart, resuming a
+ * name an earlier run reserved): a .part with more than one link is not
+ * ours either.
+ */
+START_TEST(test_hardlink_part_after_restart)
+{
+	char key[64], p[512], *u;
+	struct transfer *t;
+	struct victim v;
+
+	victim_make(&v, "victim");
+	ck_assert_int_eq(mkdir(jdir, 0750), 0);
+	ck_assert_int_eq(link(v.path, jpath(p, sizeof(p), "a.bin.part")), 0);
+	u = url_for("/f/a.bin?size=20000&seed=6&key=%s",
+	    new_key(key, sizeof(key), "restart"));
+	t = new_transfer(u, "a.bin");
+	free(u);
+	ck_assert_int_eq(reserve(t, 1), 0);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	victim_intact(&v, "a.bin");
+	assert_file_body("a.bin", 20000, 6);
+	ck_assert(log_has(key, NULL, 200));
+	drop(t);
+}
+END_TEST
+
+/*
+ * The window between publish()'s look at the .part and its rename: when
+ * set, the name being renamed is swapped for a symlink to this path just
+ * before the rename happens. This definition takes the C library's place
+ * in this test program (util_rename_noreplace() calls renameat2).
+ */
+static const char *swap_at_rename;
+
+int
+renameat2(int olddirfd, const char *oldpath, int newdirfd,
+    const char *newpath, unsigned int flags)
+{
+	if (swap_at_rename != NULL) {
+		ck_assert_int_eq(unlinkat(olddirfd, oldpath, 0), 0);
+		ck_assert_int_eq(symlinkat(swap_at_rename, olddirfd, oldpath),
+		    0);
+		swap_at_rename = NULL;
+	}
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd,
+	    newpath, flags);
+}
+
+/*
+ * The .part swapped for a symlink after the look before the rename, so
+ * the rename publishes the symlink: the look after the rename catches it,
+ * the symlink is taken away again and the attempt is a retry.
+ */
+START_TEST(test_symlink_swapped_in_at_rename)
+{
+	char key[64];
+	struct transfer *t;
+	struct victim v;
+
+	victim_make(&v, "victim");
+	t = prepared("a.bin", "size=30000&seed=8&key=%s",
+	    new_key(key, sizeof(key), "swaprename"));
+	swap_at_rename = v.path;
+	run(t);
+	ck_assert_ptr_null(swap_at_rename);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_msg(strstr(t->error, "a.bin.part' was replaced during the "
+	    "transfer") != NULL, "error: %s", t->error);
+	ck_assert_int_eq(jsize("a.bin"), -1);
+	ck_assert_int_eq(jpart_size("a.bin"), -1);
+	victim_intact(&v, "a.bin");
+
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 30000, 8);
+	victim_intact(&v, "a.bin");
+	drop(t);
+}
+END_TEST
+
+/*
+ * Between fetch_begin() and fetch_finish(), a.bin.part is swapped for a
+ * symlink to a file outside. Nothing may be published from the symlink:
+ * the attempt ends in a retry that says so, and the next one completes.
+ */
+START_TEST(test_symlink_swapped_in_during_transfer)
+{
+	char key[64], p[512], moved[512];
+	CURL *easy = curl_easy_init();
+	struct transfer *t;
+	struct victim v;
+	CURLcode res;
+
+	victim_make(&v, "victim");
+	t = prepared("a.bin", "size=50000&seed=7&key=%s",
+	    new_key(key, sizeof(key), "swapsym"));
+	set_sha(t, 50000, 7);
+	ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
+	jpath(p, sizeof(p), "a.bin.part");
+	jpath(moved, sizeof(moved), "moved");
+	ck_assert_int_eq(rename(p, moved), 0);
+	ck_assert_int_eq(symlink(v.path, p), 0);
+	res = curl_easy_perform(easy);
+	fetch_finish(t, easy, res);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(t->errkind, FERR_WRITE);
+	ck_assert_msg(strstr(t->error, "a.bin.part' was replaced during the "
+	    "transfer") != NULL, "error: %s", t->error);
+	victim_intact(&v, "a.bin");
+	ck_assert_int_eq(jsize("a.bin"), -1);
+
+	t->attempt++;
+	fetch_run(t, easy, NULL);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	assert_file_body("a.bin", 50000, 7);
+	victim_intact(&v, "a.bin");
+	curl_easy_cleanup(easy);
+	drop(t);
+}
+END_TEST
+
 /* Error text goes into a tab-separated file: no tabs or newlines. */
 START_TEST(test_error_one_line)
 {
@@ -1793,6 +2006,74 @@ START_TEST(test_transfer_new_free)
 }
 END_TEST
 
+/* --- response headers read by fetch.c itself ------------------------------ */
+
+START_TEST(test_parse_content_range)
+{
+	static const struct {
+		const char *v;
+		long long start, total;
+	} cases[] = {
+		{ "bytes 0-99/100", 0, 100 },
+		{ "bytes 30000-99999/100000", 30000, 100000 },
+		{ "BYTES 5-9/*", 5, -1 },
+		{ "bytes */100", -1, 100 },
+		{ "bytes */*", -1, -1 },
+		{ "bytes 9-5/100", -1, -1 },            /* last < first */
+		{ "bytes -1-5/100", -1, -1 },
+		{ "bytes 5-/100", -1, -1 },
+		{ "bytes 5-9", 5, -1 },                 /* no length */
+		{ "bytes 5-9/-3", 5, -1 },
+		{ "bytes 0-99/100 \t", 0, 100 },
+		{ "bytes 0-99/100x", 0, -1 },
+		{ "bytes 0-1/99999999999999999999", 0, -1 }, /* overflow */
+		{ "bytes 99999999999999999999-1/5", -1, -1 },
+		{ "items 0-1/2", -1, -1 },
+		{ "", -1, -1 },
+	};
+	long long a, b;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = b = 12345;
+		fetch_parse_content_range(cases[i].v, &a, &b);
+		ck_assert_msg(a == cases[i].start && b == cases[i].total,
+		    "'%s': %lld, %lld", cases[i].v, a, b);
+	}
+}
+END_TEST
+
+/* Lines as libcurl hands them: CRLF or not, not NUL-terminated, long. */
+START_TEST(test_parse_header)
+{
+	struct fetch_response r = { 0, -1, -1 };
+	char big[2000];
+
+	ck_assert_int_eq(fetch_parse_header(&r, "HTTP/1.1 206 Partial\r\n",
+	    22), 1);
+	ck_assert_int_eq(r.status, 206);
+	ck_assert_int_eq(fetch_parse_header(&r,
+	    "content-range:  bytes 10-19/20\r\nXYZ", 32), 0);
+	ck_assert(r.cr_start == 10 && r.cr_total == 20);
+	/* Only len bytes count: "20" cut to "2". */
+	ck_assert_int_eq(fetch_parse_header(&r,
+	    "Content-Range: bytes 1-1/20", 26), 0);
+	ck_assert(r.cr_start == 1 && r.cr_total == 2);
+	ck_assert_int_eq(fetch_parse_header(&r, "Content-Length: 5\r\n", 19),
+	    0);
+	ck_assert(r.status == 206 && r.cr_start == 1 && r.cr_total == 2);
+	/* A new response (a redirect's target) starts clean. */
+	ck_assert_int_eq(fetch_parse_header(&r, "HTTP/2 2000\r\n", 13), 1);
+	ck_assert(r.status == 0 && r.cr_start == -1 && r.cr_total == -1);
+	ck_assert_int_eq(fetch_parse_header(&r, "HTTP/1.0 404", 12), 1);
+	ck_assert_int_eq(r.status, 404);
+	/* A line longer than the callback's buffer is cut, not overrun. */
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "Content-Range: bytes 0-0/1", 26);
+	ck_assert_int_eq(fetch_parse_header(&r, big, sizeof(big)), 0);
+	ck_assert(r.cr_start == 0 && r.cr_total == -1);
+}
+END_TEST
+
 static Suite *
 fetch_suite(void)
 {
@@ -1858,10 +2139,21 @@ fetch_suite(void)
 	tcase_add_test(tc, test_error_one_line);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("replaced");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hardlink_part_between_attempts);
+	tcase_add_test(tc, test_hardlink_part_after_restart);
+	tcase_add_test(tc, test_symlink_swapped_in_during_transfer);
+	tcase_add_test(tc, test_symlink_swapped_in_at_rename);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("misc");
 	tcase_add_test(tc, test_errkind_names);
 	tcase_add_test(tc, test_params_from_config);
 	tcase_add_test(tc, test_transfer_new_free);
+	tcase_add_test(tc, test_parse_content_range);
+	tcase_add_test(tc, test_parse_header);
 	suite_add_tcase(s, tc);
 	return s;
 }

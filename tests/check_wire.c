@@ -52,6 +52,8 @@ sample_transfer(void)
 	strcpy(t->params.user_agent, "fetchd/test");
 	strcpy(t->params.proxy, "http://proxy:3128");
 	strcpy(t->params.ca_file, "/etc/ssl/ca.pem");
+	t->part_dev = 0x8877665544332211ULL;
+	t->part_ino = 0x0011223344556677ULL;
 	return t;
 }
 
@@ -68,6 +70,8 @@ sample_result(struct transfer *t)
 	t->seconds = 12.5;
 	t->retry_after = 120;
 	strcpy(t->error, "HTTP 503 Service Unavailable");
+	t->part_dev = 0xfedcba9876543210ULL;
+	t->part_ino = 0x0123456789abcdefULL;
 }
 
 /* A TRANSFER or RESULT of t into buf; its length. */
@@ -225,6 +229,9 @@ START_TEST(test_transfer)
 	ck_assert_str_eq(b->url, a->url);
 	ck_assert_str_eq(b->dir, a->dir);
 	ck_assert_str_eq(b->name, a->name);
+	/* The .part the transfer wrote, for the next attempt to check. */
+	ck_assert_uint_eq(b->part_dev, 0x8877665544332211ULL);
+	ck_assert_uint_eq(b->part_ino, 0x0011223344556677ULL);
 	/* Not on the wire: the worker opens dir by its path. */
 	ck_assert_ptr_null(b->host);
 	ck_assert_int_eq(b->dirfd, -1);
@@ -257,6 +264,8 @@ START_TEST(test_result)
 	ck_assert_double_eq(b->seconds, 12.5);
 	ck_assert_int_eq(b->retry_after, 120);
 	ck_assert_str_eq(b->error, "HTTP 503 Service Unavailable");
+	ck_assert_uint_eq(b->part_dev, 0xfedcba9876543210ULL);
+	ck_assert_uint_eq(b->part_ino, 0x0123456789abcdefULL);
 	ck_assert_str_eq(name, "sub/a b.1.iso");
 	ck_assert_str_eq(b->name, "sub/a b.iso"); /* the caller's call */
 	fetch_transfer_free(a);
@@ -446,6 +455,7 @@ START_TEST(test_out_of_range)
 	ck_assert_int_eq(into->outcome, FETCH_OK);
 	ck_assert_int_eq(into->http_status, 0);
 	ck_assert_str_eq(into->error, "");
+	ck_assert_uint_eq(into->part_ino, 0x0011223344556677ULL);
 	fetch_transfer_free(t);
 	fetch_transfer_free(into);
 }

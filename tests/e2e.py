@@ -790,5 +790,104 @@ class TestFetchd(FetchdTestCase):
             self.assert_file(os.path.join(self.job_dir("jnames"), row.path),
                              body(size, seed))
 
+    # 23
+    @config(http={"retries": 2, "retry_delay": 3, "retry_max_delay": 3})
+    def test_23_hard_link_planted_at_part_between_attempts(self):
+        """Between two attempts each .part is replaced by a hard link to a
+        file outside download_dir (issue 12, hole 2). The retry neither
+        appends to it (Range honoured) nor truncates and rewrites it (Range
+        ignored): it starts a fresh .part, and nothing outside changes."""
+        size, at = 60 * KIB, 20000
+        cases = [("h.bin", 1, "khl"), ("n.bin", 0, "khl0")]
+        urls = [self.url(n, size=size, seed=23, truncate=at, range=r, key=k)
+                for n, r, k in cases]
+        victims = []
+        for n, _, _ in cases:
+            v = os.path.join(self.tmp, "victim-" + n)
+            with open(v, "wb") as f:
+                f.write(b"not fetchd's file\n")
+            victims.append(v)
+        before = self.outside_snapshot()
+        logged_after = [time.monotonic()] * len(cases)
+        planted = [False] * len(cases)
+        self.drop_job("jhl", urls)
+        d = self.job_dir("jhl")
+
+        def plant():
+            """Plant each link as soon as its retry is scheduled, and prove
+            it went in before the retry: the retry is due `delay` s after
+            its log line, which was written after logged_after[i]."""
+            now = time.monotonic()
+            log = self.daemon.log_text()
+            for i, ((name, _, _), victim) in enumerate(zip(cases, victims)):
+                m = re.search(r"job jhl #%d: .*; attempt 2 in ([0-9.]+)s"
+                              % i, log)
+                if planted[i]:
+                    continue
+                if not m:
+                    logged_after[i] = now
+                    continue
+                part = os.path.join(d, name + ".part")
+                self.assertEqual(os.lstat(part).st_size, at)
+                os.unlink(part)
+                os.link(victim, part)
+                self.assertLess(time.monotonic(),
+                                logged_after[i] + float(m.group(1)) - 0.2,
+                                "%s planted too late to precede its retry"
+                                % name)
+                planted[i] = True
+            return all(planted)
+        ft.wait_for(plant, 10, "the retries to be scheduled",
+                    self.daemon.log_tail)
+        state, rows = self.wait_done("jhl", 30)
+        self.assertEqual(state, "done")
+        for row, (name, _, key) in zip(rows, cases):
+            self.assert_row(row, "ok", 200, size, 2, name)
+            self.assert_file(os.path.join(d, name), body(size, 23))
+            reqs = self.server.requests_for(key)
+            self.assertEqual(len(reqs), 2, reqs)
+            self.assertIsNone(reqs[1]["range"], "resumed into the link")
+        self.assertEqual(self.outside_snapshot(), before,
+                         "written outside download_dir")
+        for v in victims:
+            self.assertEqual(os.lstat(v).st_nlink, 1)
+        self.assertEqual(self.job_files("jhl"), {n for n, _, _ in cases})
+
+    # 24
+    @config(http={"retries": 2})
+    def test_24_symlink_swapped_in_at_part_during_transfer(self):
+        """While a transfer runs its .part is replaced by a symlink to a
+        file outside download_dir (issue 12, hole 3). The symlink is never
+        published as the file: the attempt fails, saying so, and the retry
+        fetches the file afresh."""
+        size = 200 * KIB
+        u = self.url("s.bin", size=size, seed=24, drip=100 * KIB, key="kswap")
+        victim = os.path.join(self.tmp, "victim-s.bin")
+        with open(victim, "wb") as f:
+            f.write(b"not fetchd's file\n")
+        before = self.outside_snapshot()
+        self.drop_job("jswap", [u])
+        part = os.path.join(self.job_dir("jswap"), "s.bin.part")
+        self.wait_file_size(part, 1)
+        os.unlink(part)
+        os.symlink(victim, part)
+        # The server logs a request when its response ends: none logged now
+        # means the transfer was still running when the symlink went in.
+        self.assertEqual(self.server.requests_for("kswap"), [],
+                         "swapped too late: the transfer had ended")
+        state, rows = self.wait_done("jswap", 30)
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", 200, size, 2, "s.bin")
+        self.assert_file(os.path.join(self.job_dir("jswap"), "s.bin"),
+                         body(size, 24))
+        self.assertEqual(self.job_files("jswap"), {"s.bin"})
+        self.assertEqual(self.outside_snapshot(), before,
+                         "written outside download_dir")
+        self.assertIn("s.bin.part' was replaced during the transfer",
+                      self.daemon.log_text())
+        reqs = self.server.requests_for("kswap")
+        self.assertEqual(len(reqs), 2, reqs)
+        self.assertIsNone(reqs[1]["range"])
+
 if __name__ == "__main__":
     ft.main()
