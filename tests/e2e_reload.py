@@ -245,17 +245,19 @@ class TestWriterInPlace(FetchdTestCase):
 
     settings = {"daemon": {"rescan_interval": 1}}
 
-    def test_paused_writer(self):
+    def paused_writer(self, name, mid_line):
         urls = [self.url("w%d.bin" % i, size=700 + i, seed=i)
                 for i in range(6)]
         text = "".join(u + "\n" for u in urls)
-        cut = text.index(urls[3]) + len(urls[3]) // 2
-        path = self.daemon.spool_path("new", "inplace")
-        self.jobs.add("inplace")
+        cut = text.index(urls[3])
+        if mid_line:
+            cut += len(urls[3]) // 2
+        path = self.daemon.spool_path("new", name)
+        self.jobs.add(name)
         with open(path, "w") as f:
             f.write(text[:cut])
             f.flush()
-            # Mid-line for 3 s: two rescans see a file 2 s old and more.
+            # 3 s: two rescans see a file 2 s old and more.
             end = time.monotonic() + 3
             while time.monotonic() < end:
                 self.assertTrue(os.path.exists(path),
@@ -263,12 +265,19 @@ class TestWriterInPlace(FetchdTestCase):
                                 % self.daemon.log_tail())
                 time.sleep(ft.POLL)
             f.write(text[cut:])
-        state, rows = self.wait_done("inplace")
+        state, rows = self.wait_done(name)
         self.assertEqual(state, "done", rows)
         self.assertEqual([r.url for r in rows], urls)
         for i, row in enumerate(rows):
             self.assert_row(row, "ok", 200, 700 + i)
 
+    def test_paused_writer_mid_line(self):
+        self.paused_writer("inplace", True)
+
+    def test_paused_writer_between_lines(self):
+        """The part written so far is a valid job on its own: only the
+        open file tells it is not complete."""
+        self.paused_writer("inplace2", False)
 
 if __name__ == "__main__":
     ft.main()
