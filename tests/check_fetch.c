@@ -439,6 +439,51 @@ START_TEST(test_404)
 }
 END_TEST
 
+/*
+ * How each libcurl failure is classified, without the network: begin a
+ * transfer, then finish it as if libcurl had failed with that code. A name
+ * that does not resolve is transient (the resolver or the network may be
+ * back at the next attempt), like a refused connection or a timeout.
+ */
+START_TEST(test_curl_failures_classified)
+{
+	static const struct {
+		CURLcode res;
+		enum fetch_outcome outcome;
+		enum fetch_errkind kind;
+	} cases[] = {
+		{ CURLE_COULDNT_RESOLVE_HOST, FETCH_RETRY, FERR_DNS },
+		{ CURLE_COULDNT_RESOLVE_PROXY, FETCH_RETRY, FERR_DNS },
+		{ CURLE_COULDNT_CONNECT, FETCH_RETRY, FERR_CONNECT },
+		{ CURLE_OPERATION_TIMEDOUT, FETCH_RETRY, FERR_TIMEOUT },
+		{ CURLE_RECV_ERROR, FETCH_RETRY, FERR_RESET },
+		{ CURLE_GOT_NOTHING, FETCH_RETRY, FERR_RESET },
+		{ CURLE_UNSUPPORTED_PROTOCOL, FETCH_FAIL, FERR_PROTOCOL_REFUSED },
+		{ CURLE_TOO_MANY_REDIRECTS, FETCH_FAIL, FERR_OTHER },
+		{ CURLE_PEER_FAILED_VERIFICATION, FETCH_FAIL, FERR_OTHER },
+	};
+	struct transfer *t;
+	CURL *easy = curl_easy_init();
+	size_t i;
+
+	ck_assert_ptr_nonnull(easy);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = new_transfer("http://127.0.0.1:9/x.bin", "x.bin");
+		ck_assert_int_eq(reserve(t, 0), 0);
+		ck_assert_int_eq(fetch_begin(t, easy, NULL), 0);
+		fetch_finish(t, easy, cases[i].res);
+		ck_assert_msg(t->outcome == cases[i].outcome &&
+		    t->errkind == cases[i].kind, "curl code %d: outcome %d "
+		    "kind %s (%s)", (int)cases[i].res, (int)t->outcome,
+		    fetch_errkind_name(t->errkind), t->error);
+		ck_assert_str_ne(t->error, "");
+		fetch_discard(t);
+		drop(t);
+	}
+	curl_easy_cleanup(easy);
+}
+END_TEST
+
 START_TEST(test_503_retry_after)
 {
 	char key[64];
@@ -2086,6 +2131,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_ok_1mib);
 	tcase_add_test(tc, test_sha_mismatch);
 	tcase_add_test(tc, test_404);
+	tcase_add_test(tc, test_curl_failures_classified);
 	tcase_add_test(tc, test_503_retry_after);
 	tcase_add_test(tc, test_429);
 	tcase_add_test(tc, test_status_sequence);
