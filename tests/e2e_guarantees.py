@@ -7,7 +7,8 @@ from tests/httpd.py on 127.0.0.1.
     FETCHD=src/fetchd FETCHCTL=src/fetchctl python3 tests/e2e_guarantees.py -v
 
 Covered: the retries are used up exactly (attempts and requests counted);
-a row failed before a restart still fails the job;
+a row failed before a restart still fails the job; a 206 for another
+range than asked starts the file over;
 408 is transient; a second SIGTERM stops at once, SIGINT is as graceful as
 SIGTERM, nothing is claimed during the grace period; cancel keeps the rows
 of URLs already fetched; pause lets running transfers finish and starts no
@@ -116,6 +117,28 @@ class TestRestart(GuaranteeCase):
         self.assertEqual(state, "failed")
         self.assert_row(rows[0], "failed", 404)
         self.assert_row(rows[1], "ok", None, 200 * KIB)
+
+
+class TestWrongRange(GuaranteeCase):
+
+    @config(http={"retries": 3})
+    def test_206_for_another_range_starts_over(self):
+        """A resume answered with a 206 for another range than asked (its
+        Content-Range says so): nothing of it is written, the file starts
+        over from byte 0, and the result is byte-exact."""
+        size = 50 * KIB
+        u = self.url("r.bin", size=size, seed=6, truncate=20000,
+                     cr_shift=7, cr_on=2, key="kcr")
+        self.drop_job("cr", [u])
+        state, rows = self.wait_done("cr")
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", 200, size, 3)
+        self.assert_file(os.path.join(self.job_dir("cr"), "r.bin"),
+                         body(size, 6))
+        reqs = self.server.requests_for("kcr")
+        self.assertEqual([r["status"] for r in reqs], [200, 206, 200])
+        self.assertIsNotNone(reqs[1]["range"])
+        self.assertIsNone(reqs[2]["range"])
 
 
 class TestSignals(GuaranteeCase):

@@ -30,6 +30,10 @@ Resources: any path under /f/. Query parameters:
                   until the peer acknowledged them), then a reset
                   (SO_LINGER 0); truncate wins when both are given
     faults=K      requests hit by truncate/reset (default 1)
+    cr_shift=N    with cr_on=K: the K-th request for the key, if it asks for
+                  a range, gets the range starting N bytes later than asked
+                  (body and Content-Range agree, the complete length is
+                  "*": a server that sends another range than requested)
     drip=BPS      body at about BPS bytes/s in chunks of max(1, BPS // 20)
     redirect=URL  302 with "Location: URL" (when status is a 3xx, that code)
     hang=1        read the request, answer nothing until the client leaves
@@ -304,6 +308,8 @@ class Handler(BaseHTTPRequestHandler):
         seed = _int(params, "seed", 0)
         delay = _int(params, "delay", 0, 0)
         use_range = _int(params, "range", 1, 0) != 0
+        cr_shift = _int(params, "cr_shift", 0, 0)
+        cr_on = _int(params, "cr_on", 0, 0)
         truncate = _int(params, "truncate", None, 0)
         reset = _int(params, "reset", None, 0)
         faults = _int(params, "faults", 1, 0)
@@ -357,9 +363,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if r is not None:
                 start, end = r
+                total = str(size)
+                if n == cr_on:
+                    # Another range than asked, said so in Content-Range,
+                    # with the complete length unknown ("*"), so only the
+                    # range itself tells.
+                    start = min(start + cr_shift, end)
+                    total = "*"
                 code = 206
                 hdrs.append(("Content-Range",
-                             "bytes %d-%d/%d" % (start, end - 1, size)))
+                             "bytes %d-%d/%s" % (start, end - 1, total)))
         length = end - start
         hdrs.append(("Content-Length", str(length)))
 
