@@ -221,6 +221,17 @@ class TestControl(GuaranteeCase):
         self.assert_file(os.path.join(self.job_dir("c"), "a.bin"),
                          body(500, 1))
 
+    def test_connect_failure_other_than_permission_is_status_4(self):
+        """fetchctl(1): status 4 is permission denied "or the connection
+        failed otherwise"; here the socket path is a symlink loop."""
+        loop = os.path.join(self.tmp, "loop.sock")
+        os.symlink(loop, loop)
+        p = subprocess.run([ft.FETCHCTL, "-s", loop, "ping"],
+                           capture_output=True, text=True,
+                           timeout=30 * ft.SCALE)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("cannot connect to %s" % loop, p.stderr)
+
     @config(workers={"count": 1})
     def test_pause_lets_running_transfers_finish(self):
         size = 150 * KIB
