@@ -128,6 +128,13 @@ threads_wakeup_cb(evutil_socket_t fd, short what, void *arg)
 	threads_collect(th);
 }
 
+/* Fewer workers when the open file limit cannot hold wanted (engine.h). */
+static long
+threads_fit(long wanted)
+{
+	return engine_fit_nofile("threads", wanted, ENGINE_FDS_THREADS);
+}
+
 static void threads_stop(struct engine *);
 
 /*
@@ -298,7 +305,7 @@ threads_stats(struct engine *e, struct engine_stats *st)
 
 const struct engine_ops engine_threads = {
 	.name = "threads",
-	.fit = NULL,
+	.fit = threads_fit,
 	.start = threads_start,
 	.submit = threads_submit,
 	.cancel = threads_cancel,
