@@ -95,12 +95,14 @@ struct job {
 	int dirty;              /* records to write out (jobs->ev_settle) */
 
 	/* Waiting for the spool (job_park). */
-	int broken;             /* a record could not be written: park the
-	                           job once its transfers are back */
+	int broken;             /* a record could not be written (or memory
+	                           ran out): park the job once its
+	                           transfers are back */
 	int broken_errno;
+	const char *broken_what;
 	int moving;             /* files closed; only spool_finish() is left */
 	int finish_failed;      /* ... and it goes to failed/ */
-	int wait_tries;         /* parks in a row */
+	int wait_tries;         /* parks so far: the backoff grows with them */
 	double wait_until;      /* monotonic s of the next try */
 	char wait_reason[160];
 	struct event *ev_wait;
@@ -123,6 +125,13 @@ struct jobs {
 	unsigned seed;
 	struct event *ev_settle;        /* writes out the dirty jobs */
 	char last_error[JOBS_ERROR_MAX]; /* the latest spool error, or "" */
+
+	/* Claimed jobs that could not even be set up (out of memory): their
+	 * names, kept without allocating, for jobs_orphans_cb to try again. */
+	char orphans[JOBS_ACTIVE_MAX][SPOOL_NAME_MAX + 16];
+	size_t norphans;
+	int orphan_tries;
+	struct event *ev_orphans;
 };
 
 static void job_free(struct job *);
@@ -145,6 +154,8 @@ job_unlink(struct job *j, struct transfer *t)
 }
 static void job_validate_cb(evutil_socket_t, short, void *);
 static int job_settle(struct job *);
+static void jobs_orphans_cb(evutil_socket_t, short, void *);
+static int jobs_orphan(struct jobs *, const char *);
 
 /*
  * The records of finished transfers are written out once per loop turn,
@@ -193,8 +204,11 @@ jobs_new(struct event_base *base, struct spool *sp, struct sched *s,
 	js->arg = arg;
 	js->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	TAILQ_INIT(&js->list);
-	if ((js->ev_settle = event_new(base, -1, 0, jobs_settle_cb, js)) ==
-	    NULL) {
+	js->ev_settle = event_new(base, -1, 0, jobs_settle_cb, js);
+	js->ev_orphans = evtimer_new(base, jobs_orphans_cb, js);
+	if (js->ev_settle == NULL || js->ev_orphans == NULL) {
+		if (js->ev_settle != NULL)
+			event_free(js->ev_settle);
 		free(js);
 		return NULL;
 	}
@@ -213,6 +227,7 @@ jobs_free(struct jobs *js)
 		job_free(j);
 	}
 	event_free(js->ev_settle);
+	event_free(js->ev_orphans);
 	free(js);
 }
 
@@ -231,7 +246,7 @@ jobs_count(const struct jobs *js)
 int
 jobs_full(const struct jobs *js)
 {
-	return js->njobs >= JOBS_ACTIVE_MAX;
+	return js->njobs + js->norphans >= JOBS_ACTIVE_MAX;
 }
 
 /*
@@ -643,9 +658,52 @@ jobs_start(struct jobs *js, const char *name, int resume)
 	job_take_up(j);
 	return 0;
 fail:
-	log_warnx("job %s: out of memory; left in active/", name);
 	job_free(j);
-	return -1;
+	return jobs_orphan(js, name);
+}
+
+/*
+ * A claimed job could not be set up for want of memory: keep its name (in
+ * place, nothing allocated) and start it again after a backoff, so it does
+ * not wait in active/ for the next start. -1 when even that is full.
+ */
+static int
+jobs_orphan(struct jobs *js, const char *name)
+{
+	struct timeval tv;
+	double delay;
+
+	if (js->norphans == JOBS_ACTIVE_MAX ||
+	    strlen(name) >= sizeof(js->orphans[0])) {
+		log_warnx("job %s: out of memory; left in active/", name);
+		return -1;
+	}
+	strcpy(js->orphans[js->norphans++], name);
+	delay = sched_backoff(++js->orphan_tries + 1, JOBS_WAIT_MIN,
+	    JOBS_WAIT_MAX, -1, &js->seed);
+	log_warnx("job %s: out of memory; starting it again in %.1fs", name,
+	    delay);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+	evtimer_add(js->ev_orphans, &tv);
+	return 0;
+}
+
+static void
+jobs_orphans_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char names[JOBS_ACTIVE_MAX][SPOOL_NAME_MAX + 16];
+	struct jobs *js = arg;
+	size_t i, n = js->norphans;
+
+	(void)fd;
+	(void)what;
+	memcpy(names, js->orphans, n * sizeof(names[0]));
+	js->norphans = 0;
+	for (i = 0; i < n; i++)
+		(void)jobs_start(js, names[i], 1);
+	if (js->norphans == 0)
+		js->orphan_tries = 0;
 }
 
 /*
@@ -687,20 +745,28 @@ job_record(struct job *j, size_t index, const char *row, size_t len,
 }
 
 /*
- * The spool's disk failed under us (ENOSPC, EIO). Take no more URLs of the
- * job; once its transfers are back, job_settle() parks it (job_park) and
- * it is taken up again from its active/ files when writes work.
+ * The job cannot go on now (e: the errno; what: what failed). Take no more
+ * URLs of it; once its transfers are back, job_settle() parks it
+ * (job_park) and it is taken up again from its active/ files later.
  */
 static void
-job_fs_error(struct job *j)
+job_break(struct job *j, int e, const char *what)
 {
 	if (!j->broken) {
-		j->broken_errno = errno;
-		log_warnx("job %s: cannot write its result or journal; it "
-		    "waits for its transfers, then for the spool", j->name);
+		j->broken_errno = e;
+		j->broken_what = what;
+		log_warnx("job %s: %s; it waits for its transfers, then tries "
+		    "again", j->name, what);
 	}
 	j->broken = 1;
 	j->eof = 1;
+}
+
+/* The spool's disk failed under us (ENOSPC, EIO). */
+static void
+job_fs_error(struct job *j)
+{
+	job_break(j, errno, "cannot write its result or journal");
 }
 
 /* A row for index that needs no transfer (recovered, cancelled). */
@@ -827,8 +893,10 @@ job_dispatch(struct job *j, struct transfer *t, const char *recname)
 			goto drop;
 		}
 	}
-	if (sched_push(j->js->sched, t) == -1)
+	if (sched_push(j->js->sched, t) == -1) {
+		job_break(j, ENOMEM, "out of memory");
 		goto drop;
+	}
 	return 1;
 drop:
 	/* Not recorded anywhere: the next start fetches it. */
@@ -875,10 +943,9 @@ job_read_one(struct job *j)
 		job_entry_free(&e);
 		return job_dispatch(j, t, r != NULL ? r->name : NULL);
 	} else {
+		/* The entry is read: taking the job up again reads it anew. */
 		job_entry_free(&e);
-		j->next--;
-		j->nread--;
-		log_warnx("job %s: out of memory", j->name);
+		job_break(j, ENOMEM, "out of memory");
 		return 0;
 	}
 	job_entry_free(&e);
@@ -909,8 +976,7 @@ job_settle(struct job *j)
 	if (j->broken) {
 		sched_remove_owner(j->js->sched, j, drop_queued, j);
 		if (j->nlive == 0)
-			job_park(j, j->broken_errno,
-			    "cannot write its result or journal");
+			job_park(j, j->broken_errno, j->broken_what);
 		return 0;
 	}
 	if (j->state == JOB_RUNNING && j->eof && j->nlive == 0 &&
@@ -1046,7 +1112,7 @@ jobs_waiting(const struct jobs *js)
 
 	TAILQ_FOREACH(j, &js->list, entry)
 		n += j->state == JOB_WAITING;
-	return n;
+	return n + js->norphans;
 }
 
 const char *

@@ -20,6 +20,10 @@ against the real daemon (FETCHD) fetching from tests/httpd.py on 127.0.0.1:
   lasts and does once it is gone;
 - a low open file limit under each engine: the count is lowered with a log
   line and every URL is fetched.
+- one failed allocation at a time (faultshim.c, FETCHD_FAULT_MALLOC_AFTER
+  over FETCHD_FAULT_MALLOC_FIRST..LAST, 1..60 by default), counted from the
+  drop of a short job: no crash, the job ends in done/ or failed/ without a
+  restart, fetchd exits with status 0.
 
 Mounting needs root: those tests are skipped otherwise, with the reason.
 """
@@ -402,6 +406,48 @@ class TestLowFileLimit(FaultCase):
         state, rows = self.wait_done("switched", 120)
         self.assertEqual([r for r in rows if r.outcome != "ok"], [])
         self.assertEqual(state, "done")
+
+
+class TestAllocationFailure(FaultCase):
+    """One allocation fails at a time (tests/faultshim.c), counted from the
+    moment the job is dropped: the daemon does not crash, the job ends in
+    done/ or failed/, and fetchd stops cleanly (exit status 0)."""
+
+    FIRST = int(os.environ.get("FETCHD_FAULT_MALLOC_FIRST") or 1)
+    LAST = int(os.environ.get("FETCHD_FAULT_MALLOC_LAST") or 60)
+
+    @no_daemon
+    def test_one_failed_allocation_at_a_time(self):
+        shim = faultshim()
+        if shim is None:
+            self.skipTest("tests/faultshim.so is not built")
+        if "asan" in subprocess.run(["ldd", ft.FETCHD], capture_output=True,
+                                    text=True).stdout:
+            self.skipTest("a preloaded allocator cannot come before ASan")
+        for n in range(self.FIRST, self.LAST + 1):
+            with self.subTest(allocation=n):
+                try:
+                    self.one_failed_allocation(shim, n)
+                finally:
+                    self.daemon.kill9()
+
+    def one_failed_allocation(self, shim, n):
+        flag = os.path.join(self.tmp, "fault.on")
+        if os.path.exists(flag):
+            os.unlink(flag)
+        self.daemon.env = {"LD_PRELOAD": shim,
+                           "FETCHD_FAULT_MALLOC_AFTER": str(n),
+                           "FETCHD_FAULT_FLAG": flag}
+        self.daemon.start()
+        open(flag, "w").close()
+        name = "m%d" % n
+        self.drop_job(name, [self.url("m.bin", size=3000, seed=n),
+                             self.url("n.bin", size=200, seed=n)])
+        state, rows = self.wait_done(name, 15)
+        self.assertIn(state, ("done", "failed"))
+        rc = self.daemon.stop()
+        self.assertEqual(rc, 0, "exit status %s:\n%s"
+                         % (rc, self.daemon.log_tail()))
 
 
 if __name__ == "__main__":

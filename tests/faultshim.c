@@ -4,10 +4,17 @@
  * EIO for descriptors whose path (as /proc/self/fd shows it) starts with
  * FETCHD_FAULT_FSYNC, while the file named by FETCHD_FAULT_FLAG exists
  * (always when that variable is unset), so a test can turn the fault on
- * and off while the daemon runs. Anything else goes to the real call.
+ * and off while the daemon runs.
+ *
+ * With FETCHD_FAULT_MALLOC_AFTER=N it also fails one allocation (malloc,
+ * calloc, realloc, posix_memalign, aligned_alloc) with ENOMEM: the N-th
+ * one (1-based) counted from the first after FETCHD_FAULT_FLAG appeared,
+ * as curl's torture tests fail one allocation at a time. Anything else
+ * goes to the real call.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,3 +58,72 @@ faulty(int fd)
 WRAP(fsync)
 WRAP(fdatasync)
 WRAP(syncfs)
+
+/* glibc's own allocator: no dlsym() (which allocates) on the way. */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+static long fail_at = -1;       /* 0: not asked; else N */
+static long counted;            /* allocations since the flag appeared */
+static int armed;
+
+/* 1 when this allocation is the one to fail. */
+static int
+alloc_fails(void)
+{
+	const char *v, *flag;
+	long n;
+
+	if (fail_at == -1) {
+		v = getenv("FETCHD_FAULT_MALLOC_AFTER");
+		fail_at = v != NULL ? strtol(v, NULL, 10) : 0;
+	}
+	if (fail_at <= 0)
+		return 0;
+	if (!__atomic_load_n(&armed, __ATOMIC_RELAXED)) {
+		flag = getenv("FETCHD_FAULT_FLAG");
+		if (flag == NULL || access(flag, F_OK) == -1)
+			return 0;
+		__atomic_store_n(&armed, 1, __ATOMIC_RELAXED);
+	}
+	n = __atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED);
+	if (n != fail_at)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+void *
+malloc(size_t n)
+{
+	return alloc_fails() ? NULL : __libc_malloc(n);
+}
+
+void *
+calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : __libc_calloc(n, size);
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : __libc_realloc(p, n);
+}
+
+int
+posix_memalign(void **p, size_t align, size_t n)
+{
+	if (alloc_fails())
+		return ENOMEM;
+	*p = __libc_memalign(align, n);
+	return *p != NULL ? 0 : ENOMEM;
+}
+
+void *
+aligned_alloc(size_t align, size_t n)
+{
+	return alloc_fails() ? NULL : __libc_memalign(align, n);
+}
