@@ -25,6 +25,9 @@ struct threads {
 	struct engine *engine;
 	pthread_t *tids;
 	long nthreads;
+	CURL **easies;                  /* one per worker, made by start */
+	long neasies;
+	long ntaken;                    /* easies taken by their workers */
 	pthread_mutex_t lock;           /* guards everything below */
 	pthread_cond_t cond;
 	struct transfer_list queue;     /* submitted, not started */
@@ -74,9 +77,8 @@ threads_worker(void *arg)
 	struct transfer *t;
 	CURL *easy;
 
-	if ((easy = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init failed in a worker thread");
 	pthread_mutex_lock(&th->lock);
+	easy = th->easies[th->ntaken++];
 	for (;;) {
 		while (TAILQ_EMPTY(&th->queue) && !th->stopping)
 			pthread_cond_wait(&th->cond, &th->lock);
@@ -100,7 +102,6 @@ threads_worker(void *arg)
 		TAILQ_INSERT_TAIL(&th->done, t, entry);
 	}
 	pthread_mutex_unlock(&th->lock);
-	curl_easy_cleanup(easy);
 	return NULL;
 }
 
@@ -189,8 +190,16 @@ threads_start(struct engine *e, const struct config *cfg,
 	if (th->wakeev == NULL || event_add(th->wakeev, NULL) == -1)
 		goto fail;
 
-	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL)
+	/* Made here rather than in each thread: a failure (out of memory)
+	 * fails the start, not the daemon from inside a worker. */
+	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL ||
+	    (th->easies = calloc(e->count, sizeof(*th->easies))) == NULL)
 		goto fail;
+	for (; th->neasies < e->count; th->neasies++)
+		if ((th->easies[th->neasies] = curl_easy_init()) == NULL) {
+			log_warnx("threads engine: curl_easy_init failed");
+			goto fail;
+		}
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREADS_STACK_SIZE);
 	for (th->nthreads = 0; th->nthreads < e->count; th->nthreads++) {
@@ -277,6 +286,9 @@ threads_stop(struct engine *e)
 	for (i = 0; i < th->nthreads; i++)
 		pthread_join(th->tids[i], NULL);
 	threads_collect(th);
+	for (i = 0; i < th->neasies; i++)
+		curl_easy_cleanup(th->easies[i]);
+	free(th->easies);
 
 	if (th->wakeev != NULL)
 		event_free(th->wakeev);
