@@ -644,11 +644,8 @@ open_socket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 
 	(void)purpose;
 	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	if (fd == -1) {
-		s->sock_errno = errno;
-		return CURL_SOCKET_BAD;
-	}
-	return fd;
+	s->sock_errno = fd == -1 ? errno : 0;
+	return fd == -1 ? CURL_SOCKET_BAD : fd;
 }
 
 /*
