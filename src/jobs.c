@@ -875,6 +875,11 @@ job_dispatch(struct job *j, struct transfer *t, const char *recname)
 	int rv;
 
 	rv = names_reserve(j->names, t, recname != NULL);
+	if (rv == -1 && t->errkind == FERR_RESOURCE) {
+		/* Out of descriptors here: not the URL's fault. */
+		job_break(j, EMFILE, "out of file descriptors");
+		goto drop;
+	}
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
 		if (rv == 1) {
