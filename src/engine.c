@@ -9,6 +9,9 @@
  * knows its TLS backends: each name is spelled once, in its ops table, and
  * config.c validates workers.model by asking engine_model_find().
  */
+#include <sys/resource.h>
+
+#include <limits.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -46,6 +49,27 @@ engine_model_name(int model)
 	if (model < 0 || model >= NENGINES)
 		return "?";
 	return engines[model]->name;
+}
+
+long
+engine_fit_nofile(const char *name, long wanted, long per_transfer)
+{
+	struct rlimit rl;
+	long lim, reserve, cap;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return wanted;
+	lim = rl.rlim_cur > (rlim_t)LONG_MAX / 2 ? LONG_MAX / 2 :
+	    (long)rl.rlim_cur;
+	reserve = ENGINE_FDS_DAEMON < lim / 2 ? ENGINE_FDS_DAEMON : lim / 2;
+	cap = (lim - reserve) / per_transfer;
+	if (cap < 1)
+		cap = 1;
+	if (cap >= wanted)
+		return wanted;
+	log_warnx("%s engine: the open file limit (%ld) caps workers.count "
+	    "at %ld instead of %ld", name, lim, cap, wanted);
+	return cap;
 }
 
 struct engine *

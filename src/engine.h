@@ -26,7 +26,8 @@ struct engine_ops {
 	/* The model's name as workers.model spells it; written nowhere else. */
 	const char *name;
 	/* Optional: how many workers this engine can run when wanted are
-	 * asked for (the event engine fits them to the open file limit). */
+	 * asked for. Each engine fits them to the open file limit through
+	 * engine_fit_nofile() with its own ENGINE_FDS_* below. */
 	long (*fit)(long wanted);
 	int (*start)(struct engine *, const struct config *, struct event_base *);
 	int (*submit)(struct engine *, struct transfer *);
@@ -49,6 +50,33 @@ struct engine {
 	void (*done)(struct transfer *, void *);
 	void *done_arg;
 };
+
+/*
+ * Descriptors, for fitting workers.count to RLIMIT_NOFILE. The daemon's
+ * own (spool, event loop, inotify, control connections, the files of up
+ * to JOBS_ACTIVE_MAX jobs) are ENGINE_FDS_DAEMON, but at most half of a
+ * small limit; one transfer holds, under each engine:
+ *  threads: its socket, name.part and its directory, and the worker's
+ *           libcurl wakeup pair and resolver pair;
+ *  event:   its socket, name.part, its directory, a resolver's pair
+ *           while a name is looked up;
+ *  process: in the daemon, the child's end of its socketpair (and both
+ *           ends while it is made); the child has its own table.
+ * What still runs out (a burst of control connections, many jobs) is a
+ * transient error: such a transfer is retried, never failed for it
+ * (FERR_RESOURCE).
+ */
+#define ENGINE_FDS_DAEMON 256
+#define ENGINE_FDS_THREADS 6
+#define ENGINE_FDS_EVENT 4
+#define ENGINE_FDS_PROCESS 2
+
+/*
+ * How many of wanted transfers fit the open file limit (as far as the
+ * daemon raised it) at per_transfer descriptors each, at least 1; logs a
+ * warning naming the engine when that is fewer than wanted.
+ */
+long engine_fit_nofile(const char *name, long wanted, long per_transfer);
 
 extern const struct engine_ops engine_threads;
 extern const struct engine_ops engine_event;

@@ -22,7 +22,6 @@
  * Easy handles are pooled and reused (fetch_begin() resets them); the
  * connection cache and the DNS cache belong to the multi handle.
  */
-#include <sys/resource.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +40,6 @@
 #define EVLOOP_BUF_BUDGET (16L * 1024 * 1024)
 #define EVLOOP_BUF_MIN (16L * 1024)
 #define EVLOOP_BUF_MAX (256L * 1024)
-
-/*
- * Descriptors: a transfer holds its socket, name.part and the directory
- * holding it, plus a resolver's pair while a name is looked up. The
- * reserve is for the daemon (spool, inotify, control socket, results).
- */
-#define EVLOOP_FDS_PER_TRANSFER 4
-#define EVLOOP_FD_RESERVE 256
 
 struct evloop;
 
@@ -310,29 +301,12 @@ evloop_timer_fn(CURLM *multi, long timeout_ms, void *arg)
 
 /* -- engine_ops ------------------------------------------------------- */
 
-/*
- * Each transfer holds several descriptors; when the open file limit (as
- * far as the daemon could raise it) cannot hold wanted transfers, run fewer
- * and say so. engine_new() keeps the answer as the engine's count.
- */
+/* Fewer transfers when the open file limit cannot hold wanted
+ * (engine.h); engine_new() keeps the answer as the engine's count. */
 static long
 evloop_fit(long wanted)
 {
-	struct rlimit rl;
-	long cap;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return wanted;
-	cap = ((long)rl.rlim_cur - EVLOOP_FD_RESERVE) /
-	    EVLOOP_FDS_PER_TRANSFER;
-	if (cap < 1)
-		cap = 1;
-	if (cap >= wanted)
-		return wanted;
-	log_warnx("event engine: the open file limit (%ld) caps "
-	    "workers.count at %ld instead of %ld", (long)rl.rlim_cur,
-	    cap, wanted);
-	return cap;
+	return engine_fit_nofile("event", wanted, ENGINE_FDS_EVENT);
 }
 
 static void evloop_stop(struct engine *);

@@ -752,6 +752,13 @@ procs_alloc(struct procs *ps, long n)
 	return 0;
 }
 
+/* Fewer workers when the open file limit cannot hold wanted (engine.h). */
+static long
+procs_fit(long wanted)
+{
+	return engine_fit_nofile("process", wanted, ENGINE_FDS_PROCESS);
+}
+
 static int
 procs_start(struct engine *e, const struct config *cfg,
     struct event_base *base)
@@ -987,7 +994,7 @@ procs_stats(struct engine *e, struct engine_stats *st)
 
 const struct engine_ops engine_process = {
 	.name = "process",
-	.fit = NULL,
+	.fit = procs_fit,
 	.start = procs_start,
 	.submit = procs_submit,
 	.cancel = procs_cancel,

@@ -26,6 +26,9 @@ struct threads {
 	struct engine *engine;
 	pthread_t *tids;
 	long nthreads;
+	CURL **easies;                  /* one per worker, made by start */
+	long neasies;
+	long ntaken;                    /* easies taken by their workers */
 	pthread_mutex_t lock;           /* guards everything below */
 	pthread_cond_t cond;
 	struct transfer_list queue;     /* submitted, not started */
@@ -75,9 +78,8 @@ threads_worker(void *arg)
 	struct transfer *t;
 	CURL *easy;
 
-	if ((easy = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init failed in a worker thread");
 	pthread_mutex_lock(&th->lock);
+	easy = th->easies[th->ntaken++];
 	for (;;) {
 		while (TAILQ_EMPTY(&th->queue) && !th->stopping)
 			pthread_cond_wait(&th->cond, &th->lock);
@@ -101,7 +103,6 @@ threads_worker(void *arg)
 		TAILQ_INSERT_TAIL(&th->done, t, entry);
 	}
 	pthread_mutex_unlock(&th->lock);
-	curl_easy_cleanup(easy);
 	return NULL;
 }
 
@@ -127,6 +128,13 @@ threads_wakeup_cb(evutil_socket_t fd, short what, void *arg)
 	while (read(fd, &n, sizeof(n)) == -1 && errno == EINTR)
 		;
 	threads_collect(th);
+}
+
+/* Fewer workers when the open file limit cannot hold wanted (engine.h). */
+static long
+threads_fit(long wanted)
+{
+	return engine_fit_nofile("threads", wanted, ENGINE_FDS_THREADS);
 }
 
 static void threads_stop(struct engine *);
@@ -183,8 +191,16 @@ threads_start(struct engine *e, const struct config *cfg,
 	if (th->wakeev == NULL || event_add(th->wakeev, NULL) == -1)
 		goto fail;
 
-	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL)
+	/* Made here rather than in each thread: a failure (out of memory)
+	 * fails the start, not the daemon from inside a worker. */
+	if ((th->tids = calloc(e->count, sizeof(*th->tids))) == NULL ||
+	    (th->easies = calloc(e->count, sizeof(*th->easies))) == NULL)
 		goto fail;
+	for (; th->neasies < e->count; th->neasies++)
+		if ((th->easies[th->neasies] = curl_easy_init()) == NULL) {
+			log_warnx("threads engine: curl_easy_init failed");
+			goto fail;
+		}
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREADS_STACK_SIZE);
 	for (th->nthreads = 0; th->nthreads < e->count; th->nthreads++) {
@@ -272,6 +288,9 @@ threads_stop(struct engine *e)
 	for (i = 0; i < th->nthreads; i++)
 		pthread_join(th->tids[i], NULL);
 	threads_collect(th);
+	for (i = 0; i < th->neasies; i++)
+		curl_easy_cleanup(th->easies[i]);
+	free(th->easies);
 
 	if (th->wakeev != NULL)
 		event_free(th->wakeev);
@@ -300,7 +319,7 @@ threads_stats(struct engine *e, struct engine_stats *st)
 
 const struct engine_ops engine_threads = {
 	.name = "threads",
-	.fit = NULL,
+	.fit = threads_fit,
 	.start = threads_start,
 	.submit = threads_submit,
 	.cancel = threads_cancel,

@@ -24,6 +24,7 @@
  * made. And the final rename publishes only the inode that was written.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -75,6 +76,7 @@ struct fetch_state {
 
 	enum fetch_cause cause;
 	int cause_errno;
+	int sock_errno;         /* socket() failed with it (open_socket_cb) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -90,6 +92,7 @@ static const char *const errkind_names[FERR__COUNT] = {
 	[FERR_WRITE] = "write",
 	[FERR_CHECKSUM] = "checksum",
 	[FERR_OTHER] = "other",
+	[FERR_RESOURCE] = "resource",
 };
 
 const char *
@@ -266,7 +269,8 @@ open_error(struct transfer *t, int at, const char *comp, const char *shown,
 		return;
 	}
 	fetch_set_error(t, errno_transient(e) ? FETCH_RETRY : outcome,
-	    FERR_WRITE, "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
+	    e == EMFILE || e == ENFILE ? FERR_RESOURCE : FERR_WRITE,
+	    "open '%s': %s", shown, errstr(e, eb, sizeof(eb)));
 }
 
 int
@@ -725,6 +729,23 @@ part_replace(struct transfer *t, struct fetch_state *s, int acc,
 }
 
 /*
+ * libcurl's socket(), keeping its errno: libcurl reports a socket() that
+ * failed for want of descriptors as a failed connect, which would count
+ * against the URL's retries (finish_curl).
+ */
+static curl_socket_t
+open_socket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct fetch_state *s = arg;
+	int fd;
+
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	s->sock_errno = fd == -1 ? errno : 0;
+	return fd == -1 ? CURL_SOCKET_BAD : fd;
+}
+
+/*
  * Open name.part for writing, never through a symlink, never a FIFO.
  * Creating comes first: a new transfer's .part does not exist yet. An
  * existing one (a retry, a resume) is opened non-blocking, so a FIFO
@@ -918,6 +939,10 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->resume_from = s->offset;
 	if (setup_easy(t, s, easy, share) == -1)
 		goto fail;
+	/* A callback and its argument: these cannot fail. */
+	(void)curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
+	    open_socket_cb);
+	(void)curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, (void *)s);
 	t->state = s;
 	return 0;
 fail:
@@ -1145,7 +1170,9 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 		k = FERR_DNS;
 		break;
 	case CURLE_COULDNT_CONNECT:
-		k = FERR_CONNECT;
+		/* libcurl says the same when socket() itself failed */
+		k = s->sock_errno == EMFILE || s->sock_errno == ENFILE ?
+		    FERR_RESOURCE : FERR_CONNECT;
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		k = FERR_TIMEOUT;

@@ -65,6 +65,8 @@ enum fetch_errkind {
 	FERR_WRITE,
 	FERR_CHECKSUM,
 	FERR_OTHER,
+	FERR_RESOURCE,  /* out of descriptors here (EMFILE, ENFILE): always
+	                   retried, not counted against http.retries */
 	FERR__COUNT
 };
 

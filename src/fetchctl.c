@@ -443,6 +443,11 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	    proto_num(st, "jobs.active", 0), proto_num(st, "jobs.queued", 0),
 	    proto_num(st, "jobs.done", 0), proto_num(st, "jobs.failed", 0),
 	    eol);
+	if (proto_num(st, "jobs.waiting", 0) > 0)
+		fprintf(fp, "spool       %.0f job%s waiting: %s%s",
+		    proto_num(st, "jobs.waiting", 0),
+		    proto_num(st, "jobs.waiting", 0) == 1 ? "" : "s",
+		    str_at(st, "spool_error"), eol);
 	proto_fmt_bytes(proto_num(st, "bytes_total", 0), b, sizeof(b));
 	fprintf(fp, "received    %s in %.0f URL%s%s", b,
 	    proto_num(st, "urls_total", 0),
@@ -484,6 +489,9 @@ print_jobs(const json_t *o)
 		    str_at(j, "name"), str_at(j, "state"),
 		    proto_num(j, "urls", 0), proto_num(j, "done", 0),
 		    proto_num(j, "failed", 0), proto_num(j, "running", 0), b);
+		if (json_is_string(json_object_get(j, "waiting")))
+			printf("  waiting: %s, retry in %.0f s\n",
+			    str_at(j, "waiting"), proto_num(j, "retry_in_s", 0));
 	}
 	print_names(o, "queued", "queued.count", "queued.names", " (");
 	print_names(o, "done", "done.count", "done.recent", " (latest: ");

@@ -649,6 +649,8 @@ ctl_stats(void *arg)
 	}
 	lv.jobs_queued = stats_count_queued(d->stats, &d->spool, now);
 	lv.jobs_active = (long)jobs_count(d->jobs);
+	lv.jobs_waiting = (long)jobs_waiting(d->jobs);
+	lv.spool_error = jobs_last_error(d->jobs);
 	lv.transfers_queued = (long)(sched_ready(d->sched) +
 	    sched_waiting(d->sched));
 	lv.transfers_active = inflight_total(d);

@@ -47,10 +47,15 @@
 #define JOBS_VALIDATE_CHUNK 4096 /* lines validated per loop turn */
 #define JOBS_MAX_ERRORS 100      /* error rows kept for a malformed job */
 
+#define JOBS_WAIT_MIN 1.0        /* s before the first try after a spool error */
+#define JOBS_WAIT_MAX 60.0       /* s between tries at most */
+#define JOBS_RESOURCE_DELAY 1.0  /* s before a retry for want of descriptors */
+
 enum job_state {
 	JOB_VALIDATING = 0,
 	JOB_RUNNING,
 	JOB_FINISHING,
+	JOB_WAITING,            /* the spool failed it; a timer tries again */
 };
 
 struct job {
@@ -89,6 +94,19 @@ struct job {
 
 	struct event *ev;       /* runs the next validation chunk */
 	int dirty;              /* records to write out (jobs->ev_settle) */
+
+	/* Waiting for the spool (job_park). */
+	int broken;             /* a record could not be written (or memory
+	                           ran out): park the job once its
+	                           transfers are back */
+	int broken_errno;
+	const char *broken_what;
+	int moving;             /* files closed; only spool_finish() is left */
+	int finish_failed;      /* ... and it goes to failed/ */
+	int wait_tries;         /* parks so far: the backoff grows with them */
+	double wait_until;      /* monotonic s of the next try */
+	char wait_reason[160];
+	struct event *ev_wait;
 };
 
 TAILQ_HEAD(job_list, job);
@@ -107,6 +125,14 @@ struct jobs {
 	int stopping;
 	unsigned seed;
 	struct event *ev_settle;        /* writes out the dirty jobs */
+	char last_error[JOBS_ERROR_MAX]; /* the latest spool error, or "" */
+
+	/* Claimed jobs that could not even be set up (out of memory): their
+	 * names, kept without allocating, for jobs_orphans_cb to try again. */
+	char orphans[JOBS_ACTIVE_MAX][SPOOL_NAME_MAX + 16];
+	size_t norphans;
+	int orphan_tries;
+	struct event *ev_orphans;
 };
 
 static void job_free(struct job *);
@@ -122,6 +148,8 @@ job_unlink(struct job *j, struct transfer *t)
 }
 static void job_validate_cb(evutil_socket_t, short, void *);
 static int job_settle(struct job *);
+static void jobs_orphans_cb(evutil_socket_t, short, void *);
+static int jobs_orphan(struct jobs *, const char *);
 
 /*
  * The records of finished transfers are written out once per loop turn,
@@ -170,8 +198,11 @@ jobs_new(struct event_base *base, struct spool *sp, struct sched *s,
 	js->arg = arg;
 	js->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	TAILQ_INIT(&js->list);
-	if ((js->ev_settle = event_new(base, -1, 0, jobs_settle_cb, js)) ==
-	    NULL) {
+	js->ev_settle = event_new(base, -1, 0, jobs_settle_cb, js);
+	js->ev_orphans = evtimer_new(base, jobs_orphans_cb, js);
+	if (js->ev_settle == NULL || js->ev_orphans == NULL) {
+		if (js->ev_settle != NULL)
+			event_free(js->ev_settle);
 		free(js);
 		return NULL;
 	}
@@ -190,6 +221,7 @@ jobs_free(struct jobs *js)
 		job_free(j);
 	}
 	event_free(js->ev_settle);
+	event_free(js->ev_orphans);
 	free(js);
 }
 
@@ -208,14 +240,51 @@ jobs_count(const struct jobs *js)
 int
 jobs_full(const struct jobs *js)
 {
-	return js->njobs >= JOBS_ACTIVE_MAX;
+	return js->njobs + js->norphans >= JOBS_ACTIVE_MAX;
+}
+
+/*
+ * Close the job's files and forget what this run of it knew: the state a
+ * job is in before its files are opened (resume or not, cancelled stay).
+ * No transfer of it may be live.
+ */
+static void
+job_close_files(struct job *j)
+{
+	size_t i;
+
+	if (j->ev != NULL)
+		event_del(j->ev);
+	job_reader_free(j->reader);
+	j->reader = NULL;
+	if (j->fd != -1)
+		close(j->fd);
+	j->fd = -1;
+	spool_log_close(j->result);
+	j->result = NULL;
+	journal_close(j->journal);
+	j->journal = NULL;
+	for (i = 0; j->ring != NULL && i < JOBS_WINDOW; i++) {
+		free(j->ring[i]);
+		j->ring[i] = NULL;
+	}
+	journal_recovery_free(j->rec);
+	j->rec = NULL;
+	free(j->errors);
+	j->errors = NULL;
+	j->errlen = j->nerrors = 0;
+	names_free(j->names);
+	j->names = NULL;
+	j->nurls = j->next = j->nread = j->head = 0;
+	j->ndone = j->nfailed = 0;
+	j->bytes = 0;
+	j->failed_any = j->eof = j->broken = j->dirty = 0;
 }
 
 static void
 job_free(struct job *j)
 {
 	struct transfer *t;
-	size_t i;
 
 	if (j == NULL)
 		return;
@@ -225,21 +294,12 @@ job_free(struct job *j)
 		job_unlink(j, t);
 		fetch_transfer_free(t);
 	}
+	job_close_files(j);
 	if (j->ev != NULL)
 		event_free(j->ev);
-	job_reader_free(j->reader);
-	if (j->fd != -1)
-		close(j->fd);
-	spool_log_close(j->result);
-	journal_close(j->journal);
-	if (j->ring != NULL) {
-		for (i = 0; i < JOBS_WINDOW; i++)
-			free(j->ring[i]);
-		free(j->ring);
-	}
-	journal_recovery_free(j->rec);
-	free(j->errors);
-	names_free(j->names);
+	if (j->ev_wait != NULL)
+		event_free(j->ev_wait);
+	free(j->ring);
 	free(j->dir);
 	free(j->name);
 	free(j);
@@ -284,63 +344,145 @@ job_open_logs(struct job *j)
 	return 0;
 }
 
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The spool (or the download directory's syncfs) failed the job: close its
+ * files and try again after a backoff (JOBS_WAIT_MIN doubling to
+ * JOBS_WAIT_MAX, with jitter) while the daemon runs. A job whose files
+ * were closed for its final move only retries the move; any other takes
+ * its files up again from active/ exactly as the next start would (the
+ * rows and journal on disk say what is done), so nothing is lost or
+ * fetched twice. e: the errno of the failure; what: what failed.
+ */
+static void
+job_park(struct job *j, int e, const char *what)
+{
+	struct jobs *js = j->js;
+	struct timeval tv;
+	double delay;
+
+	if (!j->moving) {
+		job_close_files(j);
+		j->resume = 1;
+	}
+	snprintf(j->wait_reason, sizeof(j->wait_reason), "%s: %s", what,
+	    strerror(e != 0 ? e : EIO));
+	snprintf(js->last_error, sizeof(js->last_error), "job %s: %s",
+	    j->name, j->wait_reason);
+	j->wait_tries++;
+	delay = sched_backoff(j->wait_tries + 1, JOBS_WAIT_MIN, JOBS_WAIT_MAX,
+	    -1, &js->seed);
+	j->wait_until = mono_now() + delay;
+	j->state = JOB_WAITING;
+	log_warnx("job %s: %s; it stays in active/ and is tried again in "
+	    "%.1fs", j->name, j->wait_reason, delay);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+	evtimer_add(j->ev_wait, &tv);
+}
+
+/* The job leaves the list: finished, or its file is gone. */
+static void
+job_remove(struct job *j)
+{
+	TAILQ_REMOVE(&j->js->list, j, entry);
+	j->js->njobs--;
+	job_free(j);
+}
+
+/* The last step of a finished job: active/J to done/ or failed/. */
+static void
+job_move(struct job *j)
+{
+	struct jobs *js = j->js;
+
+	j->moving = 1;
+	if (spool_finish(js->spool, j->name, j->finish_failed) == -1) {
+		job_park(j, errno, j->finish_failed ? "cannot move it to "
+		    "failed/" : "cannot move it to done/");
+		return;
+	}
+	log_info("job %s %s: %zu ok, %zu failed%s", j->name,
+	    j->finish_failed ? "failed" : "done", j->ndone, j->nfailed,
+	    j->nerrors > 0 ? " (malformed)" : "");
+	if (js->hooks.job_finished != NULL)
+		js->hooks.job_finished(j->name, j->finish_failed, js->arg);
+	job_remove(j);
+}
+
+/* Append the rows of a malformed job's errors. 0 or -1. */
+static int
+job_write_errors(struct job *j)
+{
+	char row[256], msg[64];
+	int n;
+
+	if (j->nerrors == 0 || spool_log_lines(j->result) > 1)
+		return 0;
+	if (spool_log_append(j->result, j->errors, j->errlen) == -1)
+		return -1;
+	if (j->nerrors > JOBS_MAX_ERRORS) {
+		snprintf(msg, sizeof(msg), "%zu more malformed line%s",
+		    j->nerrors - JOBS_MAX_ERRORS,
+		    util_plural((double)j->nerrors - JOBS_MAX_ERRORS));
+		n = result_format_failed(row, sizeof(row), "-", msg);
+		if (n > 0 && spool_log_append(j->result, row, n) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * One syncfs for every file of the job instead of an fsync each: the files
+ * were written by whichever thread fetched them. done/ promises durable
+ * files: without this the job does not go there. 0 or -1 (errno set).
+ */
+static int
+job_sync_files(struct job *j)
+{
+	int fd, e;
+
+	if (!j->js->cfg->sync || j->ndone == 0)
+		return 0;
+	fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || syncfs(fd) == -1) {
+		e = errno;
+		log_warn("%s: syncfs", j->dir);
+		if (fd != -1)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static void
 job_finish(struct job *j)
 {
-	struct jobs *js = j->js;
-	char row[256];
-	int failed = j->failed_any || j->nerrors > 0 || j->cancelled;
-	int fd, n;
-
 	j->state = JOB_FINISHING;
-	if (j->nerrors > 0 && spool_log_lines(j->result) <= 1) {
-		if (spool_log_append(j->result, j->errors, j->errlen) == -1)
-			goto fail;
-		if (j->nerrors > JOBS_MAX_ERRORS) {
-			char msg[64];
-
-			snprintf(msg, sizeof(msg), "%zu more malformed line%s",
-			    j->nerrors - JOBS_MAX_ERRORS,
-			    util_plural((double)j->nerrors - JOBS_MAX_ERRORS));
-			n = result_format_failed(row, sizeof(row), "-", msg);
-			if (n > 0 && spool_log_append(j->result, row, n) == -1)
-				goto fail;
-		}
+	j->finish_failed = j->failed_any || j->nerrors > 0 || j->cancelled;
+	if (job_write_errors(j) == -1 || spool_log_sync(j->result) == -1) {
+		job_park(j, errno, "cannot write its result");
+		return;
 	}
-	/* One syncfs for every file of the job instead of an fsync each: the
-	 * files were written by whichever thread fetched them. */
-	if (js->cfg->sync && j->ndone > 0) {
-		fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1 || syncfs(fd) == -1) {
-			/* done/ promises durable files: not without this. */
-			log_warn("%s: syncfs", j->dir);
-			if (fd != -1)
-				close(fd);
-			goto fail;
-		}
-		close(fd);
+	if (job_sync_files(j) == -1) {
+		job_park(j, errno, "cannot sync its files (syncfs)");
+		return;
 	}
-	if (spool_log_sync(j->result) == -1)
-		goto fail;
 	spool_log_close(j->result);
 	j->result = NULL;
 	journal_close(j->journal);
 	j->journal = NULL;
-	if (spool_finish(js->spool, j->name, failed) == -1)
-		goto fail;
-	log_info("job %s %s: %zu ok, %zu failed%s", j->name,
-	    failed ? "failed" : "done", j->ndone, j->nfailed,
-	    j->nerrors > 0 ? " (malformed)" : "");
-	if (js->hooks.job_finished != NULL)
-		js->hooks.job_finished(j->name, failed, js->arg);
-	goto out;
-fail:
-	log_warnx("job %s: could not be finished; it stays in active/ and "
-	    "is taken up again at the next start", j->name);
-out:
-	TAILQ_REMOVE(&js->list, j, entry);
-	js->njobs--;
-	job_free(j);
+	job_move(j);
 }
 
 static void
@@ -380,7 +522,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (j->nerrors > 0) {
 		log_warnx("job %s is malformed (%zu bad line%s); nothing "
-		    "fetched", j->name, j->nerrors, util_plural((double)j->nerrors));
+		    "fetched", j->name, j->nerrors,
+		    util_plural((double)j->nerrors));
 		job_finish(j);
 		return;
 	}
@@ -390,8 +533,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	j->state = JOB_RUNNING;
-	log_info("job %s: %zu URL%s%s", j->name, j->nurls, util_plural((double)j->nurls),
-	    j->resume ? " (resumed)" : "");
+	log_info("job %s: %zu URL%s%s", j->name, j->nurls,
+	    util_plural((double)j->nurls), j->resume ? " (resumed)" : "");
 	if (j->js->hooks.work_ready != NULL)
 		j->js->hooks.work_ready(j->js->arg);
 }
@@ -417,14 +560,79 @@ job_count_row(const char *line, size_t len, void *arg)
 	return 0;
 }
 
+/*
+ * Open the job's file and its records in active/ (resuming from them when
+ * j->resume). 0; -1 with errno set (what cannot be opened waits for a
+ * retry); -2 when the job file itself is gone.
+ */
+static int
+job_open(struct job *j)
+{
+	struct jobs *js = j->js;
+	size_t lines;
+
+	if ((j->fd = spool_open_job(js->spool, j->name)) == -1)
+		return errno == ENOENT ? -2 : -1;
+	if ((j->reader = job_reader_new(j->fd)) == NULL)
+		return -1;
+	if (job_open_logs(j) == -1)
+		return -1;
+	if ((j->journal = journal_open(js->spool, j->name)) == NULL)
+		return -1;
+
+	/* Line 1 of J.result is the header: the rest are URLs 0.. in order. */
+	lines = spool_log_lines(j->result);
+	j->head = j->next = lines > 0 ? lines - 1 : 0;
+	if (j->resume && ((j->rec = journal_recovery_new(j->head)) == NULL ||
+	    journal_recovery_load(j->rec, js->spool, j->name) == -1 ||
+	    (j->head > 0 && spool_log_read(js->spool, j->name, ".result",
+	    job_count_row, j) == -1)))
+		return -1;
+	return 0;
+}
+
+/* Open the job and start validating it, or park it when its files cannot
+ * be opened now. Frees j when its file has gone. */
+static void
+job_take_up(struct job *j)
+{
+	errno = 0;
+	switch (job_open(j)) {
+	case 0:
+		j->state = JOB_VALIDATING;
+		event_active(j->ev, 0, 0);
+		break;
+	case -2:
+		log_warnx("job %s: its file is gone from active/", j->name);
+		job_remove(j);
+		break;
+	default:
+		job_park(j, errno, "cannot open its files in active/");
+		break;
+	}
+}
+
+static void
+job_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("job %s: trying again (%s)", j->name, j->wait_reason);
+	if (j->moving)
+		job_move(j);
+	else
+		job_take_up(j);
+}
+
 int
 jobs_start(struct jobs *js, const char *name, int resume)
 {
 	struct job *j;
-	size_t lines;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return -1;
+		goto fail;
 	j->js = js;
 	j->fd = -1;
 	j->resume = resume;
@@ -436,34 +644,61 @@ jobs_start(struct jobs *js, const char *name, int resume)
 	}
 	if ((j->ring = calloc(JOBS_WINDOW, sizeof(*j->ring))) == NULL)
 		goto fail;
-	if ((j->fd = spool_open_job(js->spool, name)) == -1)
-		goto fail;
-	if ((j->reader = job_reader_new(j->fd)) == NULL)
-		goto fail;
-	if (job_open_logs(j) == -1)
-		goto fail;
-	if ((j->journal = journal_open(js->spool, name)) == NULL)
-		goto fail;
-
-	/* Line 1 of J.result is the header: the rest are URLs 0.. in order. */
-	lines = spool_log_lines(j->result);
-	j->head = j->next = lines > 0 ? lines - 1 : 0;
-	if (resume && ((j->rec = journal_recovery_new(j->head)) == NULL ||
-	    journal_recovery_load(j->rec, js->spool, name) == -1 ||
-	    (j->head > 0 && spool_log_read(js->spool, name, ".result",
-	    job_count_row, j) == -1)))
-		goto fail;
 	j->ev = event_new(js->base, -1, 0, job_validate_cb, j);
-	if (j->ev == NULL)
+	j->ev_wait = evtimer_new(js->base, job_wait_cb, j);
+	if (j->ev == NULL || j->ev_wait == NULL)
 		goto fail;
 	TAILQ_INSERT_TAIL(&js->list, j, entry);
 	js->njobs++;
-	event_active(j->ev, 0, 0);
+	job_take_up(j);
 	return 0;
 fail:
-	log_warnx("job %s: cannot start; left in active/", name);
 	job_free(j);
-	return -1;
+	return jobs_orphan(js, name);
+}
+
+/*
+ * A claimed job could not be set up for want of memory: keep its name (in
+ * place, nothing allocated) and start it again after a backoff, so it does
+ * not wait in active/ for the next start. -1 when even that is full.
+ */
+static int
+jobs_orphan(struct jobs *js, const char *name)
+{
+	struct timeval tv;
+	double delay;
+
+	if (js->norphans == JOBS_ACTIVE_MAX ||
+	    strlen(name) >= sizeof(js->orphans[0])) {
+		log_warnx("job %s: out of memory; left in active/", name);
+		return -1;
+	}
+	strcpy(js->orphans[js->norphans++], name);
+	delay = sched_backoff(++js->orphan_tries + 1, JOBS_WAIT_MIN,
+	    JOBS_WAIT_MAX, -1, &js->seed);
+	log_warnx("job %s: out of memory; starting it again in %.1fs", name,
+	    delay);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+	evtimer_add(js->ev_orphans, &tv);
+	return 0;
+}
+
+static void
+jobs_orphans_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char names[JOBS_ACTIVE_MAX][SPOOL_NAME_MAX + 16];
+	struct jobs *js = arg;
+	size_t i, n = js->norphans;
+
+	(void)fd;
+	(void)what;
+	memcpy(names, js->orphans, n * sizeof(names[0]));
+	js->norphans = 0;
+	for (i = 0; i < n; i++)
+		(void)jobs_start(js, names[i], 1);
+	if (js->norphans == 0)
+		js->orphan_tries = 0;
 }
 
 /*
@@ -504,15 +739,29 @@ job_record(struct job *j, size_t index, const char *row, size_t len,
 	return 0;
 }
 
+/*
+ * The job cannot go on now (e: the errno; what: what failed). Take no more
+ * URLs of it; once its transfers are back, job_settle() parks it
+ * (job_park) and it is taken up again from its active/ files later.
+ */
+static void
+job_break(struct job *j, int e, const char *what)
+{
+	if (!j->broken) {
+		j->broken_errno = e;
+		j->broken_what = what;
+		log_warnx("job %s: %s; it waits for its transfers, then tries "
+		    "again", j->name, what);
+	}
+	j->broken = 1;
+	j->eof = 1;
+}
+
+/* The spool's disk failed under us (ENOSPC, EIO). */
 static void
 job_fs_error(struct job *j)
 {
-	/* The spool's disk failed under us (ENOSPC, EIO). Stop working on
-	 * the job; its active/ files let the next start resume it. */
-	log_warnx("job %s: cannot write its result or journal; pausing it "
-	    "until the next start", j->name);
-	j->eof = 1;
-	j->state = JOB_FINISHING;
+	job_break(j, errno, "cannot write its result or journal");
 }
 
 /* A row for index that needs no transfer (recovered, cancelled). */
@@ -621,6 +870,11 @@ job_dispatch(struct job *j, struct transfer *t, const char *recname)
 	int rv;
 
 	rv = names_reserve(j->names, t, recname != NULL);
+	if (rv == -1 && t->errkind == FERR_RESOURCE) {
+		/* Out of descriptors here: not the URL's fault. */
+		job_break(j, EMFILE, "out of file descriptors");
+		goto drop;
+	}
 	if (rv != 0) {
 		/* 1: finished by an earlier run; -1: cannot be written. */
 		if (rv == 1) {
@@ -639,8 +893,10 @@ job_dispatch(struct job *j, struct transfer *t, const char *recname)
 			goto drop;
 		}
 	}
-	if (sched_push(j->js->sched, t) == -1)
+	if (sched_push(j->js->sched, t) == -1) {
+		job_break(j, ENOMEM, "out of memory");
 		goto drop;
+	}
 	return 1;
 drop:
 	/* Not recorded anywhere: the next start fetches it. */
@@ -687,10 +943,9 @@ job_read_one(struct job *j)
 		job_entry_free(&e);
 		return job_dispatch(j, t, r != NULL ? r->name : NULL);
 	} else {
+		/* The entry is read: taking the job up again reads it anew. */
 		job_entry_free(&e);
-		j->next--;
-		j->nread--;
-		log_warnx("job %s: out of memory", j->name);
+		job_break(j, ENOMEM, "out of memory");
 		return 0;
 	}
 	job_entry_free(&e);
@@ -701,14 +956,27 @@ job_read_one(struct job *j)
  * Write out what the job recorded, and finish it when every URL is in.
  * Returns 1 when the job was finished (and freed).
  */
+/* A queued transfer of a job that cannot record it: the next take-up of
+ * the job fetches it. */
+static void
+drop_queued(struct transfer *t, void *arg)
+{
+	job_unlink(arg, t);
+	fetch_transfer_free(t);
+}
+
 static int
 job_settle(struct job *j)
 {
-	if (j->state == JOB_FINISHING)
+	if (j->state == JOB_FINISHING || j->state == JOB_WAITING)
 		return 0;
-	if (spool_log_flush(j->result) == -1 ||
-	    journal_flush(j->journal) == -1) {
+	if (!j->broken && (spool_log_flush(j->result) == -1 ||
+	    journal_flush(j->journal) == -1))
 		job_fs_error(j);
+	if (j->broken) {
+		sched_remove_owner(j->js->sched, j, drop_queued, j);
+		if (j->nlive == 0)
+			job_park(j, j->broken_errno, j->broken_what);
 		return 0;
 	}
 	if (j->state == JOB_RUNNING && j->eof && j->nlive == 0 &&
@@ -782,10 +1050,23 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 	double delay;
 
 	t->seconds_total += t->seconds;
-	if (js->stopping) {
+	if (js->stopping || j->broken) {
 		/* Not recorded: the .part and the claim let the next start
-		 * resume it. */
+		 * (or take-up, job_park) resume it. */
 		goto drop;
+	}
+	if (t->outcome == FETCH_RETRY && t->errkind == FERR_RESOURCE &&
+	    !j->cancelled) {
+		/* Out of descriptors or memory here: no fault of the URL's,
+		 * so not counted against http.retries. */
+		delay = sched_backoff(2, JOBS_RESOURCE_DELAY,
+		    JOBS_RESOURCE_DELAY, -1, &js->seed);
+		log_debug("job %s #%zu: %s; again in %.1fs", j->name,
+		    t->index, t->error, delay);
+		if (js->hooks.transfer_retry != NULL)
+			js->hooks.transfer_retry(t, js->arg);
+		if (sched_retry(js->sched, t, delay) == 0)
+			return;
 	}
 	if (t->outcome == FETCH_RETRY && !j->cancelled &&
 	    t->attempt <= js->cfg->retries) {
@@ -819,6 +1100,25 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 drop:
 	job_unlink(j, t);
 	fetch_transfer_free(t);
+	if (j->broken)
+		(void)job_settle(j);    /* parks it after the last one */
+}
+
+size_t
+jobs_waiting(const struct jobs *js)
+{
+	const struct job *j;
+	size_t n = 0;
+
+	TAILQ_FOREACH(j, &js->list, entry)
+		n += j->state == JOB_WAITING;
+	return n + js->norphans;
+}
+
+const char *
+jobs_last_error(const struct jobs *js)
+{
+	return js->last_error;
 }
 
 void
@@ -828,6 +1128,8 @@ jobs_stop(struct jobs *js)
 
 	js->stopping = 1;
 	TAILQ_FOREACH(j, &js->list, entry) {
+		if (j->state == JOB_WAITING || j->broken)
+			continue;       /* nothing it could write */
 		if (spool_log_flush(j->result) == -1 ||
 		    journal_flush(j->journal) == -1)
 			log_warnx("job %s: could not write its records", j->name);
@@ -852,11 +1154,12 @@ jobs_foreach(const struct jobs *js,
     void (*cb)(const struct job_info *, void *), void *arg)
 {
 	static const char *const states[] = {
-		"validating", "running", "finishing"
+		"validating", "running", "finishing", "waiting"
 	};
 	const struct job *j;
 	const struct transfer *t;
 	struct job_info ji;
+	double now = mono_now();
 
 	TAILQ_FOREACH(j, &js->list, entry) {
 		memset(&ji, 0, sizeof(ji));
@@ -867,6 +1170,11 @@ jobs_foreach(const struct jobs *js,
 		ji.failed = j->nfailed;
 		ji.running = j->nlive;
 		ji.bytes = j->bytes;
+		if (j->state == JOB_WAITING) {
+			ji.waiting = j->wait_reason;
+			ji.retry_in = j->wait_until > now ?
+			    j->wait_until - now : 0;
+		}
 		TAILQ_FOREACH(t, &j->live, owner_entry)
 			ji.bytes += __atomic_load_n(&t->progress,
 			    __ATOMIC_RELAXED);
@@ -903,10 +1211,12 @@ jobs_cancel(struct jobs *js, const char *name,
 	TAILQ_FOREACH(j, &js->list, entry)
 		if (strcmp(j->name, name) == 0)
 			break;
-	if (j == NULL || j->state == JOB_FINISHING)
+	if (j == NULL || j->state == JOB_FINISHING || j->moving)
 		return -1;
 	log_info("job %s: cancelled", j->name);
 	j->cancelled = 1;
+	if (j->state == JOB_WAITING)
+		return 0;       /* its URLs not read yet become "cancelled" */
 	if (j->state == JOB_VALIDATING) {
 		event_del(j->ev);
 		job_add_error(j, "-", "cancelled before it started");

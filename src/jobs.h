@@ -28,6 +28,7 @@
 #define JOBS_WINDOW 1024        /* URLs of one job between its first
                                    unfinished one and the last one read */
 #define JOBS_ACTIVE_MAX 64      /* jobs claimed at once; the rest wait in new/ */
+#define JOBS_ERROR_MAX 256      /* bytes of jobs_last_error() */
 
 struct jobs;
 
@@ -41,11 +42,14 @@ struct jobs_hooks {
 
 struct job_info {
 	const char *name;
-	const char *state;      /* "validating", "running", "finishing" */
+	const char *state;      /* "validating", "running", "finishing",
+	                           "waiting" */
 	size_t urls;            /* URLs in the job (after validation) */
 	size_t done, failed;    /* URLs finished so far */
 	size_t running;         /* transfers out */
 	uint64_t bytes;         /* bytes of finished files + in flight */
+	const char *waiting;    /* "waiting": what failed; else NULL */
+	double retry_in;        /* "waiting": s until the next try */
 };
 
 struct jobs *jobs_new(struct event_base *base, struct spool *sp,
@@ -56,7 +60,13 @@ void jobs_free(struct jobs *js);
 /* The config to use from now on (after a reload). */
 void jobs_set_config(struct jobs *js, const struct config *cfg);
 
-/* Start a job claimed into active/ (resume: found there at start). 0/-1. */
+/*
+ * Start a job claimed into active/ (resume: found there at start). A job
+ * whose files in active/ cannot be opened or written (a full or failing
+ * spool) waits, listed as "waiting", and is tried again with a backoff
+ * (1 s doubling to 60 s) while the daemon runs; the same when its final
+ * sync or move fails. 0, or -1 when out of memory (it stays in active/).
+ */
 int jobs_start(struct jobs *js, const char *name, int resume);
 
 /*
@@ -88,6 +98,9 @@ void jobs_transfer_done(struct jobs *js, struct transfer *t);
 void jobs_stop(struct jobs *js);
 
 size_t jobs_count(const struct jobs *js);
+/* Jobs waiting for the spool, and the latest spool error ("" if none). */
+size_t jobs_waiting(const struct jobs *js);
+const char *jobs_last_error(const struct jobs *js);
 int jobs_full(const struct jobs *js);   /* JOBS_ACTIVE_MAX reached */
 
 /* Sum of t->progress over every live transfer (for rate sampling). */

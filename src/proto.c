@@ -234,6 +234,8 @@ static const struct prom_metric {
 	    "Jobs waiting in spool/new."},
 	{"jobs.active", "jobs_active", PROM_GAUGE,
 	    "Jobs claimed and being worked on."},
+	{"jobs.waiting", "jobs_waiting", PROM_GAUGE,
+	    "Active jobs waiting for the spool (full or failing)."},
 	{"jobs.done", "jobs_done_total", PROM_COUNTER,
 	    "Jobs finished with every URL fetched."},
 	{"jobs.failed", "jobs_failed_total", PROM_COUNTER,

@@ -1311,18 +1311,15 @@ finish_result(struct spool *sp, const char *res)
 }
 
 /*
- * The moves of spool_finish() after the result reached dst: active/J to
- * dst/J, then drop the journal. Shared with recovery.
+ * After active/J reached dst/J: make both directories durable, then drop
+ * the journal. Also a retry of a finish whose fsync failed after that
+ * rename (spool_finish).
  */
 static int
-finish_job(struct spool *sp, const char *job, int dstfd, const char *dst)
+finish_moved(struct spool *sp, const char *job, int dstfd, const char *dst)
 {
 	char jnl[NAME_MAX + 1];
 
-	if (util_rename_noreplace(sp->activefd, job, dstfd, job) == -1) {
-		log_warn("rename %s/active/%s to %s/", sp->root, job, dst);
-		return -1;
-	}
 	if (spool_fsync_dir(sp, dstfd, dst) == -1 ||
 	    spool_fsync_dir(sp, sp->activefd, "active") == -1)
 		return -1;
@@ -1332,6 +1329,20 @@ finish_job(struct spool *sp, const char *job, int dstfd, const char *dst)
 		log_warn("unlink %s/active/%s", sp->root, jnl);
 	}
 	return 0;
+}
+
+/*
+ * The moves of spool_finish() after the result reached dst: active/J to
+ * dst/J, then drop the journal. Shared with recovery.
+ */
+static int
+finish_job(struct spool *sp, const char *job, int dstfd, const char *dst)
+{
+	if (util_rename_noreplace(sp->activefd, job, dstfd, job) == -1) {
+		log_warn("rename %s/active/%s to %s/", sp->root, job, dst);
+		return -1;
+	}
+	return finish_moved(sp, job, dstfd, dst);
 }
 
 int
@@ -1347,6 +1358,9 @@ spool_finish(struct spool *sp, const char *job, int failed)
 		return -1;
 	}
 	if ((r = entry_exists(sp, sp->activefd, "active", job)) != 1) {
+		/* moved by an earlier call that failed after the rename */
+		if (r == 0 && entry_exists(sp, dstfd, dst, job) == 1)
+			return finish_moved(sp, job, dstfd, dst);
 		if (r == 0)
 			log_warnx("%s/active/%s: no such job to finish",
 			    sp->root, job);

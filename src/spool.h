@@ -118,7 +118,9 @@ int spool_log_read(struct spool *sp, const char *job, const char *suffix,
 /*
  * Finish a job: active/J.result -> done|failed/J.result, then active/J ->
  * done|failed/J, then remove active/J.journal; fsync each file and directory
- * on the way. Returns 0 or -1 (logged; the job stays recoverable).
+ * on the way. Returns 0 or -1 (logged; the job stays recoverable). May be
+ * called again after a failure: it completes what the failed call left,
+ * also when only the fsyncs after the last rename failed.
  */
 int spool_finish(struct spool *sp, const char *job, int failed)
     __attribute__((warn_unused_result));

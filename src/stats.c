@@ -390,7 +390,7 @@ stats_json(struct stats *st, const struct stats_live *lv, double now)
 	(void)getrusage(RUSAGE_SELF, &ru);
 	/* json_pack steals the "o" references, also when it fails. */
 	return json_pack("{s:s,s:s,s:I,s:s,s:I,s:f,s:b,"
-	    "s:{s:I,s:I,s:I,s:I},"
+	    "s:{s:I,s:I,s:I,s:I,s:I},s:s,"
 	    "s:{s:I,s:I,s:I,s:I,s:I,s:o},"
 	    "s:I,s:I,"
 	    "s:{s:o,s:o,s:o},"
@@ -408,6 +408,8 @@ stats_json(struct stats *st, const struct stats_live *lv, double now)
 		"active", (json_int_t)lv->jobs_active,
 		"done", (json_int_t)st->jobs_done,
 		"failed", (json_int_t)st->jobs_failed,
+		"waiting", (json_int_t)lv->jobs_waiting,
+	    "spool_error", lv->spool_error != NULL ? lv->spool_error : "",
 	    "transfers",
 		"queued", (json_int_t)lv->transfers_queued,
 		"active", (json_int_t)lv->transfers_active,
@@ -439,14 +441,22 @@ stats_json(struct stats *st, const struct stats_live *lv, double now)
 static void
 job_cb(const struct job_info *ji, void *arg)
 {
-	json_t *active = arg;
+	json_t *active = arg, *o;
 
-	json_array_append_new(active, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
+	o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
 	    "name", ji->name, "state", ji->state,
 	    "urls", (json_int_t)ji->urls, "done", (json_int_t)ji->done,
 	    "failed", (json_int_t)ji->failed,
 	    "running", (json_int_t)ji->running,
-	    "bytes", (json_int_t)ji->bytes));
+	    "bytes", (json_int_t)ji->bytes);
+	if (o != NULL && ji->waiting != NULL &&
+	    (json_object_set_new(o, "waiting", json_string(ji->waiting)) ==
+	    -1 || json_object_set_new(o, "retry_in_s",
+	    json_real(round3(ji->retry_in))) == -1)) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_array_append_new(active, o);
 }
 
 /* The first STATS_QUEUED_NAMES names of new/ into the array arg. */

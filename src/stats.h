@@ -49,6 +49,8 @@ struct stats_live {
 	int paused;
 	long jobs_queued;               /* entries in spool/new */
 	long jobs_active;
+	long jobs_waiting;              /* active jobs waiting for the spool */
+	const char *spool_error;        /* the latest spool error, or "" */
 	long transfers_queued;          /* ready or waiting for a retry */
 	long transfers_active;          /* handed to an engine */
 	uint64_t inflight_bytes;        /* progress of unfinished attempts */

@@ -13,6 +13,7 @@
  * this very program as its workers; main() hands such a child to
  * worker_main() before anything else.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -665,6 +666,38 @@ START_TEST(test_process_cancel_queued)
 }
 END_TEST
 
+/*
+ * Every engine fits its count to the open file limit when it starts (and
+ * so at a switch, which starts one through engine_new): 16 workers do not
+ * fit 40 descriptors, and one always runs.
+ */
+START_TEST(test_fits_open_file_limit)
+{
+	struct rlimit rl, low;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = 40;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ck_assert_int_eq(config_defaults(&cfg), 0);
+	cfg.count = 16;
+	cfg.connect_timeout = 5;
+	TAILQ_INIT(&done_list);
+	ck_assert_ptr_nonnull(base = event_base_new());
+	eng = engine_new(_i, &cfg, base, done_cb, &done_list);
+	ck_assert_ptr_nonnull(eng);
+	ck_assert_int_lt(engine_workers(eng), 16);
+	ck_assert_int_ge(engine_workers(eng), 1);
+	engine_free(eng);
+	eng = NULL;
+	event_base_free(base);
+	base = NULL;
+	config_free(&cfg);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(engine_fit_nofile("x", 16, 6), 16);
+}
+END_TEST
+
 static Suite *
 engine_suite(void)
 {
@@ -681,6 +714,7 @@ engine_suite(void)
 	tcase_add_loop_test(tc, test_drain_finishes_inflight, 0, NMODELS);
 	tcase_add_loop_test(tc, test_retry_resumes_only_its_own_part, 0,
 	    NMODELS);
+	tcase_add_loop_test(tc, test_fits_open_file_limit, 0, NMODELS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("process");

@@ -1983,7 +1983,7 @@ START_TEST(test_errkind_names)
 {
 	const char *want[] = { "none", "dns", "connect", "timeout", "http_4xx",
 		"http_5xx", "reset", "protocol_refused", "write", "checksum",
-		"other" };
+		"other", "resource" };
 
 	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), FERR__COUNT);
 	for (int k = 0; k < FERR__COUNT; k++)

@@ -225,7 +225,7 @@ class TestStats(ControlTestCase):
         self.assertEqual(tr["errors"]["http_5xx"], 1)
         self.assertEqual(sum(tr["errors"].values()), 2)
         self.assertEqual(st["jobs"], {"queued": 0, "active": 0, "done": 1,
-                                      "failed": 1})
+                                      "failed": 1, "waiting": 0})
         self.assertEqual(st["model"], ft.MODEL)
         self.assertIs(st["paused"], False)
         # Every attempt that got a response has its latency recorded.

@@ -31,22 +31,10 @@ sys.path.insert(0, os.environ.get("TESTS_SRCDIR")
 
 import fetchdtest as ft  # noqa: E402
 from fetchdtest import (FetchdTestCase, body, config, no_daemon,  # noqa: E402
-                        wait_for)
+                        still_for, wait_for)
 
 KIB = 1024
 STRACE = shutil.which("strace")
-
-
-def still_for(pred, seconds):
-    """pred() holds on every poll for seconds (times SCALE): a bounded
-    observation window for something that must NOT happen. Returns True,
-    or False at the first poll where it does not hold."""
-    end = time.monotonic() + seconds * ft.SCALE
-    while time.monotonic() < end:
-        if not pred():
-            return False
-        time.sleep(ft.POLL)
-    return pred()
 
 
 class GuaranteeCase(FetchdTestCase):

@@ -22,6 +22,7 @@ import atexit
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -52,7 +53,8 @@ POLL = 0.02
 SPOOL_DIRS = ("tmp", "new", "active", "done", "failed")
 
 __all__ = ["body", "FetchdTestCase", "Server", "Daemon", "config", "main",
-           "no_daemon", "parse_result", "wait_for", "config_text",
+           "no_daemon", "parse_result", "still_for", "wait_for",
+           "config_text",
            "FETCHD", "FETCHCTL", "MODEL", "SCALE"]
 
 
@@ -119,6 +121,18 @@ def wait_for(pred, timeout, what, detail=None):
                 msg += "\n" + detail()
             raise AssertionError(msg)
         time.sleep(POLL)
+
+
+def still_for(pred, seconds):
+    """pred() holds on every poll for seconds (times SCALE): a bounded
+    observation window for something that must NOT happen. Returns True,
+    or False at the first poll where it does not hold."""
+    end = time.monotonic() + seconds * SCALE
+    while time.monotonic() < end:
+        if not pred():
+            return False
+        time.sleep(POLL)
+    return pred()
 
 
 def _tail(path, lines=40):
@@ -288,6 +302,8 @@ class Daemon:
         self.pid_path = os.path.join(dirpath, "fetchd.pid")
         self.proc = None
         self.wrapper = []       # a command to run fetchd under (strace)
+        self.env = {}           # added to fetchd's environment (LD_PRELOAD)
+        self.rlimit_nofile = None   # RLIMIT_NOFILE (soft and hard) to run at
         self.settings = merge_settings(self.defaults(), overrides)
         self.write_config()
 
@@ -351,15 +367,25 @@ class Daemon:
             offset = os.path.getsize(self.log_path)
         except FileNotFoundError:
             offset = 0
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 self.wrapper + [FETCHD, "-c", self.conf],
                 stdin=subprocess.DEVNULL,
-                stdout=logf, stderr=logf, close_fds=True)
+                stdout=logf, stderr=logf, close_fds=True, env=env,
+                preexec_fn=self._limits if self.rlimit_nofile else None)
         _register(self.proc)
         with open(self.pid_path, "w") as f:
             f.write("%d\n" % self.proc.pid)
         return offset
+
+    def _limits(self):
+        """In the child before exec: the open file limit asked for."""
+        n = self.rlimit_nofile
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
     def wait_ready(self, offset=0, timeout=10):
         """Wait until the run whose log starts at offset logged "ready"."""
