@@ -682,29 +682,23 @@ part_is_ours(const struct transfer *t, const struct stat *st)
 
 /*
  * Create name.part, O_EXCL: a fresh, empty regular file that nothing
- * about needs checking. Its inode is recorded for the next attempt. 0, or
- * -1 with errno (nothing reported).
+ * about needs checking. Its inode is recorded when the attempt ends
+ * (part_record), for the next attempt. 0, or -1 with errno (nothing
+ * reported).
  */
 static int
 part_create(struct transfer *t, struct fetch_state *s, int acc)
 {
 	const int flags = O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
 	    O_CREAT | O_EXCL;
-	struct stat st;
-	int e;
 
 	if ((s->fd = openat(s->dirfd, s->part, acc | flags,
 	    FETCH_FILE_MODE)) == -1)
 		return -1;
-	if (fstat(s->fd, &st) == -1) {
-		e = errno;
-		close(s->fd);
-		s->fd = -1;
-		errno = e;
-		return -1;
-	}
-	t->part_dev = (uint64_t)st.st_dev;
-	t->part_ino = (uint64_t)st.st_ino;
+	/* Its device and inode are recorded when the attempt ends (only a
+	 * retry needs them): no fstat on the way of every URL. */
+	t->part_dev = 0;
+	t->part_ino = 0;
 	s->offset = 0;
 	return 0;
 }
@@ -1210,6 +1204,22 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 	fetch_set_error(t, o, k, "%s", msg);
 }
 
+/*
+ * Record the device and inode of the .part this attempt created, for the
+ * retry to prove it is still ours (part_is_ours). Only a .part created by
+ * this attempt lacks them; one it opened had them recorded then.
+ */
+static void
+part_record(struct transfer *t, struct fetch_state *s)
+{
+	struct stat st;
+
+	if (s->fd == -1 || t->part_ino != 0 || fstat(s->fd, &st) == -1)
+		return;
+	t->part_dev = (uint64_t)st.st_dev;
+	t->part_ino = (uint64_t)st.st_ino;
+}
+
 void
 fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 {
@@ -1248,6 +1258,8 @@ fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 	} else
 		finish_curl(t, s, res);
 
+	if (t->outcome == FETCH_RETRY)
+		part_record(t, s);
 	state_free(s);
 	t->state = NULL;
 }
