@@ -867,12 +867,21 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 static int
 job_dispatch(struct job *j, struct transfer *t, const char *recname)
 {
-	int rv;
+	int rv, e;
 
 	rv = names_reserve(j->names, t, recname != NULL);
+	e = errno;
 	if (rv == -1 && t->errkind == FERR_RESOURCE) {
 		/* Out of descriptors here: not the URL's fault. */
 		job_break(j, EMFILE, "out of file descriptors");
+		goto drop;
+	}
+	if (rv == -1 && t->outcome == FETCH_RETRY) {
+		/* The download dir fails for now (full, an I/O error): the
+		 * job waits, as when the spool fails, instead of failing
+		 * the URL for good. */
+		job_break(j, e, "cannot make its directories in the "
+		    "download dir");
 		goto drop;
 	}
 	if (rv != 0) {

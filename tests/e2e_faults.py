@@ -116,13 +116,13 @@ class FaultCase(FetchdTestCase):
             self.skipTest("needs root to mount a tmpfs (running as uid %d)"
                           % os.geteuid())
 
-    def mount_tmpfs(self, path, size=TMPFS_SIZE):
+    def mount_tmpfs(self, path, size=TMPFS_SIZE, options=""):
         """A small tmpfs at path (made if missing), unmounted at cleanup
         after fetchd is stopped."""
         self.need_root()
         os.makedirs(path, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
-                        "tmpfs", path], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size +
+                        options, "tmpfs", path], check=True)
         self.addCleanup(self.unmount, path)
 
     def unmount(self, path):
@@ -262,6 +262,37 @@ class TestDownloadDirFull(FaultCase):
         self.drop_job("after", [self.url("c.bin", size=3000, seed=2)])
         state, rows = self.wait_done("after", 30)
         self.assertEqual(state, "done")
+
+
+    @no_daemon
+    def test_no_inode_for_a_directory_makes_the_job_wait(self):
+        """out=sub/x.bin on a download dir out of inodes: the directory
+        cannot be made (ENOSPC), the job waits instead of failing the
+        URL, and completes once inodes are free again."""
+        self.mount_tmpfs(self.daemon.dl, options=",nr_inodes=64")
+        self.daemon.start()
+        os.mkdir(self.job_dir("inodes"))
+        self.jobs.add("inodes")
+        fillers = []
+        for i in range(200):
+            p = os.path.join(self.daemon.dl, "f%03d" % i)
+            try:
+                os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as e:
+                self.assertEqual(e.errno, errno.ENOSPC)
+                break
+            fillers.append(p)
+        self.drop_job("inodes", [self.url("x.bin", size=3000, seed=4) +
+                                 "  out=sub/x.bin"])
+        self.wait_waiting("inodes", "No space left")
+        self.assertIsNone(self.daemon.finished("inodes"))
+        for p in fillers:
+            os.unlink(p)
+        state, rows = self.wait_done("inodes", 90)
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", 200, 3000, None, "sub/x.bin")
+        self.assert_file(os.path.join(self.job_dir("inodes"), "sub",
+                                      "x.bin"), body(3000, 4))
 
 
 class TestReadOnlyDownloadDir(FaultCase):
