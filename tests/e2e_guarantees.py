@@ -279,6 +279,18 @@ class TestDurability(GuaranteeCase):
         finally:
             if old is not None:
                 os.environ["ASAN_OPTIONS"] = old
+        # fetchd is strace's child: killed by pid at cleanup should the
+        # test fail before it stops it (killing strace leaves it running).
+        pid = self.daemon.pid
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            self.traced = int(f.read().split()[0])
+        self.addCleanup(self.kill_traced)
+
+    def kill_traced(self):
+        try:
+            os.kill(self.traced, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def run_job(self, name):
         self.drop_job(name, [self.url("d%d.bin" % i, seed=i, size=2000)
@@ -286,9 +298,7 @@ class TestDurability(GuaranteeCase):
         state, rows = self.wait_done(name, 30)
         self.assertEqual(state, "done")
         # strace does not pass SIGTERM on: signal fetchd, its child.
-        pid = self.daemon.pid
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            os.kill(int(f.read().split()[0]), signal.SIGTERM)
+        os.kill(self.traced, signal.SIGTERM)
         self.assertEqual(self.daemon.stop(), 0, self.daemon.log_tail())
         return trace_calls(self.trace)
 
