@@ -124,6 +124,37 @@ static const struct config_option opt_table[] = {
     {"http", "ca_file", CONF_STR, OFF(ca_file), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"CA bundle for certificate checks; empty = libcurl's default."},
+
+    /* [cluster] */
+    {"cluster", "redis", CONF_STR, OFF(cluster_redis), 0, 107, "", RESTART,
+	"Redis as host:port or a unix socket path; empty = no cluster mode."},
+    {"cluster", "password_file", CONF_STR, OFF(cluster_password_file), 0,
+	PATH_MAX - 1, "", RESTART,
+	"File whose first line is Redis's AUTH password; empty = no AUTH."},
+    {"cluster", "stream", CONF_STR, OFF(cluster_stream), 1, 200,
+	"{fetchd}:urls", RESTART,
+	"Key of the URL stream; results, dead letters and nodes derive from it."},
+    {"cluster", "group", CONF_STR, OFF(cluster_group), 1, 200, "fetchd",
+	RESTART, "Consumer group the fetching nodes read the stream with."},
+    {"cluster", "consumer", CONF_STR, OFF(cluster_consumer), 0, 64, "",
+	RESTART, "This node's name, unique in the cluster; empty = host name."},
+    {"cluster", "role", CONF_ROLE, OFF(cluster_role), 0, CONF_ROLE_COUNT - 1,
+	"both", RESTART,
+	"coordinate (this spool's jobs), fetch (others' URLs) or both."},
+    {"cluster", "claim_idle", CONF_INT, OFF(cluster_claim_idle), 1, 86400,
+	"60", RESTART,
+	"Seconds without a lease renewal before other nodes take a URL over."},
+    {"cluster", "lease_renew", CONF_INT, OFF(cluster_lease_renew), 1, 43200,
+	"15", RESTART,
+	"Seconds between lease renewals of running URLs (< claim_idle)."},
+    {"cluster", "max_deliveries", CONF_INT, OFF(cluster_max_deliveries), 1,
+	1000, "5", RESTART,
+	"Deliveries without a result before a URL is dead-lettered."},
+    {"cluster", "window", CONF_INT, OFF(cluster_window), 1, 100000, "1000",
+	RESTART, "URLs one coordinator keeps in the stream at once."},
+    {"cluster", "timeout", CONF_INT, OFF(cluster_timeout), 1, 3600, "5",
+	RESTART,
+	"Seconds a Redis command may go unanswered before reconnecting."},
 };
 
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
@@ -154,6 +185,27 @@ static void *
 opt_ptr(const struct config *cfg, const struct config_option *opt)
 {
 	return (char *)cfg + opt->offset;
+}
+
+static const char *const role_names[CONF_ROLE_COUNT] = {
+	[CONF_ROLE_BOTH] = "both",
+	[CONF_ROLE_COORDINATE] = "coordinate",
+	[CONF_ROLE_FETCH] = "fetch",
+};
+
+const char *
+config_role_name(int role)
+{
+	return role >= 0 && role < CONF_ROLE_COUNT ? role_names[role] : "?";
+}
+
+static int
+role_find(const char *s)
+{
+	for (int i = 0; i < CONF_ROLE_COUNT; i++)
+		if (strcasecmp(s, role_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 static int
@@ -452,6 +504,15 @@ set_word(void *p, const struct config_option *opt, const char *s, char *msg,
 		    "%s.%s: \"%.64s\" is not a log level (allowed %s)",
 		    opt->section, opt->key, s, names);
 		return set_invalid();
+	case CONF_ROLE:
+		if ((r = role_find(s)) != -1)
+			break;
+		list_names(config_role_name, CONF_ROLE_COUNT, names,
+		    sizeof(names));
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not a role (allowed %s)",
+		    opt->section, opt->key, s, names);
+		return set_invalid();
 	default:
 		if ((r = engine_model_find(s)) != -1)
 			break;
@@ -487,6 +548,7 @@ opt_set(struct config *cfg, const struct config_option *opt, const char *s,
 	case CONF_BOOL:
 	case CONF_LEVEL:
 	case CONF_MODEL:
+	case CONF_ROLE:
 		return set_word(p, opt, s, msg, msglen);
 	}
 	snprintf(
@@ -569,6 +631,7 @@ opt_equal(const struct config *a, const struct config *b,
 	case CONF_BOOL:
 	case CONF_LEVEL:
 	case CONF_MODEL:
+	case CONF_ROLE:
 		return *(const int *)pa == *(const int *)pb;
 	}
 	return 0;
@@ -606,6 +669,7 @@ opt_size(const struct config_option *opt)
 	case CONF_BOOL:
 	case CONF_LEVEL:
 	case CONF_MODEL:
+	case CONF_ROLE:
 		return sizeof(int);
 	}
 	fatalx("config: %s.%s: unknown option type", opt->section, opt->key);
@@ -701,6 +765,9 @@ config_format(const struct config *cfg, const struct config_option *opt,
 		break;
 	case CONF_MODEL:
 		snprintf(buf, len, "%s", engine_model_name(*(const int *)p));
+		break;
+	case CONF_ROLE:
+		snprintf(buf, len, "%s", config_role_name(*(const int *)p));
 		break;
 	default:
 		buf[0] = '\0';
@@ -877,6 +944,35 @@ load_crosscheck(struct load_ctx *ctx)
 		    "http.retry_delay (%ld)",
 		    cfg->retry_max_delay, cfg->retry_delay);
 	}
+	a = opt_index(OFF(cluster_lease_renew));
+	b = opt_index(OFF(cluster_claim_idle));
+	if (cfg->cluster_lease_renew >= cfg->cluster_claim_idle) {
+		line =
+		    ctx->seen[a] > ctx->seen[b] ? ctx->seen[a] : ctx->seen[b];
+		load_error(ctx, line,
+		    "cluster.lease_renew (%ld) is not less than "
+		    "cluster.claim_idle (%ld)",
+		    cfg->cluster_lease_renew, cfg->cluster_claim_idle);
+	}
+	a = opt_index(OFF(cluster_consumer));
+	if (!config_node_name_valid(cfg->cluster_consumer, 1))
+		load_error(ctx, ctx->seen[a],
+		    "cluster.consumer: \"%.64s\" is not a node name "
+		    "(letters, digits, '.', '_', '-')", cfg->cluster_consumer);
+}
+
+int
+config_node_name_valid(const char *s, int empty_ok)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return empty_ok;
+	for (i = 0; s[i] != '\0'; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '-')
+			return 0;
+	return i <= 64 && s[0] != '.';
 }
 
 int

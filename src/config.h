@@ -53,7 +53,35 @@ struct config {
 	char *proxy;             /* "" = none */
 	int verify_tls;          /* 1: verify peer and host (default) */
 	char *ca_file;           /* "" = libcurl's default bundle */
+
+	/* [cluster]: on when redis is set (cluster.h) */
+	char *cluster_redis;    /* "" = off; host:port or /path/to/socket */
+	char *cluster_password_file; /* "" = no AUTH */
+	char *cluster_stream;   /* the URL stream's key; others derive from it */
+	char *cluster_group;    /* consumer group of fetching nodes */
+	char *cluster_consumer; /* this node's name; "" = the host name */
+	int cluster_role;       /* enum config_role */
+	long cluster_claim_idle;        /* s before another node takes over */
+	long cluster_lease_renew;       /* s between lease renewals */
+	long cluster_max_deliveries;    /* then the entry is dead-lettered */
+	long cluster_window;            /* URLs this coordinator has out */
+	long cluster_timeout;           /* s a Redis command may take */
 };
+
+/* What a node does in cluster mode: coordinate the jobs of its spool, fetch
+ * other nodes' URLs, or both. */
+enum config_role {
+	CONF_ROLE_BOTH = 0,
+	CONF_ROLE_COORDINATE,
+	CONF_ROLE_FETCH,
+	CONF_ROLE_COUNT
+};
+const char *config_role_name(int role);
+
+/* 1 when s is a node name: 1 to 64 letters, digits, '.', '_' or '-', not
+ * starting with '.' (it becomes part of Redis keys and of file names);
+ * empty_ok: "" passes too. */
+int config_node_name_valid(const char *s, int empty_ok);
 
 enum config_type {
 	CONF_STR = 0,
@@ -63,6 +91,7 @@ enum config_type {
 	CONF_MODE,      /* octal permission bits, 0..07777 */
 	CONF_LEVEL,     /* error|warn|info|debug */
 	CONF_MODEL,     /* an engine's name (engine_model_find) */
+	CONF_ROLE,      /* coordinate|fetch|both (enum config_role) */
 };
 
 /* When a new value takes effect. Zero is neither, so a row that does not

@@ -77,19 +77,29 @@ engine_new(int model, const struct config *cfg, struct event_base *base,
     void (*done)(struct transfer *, void *), void *arg)
 {
 	const struct engine_ops *ops;
-	struct engine *e;
 
 	if (model < 0 || model >= NENGINES) {
 		log_warnx("no engine number %d", model);
 		return NULL;
 	}
 	ops = engines[model];
+	return engine_new_ops(ops, ops->fit != NULL ? ops->fit(cfg->count) :
+	    cfg->count, cfg, base, done, arg);
+}
+
+struct engine *
+engine_new_ops(const struct engine_ops *ops, long count,
+    const struct config *cfg, struct event_base *base,
+    void (*done)(struct transfer *, void *), void *arg)
+{
+	struct engine *e;
+
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		log_warn("engine");
 		return NULL;
 	}
 	e->ops = ops;
-	e->count = ops->fit != NULL ? ops->fit(cfg->count) : cfg->count;
+	e->count = count;
 	e->done = done;
 	e->done_arg = arg;
 	if (ops->start(e, cfg, base) == -1) {

@@ -98,6 +98,12 @@ struct engine *engine_new(int model, const struct config *cfg,
     struct event_base *base, void (*done)(struct transfer *, void *),
     void *arg);
 
+/* The same for an engine outside the list (cluster.c's dispatcher):
+ * ops, with count workers as given. */
+struct engine *engine_new_ops(const struct engine_ops *ops, long count,
+    const struct config *cfg, struct event_base *base,
+    void (*done)(struct transfer *, void *), void *arg);
+
 /* Hand t over: t->engine is e until done(). 0, or -1 when the engine cannot
  * take it (t is still ours). */
 int engine_submit(struct engine *e, struct transfer *t)

@@ -393,17 +393,19 @@ fail:
 	return -1;
 }
 
-/* Join "base" and ".part". NULL on allocation failure. */
+/* Join "base", ".TAG" when t has a part tag, and ".part". NULL on
+ * allocation failure. */
 static char *
-part_name(const char *base)
+part_name(const struct transfer *t, const char *base)
 {
-	size_t n = strlen(base);
+	const char *tag = t->part_tag != NULL ? t->part_tag : "";
+	size_t n = strlen(base) + strlen(tag) + 2 + sizeof(FETCH_PART);
 	char *p;
 
-	if ((p = malloc(n + sizeof(FETCH_PART))) == NULL)
+	if ((p = malloc(n)) == NULL)
 		return NULL;
-	memcpy(p, base, n);
-	memcpy(p + n, FETCH_PART, sizeof(FETCH_PART));
+	snprintf(p, n, "%s%s%s%s", base, tag[0] != '\0' ? "." : "", tag,
+	    FETCH_PART);
 	return p;
 }
 
@@ -915,7 +917,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 		goto fail;
 	s->own_dirfd = s->dirfd != t->dirfd;
 	if ((s->base = strdup(t->name + boff)) == NULL ||
-	    (s->part = part_name(s->base)) == NULL) {
+	    (s->part = part_name(t, s->base)) == NULL) {
 		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		goto fail;
 	}
@@ -975,6 +977,28 @@ replaced(struct transfer *t, struct fetch_state *s, const char *name)
 }
 
 /*
+ * name exists where a tagged .part (cluster mode) was to be published: the
+ * same URL fetched by another node into a shared download dir. When that
+ * file is a regular file of the size written, it stands for this transfer:
+ * the .part is removed and 1 returned. Else 0 with errno EEXIST.
+ */
+static int
+published_by_peer(struct transfer *t, struct fetch_state *s,
+    const struct stat *st)
+{
+	struct stat there;
+
+	if (t->part_tag == NULL ||
+	    fstatat(s->dirfd, s->base, &there, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(there.st_mode) || there.st_size != st->st_size) {
+		errno = EEXIST;
+		return 0;
+	}
+	(void)unlinkat(s->dirfd, s->part, 0);
+	return 1;
+}
+
+/*
  * Rename name.part to name, never replacing an existing name, and only
  * ever publishing the inode that was written (*st, from fstat of its
  * descriptor): the .part is looked at (not followed) just before the
@@ -1007,6 +1031,8 @@ publish(struct transfer *t, struct fetch_state *s, const struct stat *st)
 		return -1;
 	}
 	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
+		if (errno == EEXIST && published_by_peer(t, s, st))
+			return 0;
 		if (errno == EEXIST)
 			fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
 			    "'%s/%s' already exists", t->dir, t->name);
@@ -1293,7 +1319,7 @@ fetch_discard(struct transfer *t)
 
 	memcpy(error, t->error, sizeof(error));
 	if (fetch_open_parent(t, 0, &dfd, &boff) == 0) {
-		if ((part = part_name(t->name + boff)) != NULL) {
+		if ((part = part_name(t, t->name + boff)) != NULL) {
 			if (fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISREG(st.st_mode))
 				unlinkat(dfd, part, 0);
@@ -1337,5 +1363,7 @@ fetch_transfer_free(struct transfer *t)
 	free(t->host);
 	free(t->dir);
 	free(t->name);
+	free(t->part_tag);
+	free(t->node);
 	free(t);
 }

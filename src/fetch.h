@@ -74,7 +74,7 @@ const char *fetch_errkind_name(enum fetch_errkind k);
 
 struct transfer {
 	/* Set by the main loop before the transfer is submitted. */
-	uint64_t id;
+	uint64_t id;            /* ids with CLUSTER_ID_BIT are cluster.c's */
 	void *owner;            /* the job; engines never look at it */
 	size_t index;           /* entry index in the job, 0-based */
 	char *url;
@@ -85,6 +85,10 @@ struct transfer {
 	                           dir by its path */
 	char *name;             /* relative path under dir, reserved by the
 	                           owner (names.h); ".part" is appended */
+	char *part_tag;         /* NULL: the file is written as name.part;
+	                           else name.TAG.part (cluster mode: each node
+	                           its own, so nodes sharing a download dir
+	                           never write one file, cluster.h) */
 	int has_sha256;
 	unsigned char sha256[32];
 	int attempt;            /* 1 on the first try */
@@ -97,6 +101,9 @@ struct transfer {
 	 * carries them to its workers and back (wire.c). */
 	uint64_t part_dev;
 	uint64_t part_ino;
+
+	char *node;             /* cluster mode: the node that fetched it, as
+	                           its result said; NULL otherwise */
 
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;
@@ -177,7 +184,10 @@ int fetch_begin(struct transfer *t, CURL *easy, CURLSH *share);
  * http_status, retry_after), check a 206's Content-Range against the
  * resume offset (a mismatch truncates and retries from 0), verify size and
  * sha256, fsync nothing (the job syncs its files at the end), rename
- * name.part to name on success, never replacing an existing name. Only the
+ * name.part to name on success, never replacing an existing name (with a
+ * part_tag, a name another node published already with the same size is
+ * taken as this transfer's: the .part is removed and the outcome is ok,
+ * since it is the same URL fetched twice). Only the
  * inode written is ever published: a .part replaced during the transfer
  * (by a symlink, another file) fails the attempt as FETCH_RETRY, FERR_WRITE,
  * "'dir/name.part' was replaced during the transfer", and the intruder is

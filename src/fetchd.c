@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "cluster.h"
 #include "config.h"
 #include "control.h"
 #include "engine.h"
@@ -58,6 +59,7 @@ struct daemon {
 	struct old_engine_list draining;  /* engines replaced by a reload */
 	struct stats *stats;
 	struct control *control;
+	struct cluster *cluster;        /* cluster mode, else NULL */
 
 	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace, *ev_reap;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
@@ -71,6 +73,24 @@ struct daemon {
 };
 
 static void dispatch_soon(struct daemon *);
+
+/* Where the jobs' transfers go: the cluster's dispatcher when this node
+ * coordinates a cluster, else the local engine. */
+static struct engine *
+jobs_engine(struct daemon *d)
+{
+	struct engine *e = d->cluster != NULL ?
+	    cluster_dispatcher(d->cluster) : NULL;
+
+	return e != NULL ? e : d->engine;
+}
+
+/* A node of role fetch leaves its spool's jobs to coordinating nodes. */
+static int
+claims_jobs(const struct daemon *d)
+{
+	return d->cluster == NULL || d->cfg.cluster_role != CONF_ROLE_FETCH;
+}
 
 static void
 usage(FILE *fp)
@@ -179,6 +199,8 @@ claim_pending(struct daemon *d)
 {
 	int failed = 0;
 
+	if (!claims_jobs(d))
+		return;
 	claim_names(d, &failed);
 	if (d->rescan_wanted && !failed && !d->stopping &&
 	    d->npending == 0 && !jobs_full(d->jobs)) {
@@ -220,10 +242,10 @@ submit_ready(struct daemon *d, size_t max)
 	struct transfer *t;
 	size_t n = 0;
 
-	while (n < max && !d->paused && engine_has_room(d->engine) &&
+	while (n < max && !d->paused && engine_has_room(jobs_engine(d)) &&
 	    (t = sched_pop(d->sched)) != NULL) {
 		t->progress = 0;
-		if (engine_submit(d->engine, t) == -1) {
+		if (engine_submit(jobs_engine(d), t) == -1) {
 			sched_release(d->sched, t);
 			if (sched_push(d->sched, t) == -1)
 				fatalx("cannot put a transfer back");
@@ -254,19 +276,22 @@ dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = arg;
 	size_t n;
 
+	struct engine *e = jobs_engine(d);
+
 	if (d->stopping)
 		return;
+	if (d->cluster != NULL && !d->paused)
+		cluster_poke(d->cluster);
 	n = submit_ready(d, DISPATCH_BATCH);
-	while (n < DISPATCH_BATCH && !d->paused &&
-	    engine_has_room(d->engine) &&
+	while (n < DISPATCH_BATCH && !d->paused && engine_has_room(e) &&
 	    jobs_refill(d->jobs, jobs_live(d->jobs) + DISPATCH_STEP,
-	    engine_workers(d->engine)) > 0)
+	    engine_workers(e)) > 0)
 		n += submit_ready(d, DISPATCH_BATCH - n);
-	if (n >= DISPATCH_BATCH && !d->paused && engine_has_room(d->engine))
+	if (n >= DISPATCH_BATCH && !d->paused && engine_has_room(e))
 		evtimer_add(d->ev_dispatch, &now);
 	else
-		jobs_refill(d->jobs, jobs_budget(engine_workers(d->engine)),
-		    engine_workers(d->engine));
+		jobs_refill(d->jobs, jobs_budget(engine_workers(e)),
+		    engine_workers(e));
 	claim_pending(d);
 }
 
@@ -339,6 +364,10 @@ stop_now(struct daemon *d)
 	}
 	engine_retire(d, d->engine);
 	d->engine = NULL;
+	/* After the local engine: its fetch-side transfers are back. The
+	 * dispatcher's come back now, not recorded (jobs_stop). */
+	cluster_free(d->cluster);
+	d->cluster = NULL;
 	event_base_loopbreak(d->base);
 }
 
@@ -348,6 +377,8 @@ inflight_total(struct daemon *d)
 	struct old_engine *oe;
 	long n = d->engine != NULL ? d->engine->inflight : 0;
 
+	if (d->cluster != NULL && jobs_engine(d) != d->engine)
+		n += jobs_engine(d)->inflight;
 	TAILQ_FOREACH(oe, &d->draining, entry)
 		n += oe->engine->inflight;
 	return n;
@@ -384,8 +415,12 @@ transfer_done(struct transfer *t, void *arg)
 
 	stats_attempt(d->stats, t);
 	t->progress = 0;        /* counted: the rate sampler must not see it */
-	sched_release(d->sched, t);
-	jobs_transfer_done(d->jobs, t);
+	if (cluster_owns(t))
+		cluster_fetched(d->cluster, t);
+	else {
+		sched_release(d->sched, t);
+		jobs_transfer_done(d->jobs, t);
+	}
 	/* Not here: we are inside the engine's own completion loop. */
 	if (!TAILQ_EMPTY(&d->draining) && !d->stopping)
 		event_active(d->ev_reap, 0, 0);
@@ -439,6 +474,8 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	if (d->ev_inotify != NULL)
 		event_del(d->ev_inotify);
 	evtimer_del(d->ev_rescan);
+	if (d->cluster != NULL)
+		cluster_stop(d->cluster);
 	engine_drain(d->engine);
 	TAILQ_FOREACH(oe, &d->draining, entry)
 		engine_drain(oe->engine);
@@ -481,6 +518,8 @@ apply_engine(const struct config *old, const struct config *cur, void *arg,
 	oe->engine = d->engine;
 	TAILQ_INSERT_TAIL(&d->draining, oe, entry);
 	d->engine = ne;
+	if (d->cluster != NULL)
+		cluster_set_fetcher(d->cluster, ne);
 	return 0;
 }
 
@@ -619,6 +658,8 @@ sighup_cb(evutil_socket_t sig, short what, void *arg)
 	(void)reload(arg, NULL, err, sizeof(err));
 }
 
+static uint64_t inflight_bytes(void *arg);
+
 /*
  * The control socket's commands and the stats the daemon feeds.
  */
@@ -630,6 +671,7 @@ ctl_stats(void *arg)
 	struct engine_stats es;
 	struct old_engine *oe;
 	double now = stats_now();
+	json_t *st;
 
 	memset(&lv, 0, sizeof(lv));
 	lv.model = engine_model_name(d->cfg.model);
@@ -654,8 +696,11 @@ ctl_stats(void *arg)
 	lv.transfers_queued = (long)(sched_ready(d->sched) +
 	    sched_waiting(d->sched));
 	lv.transfers_active = inflight_total(d);
-	lv.inflight_bytes = jobs_inflight_bytes(d->jobs);
-	return stats_json(d->stats, &lv, now);
+	lv.inflight_bytes = inflight_bytes(d);
+	st = stats_json(d->stats, &lv, now);
+	if (st != NULL && d->cluster != NULL)
+		json_object_set_new(st, "cluster", cluster_json(d->cluster));
+	return st;
 }
 
 static json_t *
@@ -717,7 +762,33 @@ inflight_bytes(void *arg)
 {
 	struct daemon *d = arg;
 
-	return d->jobs != NULL ? jobs_inflight_bytes(d->jobs) : 0;
+	return (d->jobs != NULL ? jobs_inflight_bytes(d->jobs) : 0) +
+	    (d->cluster != NULL ? cluster_inflight_bytes(d->cluster) : 0);
+}
+
+/* This node's status as the other nodes of a cluster see it. */
+static void
+cluster_status(json_t *o, void *arg)
+{
+	struct daemon *d = arg;
+	struct engine_stats es;
+	double bps = 0, ups = 0;
+
+	stats_rate(d->stats, 10, &bps, &ups);
+	json_object_set_new(o, "bytes_per_s", json_real(bps));
+	if (d->engine == NULL)
+		return;
+	engine_get_stats(d->engine, &es);
+	json_object_set_new(o, "model", json_string(d->engine->ops->name));
+	json_object_set_new(o, "workers", json_integer(es.workers));
+	json_object_set_new(o, "busy", json_integer(es.busy));
+}
+
+/* The cluster's dispatcher is back (Redis reachable again). */
+static void
+cluster_wake(void *arg)
+{
+	dispatch_soon(arg);
 }
 
 /* Every second, after the rate sample: the service manager's status. */
@@ -826,6 +897,27 @@ spool_take(struct daemon *d)
 	return 0;
 }
 
+/* Cluster mode when cluster.redis is set. 0 or -1 (logged). */
+static int
+cluster_start(struct daemon *d)
+{
+	static const struct cluster_hooks hooks = {
+		.done = transfer_done,
+		.wake = cluster_wake,
+		.status = cluster_status,
+	};
+
+	if (d->cfg.cluster_redis[0] == '\0')
+		return 0;
+	if ((d->cluster = cluster_new(d->base, &d->cfg, &hooks, d)) == NULL)
+		return -1;
+	cluster_set_fetcher(d->cluster, d->engine);
+	if (!claims_jobs(d))
+		log_info("role fetch: jobs dropped into this spool wait for "
+		    "a node that coordinates");
+	return 0;
+}
+
 /* The scheduler, the jobs and the engine. 0 or -1 (logged). */
 static int
 workers_start(struct daemon *d)
@@ -845,7 +937,9 @@ workers_start(struct daemon *d)
 		fatalx("out of memory");
 	d->engine = engine_new(d->cfg.model, &d->cfg, d->base, transfer_done,
 	    d);
-	return d->engine != NULL ? 0 : -1;
+	if (d->engine == NULL)
+		return -1;
+	return cluster_start(d);
 }
 
 static void

@@ -328,6 +328,13 @@ job_add_error(struct job *j, const char *raw, const char *msg)
 	j->errlen += n;
 }
 
+/* Cluster mode: rows say which node fetched the URL. */
+static int
+jobs_cluster(const struct jobs *js)
+{
+	return js->cfg->cluster_redis != NULL && js->cfg->cluster_redis[0] != '\0';
+}
+
 static int
 job_open_logs(struct job *j)
 {
@@ -336,9 +343,11 @@ job_open_logs(struct job *j)
 	if (j->result == NULL &&
 	    (j->result = spool_log_open(sp, j->name, ".result")) == NULL)
 		return -1;
+	const char *hdr = jobs_cluster(j->js) ? RESULT_HEADER_NODE :
+	    RESULT_HEADER;
+
 	if (spool_log_lines(j->result) == 0 &&
-	    (spool_log_append(j->result, RESULT_HEADER,
-	    sizeof(RESULT_HEADER) - 1) == -1 ||
+	    (spool_log_append(j->result, hdr, strlen(hdr)) == -1 ||
 	    spool_log_flush(j->result) == -1))
 		return -1;
 	return 0;
@@ -795,6 +804,7 @@ job_final(struct job *j, struct transfer *t)
 	r.attempts = t->attempt;
 	r.path = t->name;
 	r.error = t->error;
+	r.node = jobs_cluster(js) ? (t->node != NULL ? t->node : "") : NULL;
 	n = result_format(row, sizeof(row), &r);
 	if (n < 0 || job_record(j, t->index, row, (size_t)n, r.ok) == -1)
 		job_fs_error(j);

@@ -50,7 +50,10 @@ result_format(char *buf, size_t len, const struct result_row *r)
 		return -1;
 	pos += (size_t)n;
 	if (put_field(buf, len, &pos, r->path, '\t') == -1 ||
-	    put_field(buf, len, &pos, r->error, '\n') == -1)
+	    put_field(buf, len, &pos, r->error,
+	    r->node != NULL ? '\t' : '\n') == -1 ||
+	    (r->node != NULL &&
+	    put_field(buf, len, &pos, r->node, '\n') == -1))
 		return -1;
 	return (int)pos;
 }

@@ -2,7 +2,8 @@
  * result.h: the rows of J.result, one per URL in job order, and the header
  * line above them. Tab-separated: url, outcome ("ok" or "failed"), HTTP
  * status, bytes, seconds, attempts, path, error ("-" for an empty path or
- * error). The one place that knows the format: the job runner writes its
+ * error); in cluster mode a ninth column, node, on the rows of URLs sent
+ * to the cluster (the node that fetched it, "-" when none did). The one place that knows the format: the job runner writes its
  * rows with it, spool.c the row of a job it rejects, and recovery asks it
  * what an earlier run's row says.
  */
@@ -16,6 +17,9 @@
 
 #define RESULT_HEADER \
 	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror\n"
+#define RESULT_HEADER_NODE \
+	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror" \
+	"\tnode\n"
 
 /* Longest row: a URL and a path at their limits, an error text, numbers. */
 #define RESULT_ROW_MAX (JOB_LINE_MAX + JOB_PATH_MAX + 512)
@@ -29,6 +33,7 @@ struct result_row {
 	int attempts;
 	const char *path;       /* NULL or "" is written as "-" */
 	const char *error;      /* NULL or "" is written as "-" */
+	const char *node;       /* NULL: no node column; "" is written "-" */
 };
 
 /*

@@ -158,6 +158,7 @@ wire_put_transfer(struct wire *w, const struct transfer *t)
 	put_str(w, t->url, WIRE_URL_MAX);
 	put_str(w, t->dir, WIRE_PATH_MAX);
 	put_str(w, t->name, WIRE_PATH_MAX);
+	put_str(w, t->part_tag != NULL ? t->part_tag : "", WIRE_TAG_MAX);
 	put_u64(w, t->part_dev);
 	put_u64(w, t->part_ino);
 	return put_end(w);
@@ -187,7 +188,8 @@ wire_transfer_fits(const struct transfer *t)
 {
 	return (t->url == NULL || strlen(t->url) <= WIRE_URL_MAX) &&
 	    (t->dir == NULL || strlen(t->dir) <= WIRE_PATH_MAX) &&
-	    (t->name == NULL || strlen(t->name) <= WIRE_PATH_MAX);
+	    (t->name == NULL || strlen(t->name) <= WIRE_PATH_MAX) &&
+	    (t->part_tag == NULL || strlen(t->part_tag) <= WIRE_TAG_MAX);
 }
 
 /* --- reading -------------------------------------------------------------- */
@@ -346,7 +348,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 {
 	struct fetch_params params;
 	const unsigned char *sha;
-	const char *url, *dir, *name;
+	const char *url, *dir, *name, *tag;
 	struct transfer *t;
 	uint64_t part_dev, part_ino;
 	int attempt, has_sha;
@@ -359,13 +361,16 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	url = get_str(w, WIRE_URL_MAX);
 	dir = get_str(w, WIRE_PATH_MAX);
 	name = get_str(w, WIRE_PATH_MAX);
+	tag = get_str(w, WIRE_TAG_MAX);
 	part_dev = get_u64(w);
 	part_ino = get_u64(w);
 	if (get_end(w) == -1) {
 		errno = EBADMSG;
 		return NULL;
 	}
-	if ((t = fetch_transfer_new(url, NULL, dir, name)) == NULL) {
+	if ((t = fetch_transfer_new(url, NULL, dir, name)) == NULL ||
+	    (tag[0] != '\0' && (t->part_tag = strdup(tag)) == NULL)) {
+		fetch_transfer_free(t);
 		errno = ENOMEM;
 		return NULL;
 	}

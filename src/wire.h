@@ -23,10 +23,11 @@
 
 #include "fetch.h"
 
-#define WIRE_VERSION 3
+#define WIRE_VERSION 4
 #define WIRE_MSG_MAX (32 * 1024) /* holds a TRANSFER at every bound */
 #define WIRE_URL_MAX 8192
 #define WIRE_PATH_MAX 4096 /* a transfer's dir and its name */
+#define WIRE_TAG_MAX 64    /* a transfer's part_tag (a node name) */
 
 enum wire_type {
 	WIRE_HELLO = 1, /* worker: ready; its pid */

@@ -9,13 +9,18 @@ has no side effects.
 
 RESULT_COLUMNS = ["url", "outcome", "http_status", "bytes", "seconds",
                   "attempts", "path", "error"]
+# Cluster mode adds the node that fetched the URL on the rows it sent out.
+CLUSTER_COLUMNS = RESULT_COLUMNS + ["node"]
 
 
 class Row:
     """One line of a J.result file."""
 
-    def __init__(self, fields, lineno, raw):
+    def __init__(self, fields, lineno, raw, columns=RESULT_COLUMNS):
         fields = list(fields) + [""] * (len(RESULT_COLUMNS) - len(fields))
+        self.node = None
+        if columns is CLUSTER_COLUMNS and len(fields) > len(RESULT_COLUMNS):
+            self.node = fields.pop()
         self.raw = raw
         self.lineno = lineno
         self.url = fields[0]
@@ -64,12 +69,13 @@ def read_result(path):
         raise ValueError("%s: first line is not a '#' header: %r"
                          % (path, lines[:1]))
     cols = lines[0].lstrip("#").split()
-    if cols != RESULT_COLUMNS:
+    if cols not in (RESULT_COLUMNS, CLUSTER_COLUMNS):
         raise ValueError("%s: header names %r, expected %r"
                          % (path, cols, RESULT_COLUMNS))
+    columns = CLUSTER_COLUMNS if cols == CLUSTER_COLUMNS else RESULT_COLUMNS
     rows = []
     for i, line in enumerate(lines[1:], start=2):
         if not line.strip() or line.startswith("#"):
             continue
-        rows.append(Row(line.split("\t"), i, line))
+        rows.append(Row(line.split("\t"), i, line, columns))
     return rows
