@@ -21,6 +21,11 @@
  *                    delivered max_deliveries times, moved to the
  *                    dead-letter stream with a failed result for their
  *                    coordinator.
+ *   fetchd_mine      after a restart, the sender's own pending entries
+ *                    are taken again, a page at a time, each one more
+ *                    delivery, and dead-lettered the same way: a URL that
+ *                    kills its node is not fetched for ever by a node
+ *                    restarted within claim_idle.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -80,6 +85,25 @@ static const char cluster_lua[] =
     "  end\n"
     "  return lost\n"
     "end\n"
+    /* An entry e of XPENDING delivered too often: to the dead letters,
+     * with a failed result for its coordinator. */
+    "local function bury(s, dead, g, prefix, e)\n"
+    "  local id, n = e[1], e[4]\n"
+    "  local r = redis.call('XRANGE', s, id, id)\n"
+    "  if #r == 1 then\n"
+    "    local f = r[1][2]\n"
+    "    redis.call('XADD', dead, '*', 'entry', id, 'deliveries', n,"
+    " 'consumer', e[2], unpack(f))\n"
+    "    local c = field(f, 'c')\n"
+    "    if c ~= '' then\n"
+    "      redis.call('XADD', prefix .. c, '*', 'j', field(f, 'j'),"
+    " 'i', field(f, 'i'), 'x', id, 'o', 'poison', 'node', e[2], 'e',"
+    " 'dead-lettered: delivered ' .. n .. ' times without a result')\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('XACK', s, g, id)\n"
+    "  redis.call('XDEL', s, id)\n"
+    "end\n"
     /* KEYS stream, dead; ARGV group, consumer, min idle ms, count, max
      * deliveries, result stream prefix: returns the entries taken over */
     "local function claim(keys, args)\n"
@@ -87,32 +111,40 @@ static const char cluster_lua[] =
     "  local p = redis.call('XPENDING', keys[1], args[1], 'IDLE',"
     " tonumber(args[3]), '-', '+', tonumber(args[4]))\n"
     "  for _, e in ipairs(p) do\n"
-    "    local id, n = e[1], e[4]\n"
-    "    if n >= tonumber(args[5]) then\n"
-    "      local r = redis.call('XRANGE', keys[1], id, id)\n"
-    "      if #r == 1 then\n"
-    "        local f = r[1][2]\n"
-    "        redis.call('XADD', keys[2], '*', 'entry', id, 'deliveries', n,"
-    " 'consumer', e[2], unpack(f))\n"
-    "        local c = field(f, 'c')\n"
-    "        if c ~= '' then\n"
-    "          redis.call('XADD', args[6] .. c, '*', 'j', field(f, 'j'),"
-    " 'i', field(f, 'i'), 'x', id, 'o', 'poison', 'node', e[2], 'e',"
-    " 'dead-lettered: delivered ' .. n .. ' times without a result')\n"
-    "        end\n"
-    "      end\n"
-    "      redis.call('XACK', keys[1], args[1], id)\n"
-    "      redis.call('XDEL', keys[1], id)\n"
+    "    if e[4] >= tonumber(args[5]) then\n"
+    "      bury(keys[1], keys[2], args[1], args[6], e)\n"
     "    else\n"
     "      for _, x in ipairs(redis.call('XCLAIM', keys[1], args[1],"
-    " args[2], tonumber(args[3]), id)) do out[#out + 1] = x end\n"
+    " args[2], tonumber(args[3]), e[1])) do out[#out + 1] = x end\n"
     "    end\n"
     "  end\n"
     "  return out\n"
     "end\n"
+    /* KEYS stream, dead; ARGV group, consumer, the last id looked at
+     * ("0" at first), count, max deliveries, result stream prefix: the
+     * sender's own pending entries after that id, each taken again (one
+     * delivery more) or dead-lettered; returns {the last id looked at,
+     * "" when none is left; the entries} */
+    "local function mine(keys, args)\n"
+    "  local out, last = {}, ''\n"
+    "  local from = args[3] == '0' and '-' or '(' .. args[3]\n"
+    "  local p = redis.call('XPENDING', keys[1], args[1], from, '+',"
+    " tonumber(args[4]), args[2])\n"
+    "  for _, e in ipairs(p) do\n"
+    "    last = e[1]\n"
+    "    if e[4] >= tonumber(args[5]) then\n"
+    "      bury(keys[1], keys[2], args[1], args[6], e)\n"
+    "    else\n"
+    "      for _, x in ipairs(redis.call('XCLAIM', keys[1], args[1],"
+    " args[2], 0, e[1])) do out[#out + 1] = x end\n"
+    "    end\n"
+    "  end\n"
+    "  return {last, out}\n"
+    "end\n"
     "redis.register_function('fetchd_complete', complete)\n"
     "redis.register_function('fetchd_renew', renew)\n"
-    "redis.register_function('fetchd_claim', claim)\n";
+    "redis.register_function('fetchd_claim', claim)\n"
+    "redis.register_function('fetchd_mine', mine)\n";
 
 enum { RC_CMD, RC_ENTRIES, RC_RESULTS, RC_COUNT };
 static const char *const rc_names[RC_COUNT] = {
@@ -217,7 +249,8 @@ struct cluster {
 	struct engine *fetcher;
 	struct fent_list fents;
 	long nqueued, nrunning, nresults;
-	int entries_pending;    /* reading our own pending entries first */
+	int entries_pending;    /* taking our own pending entries first */
+	char entries_from[CL_ID_MAX];   /* ... after this id */
 	uint64_t next_id;
 
 	/* Counters. */
@@ -1301,7 +1334,6 @@ on_entries(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct rconn *rc = answered(ac);
 	struct cluster *c = rc->c;
-	const redisReply *list = read_entries(r);
 
 	(void)priv;
 	rc->reading = 0;
@@ -1313,10 +1345,63 @@ on_entries(redisAsyncContext *ac, void *r, void *priv)
 		rc_schedule(rc);
 		return;
 	}
-	if (list == NULL || list->elements == 0)
-		c->entries_pending = 0;
-	entries_in(c, list);
+	entries_in(c, read_entries(r));
 	fetch_read(c);
+}
+
+/* A page of our own pending entries: [the last id looked at, entries]. */
+static void
+on_mine(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rconn *rc = answered(ac);
+	struct cluster *c = rc->c;
+	const redisReply *reply = r, *last;
+
+	(void)priv;
+	rc->reading = 0;
+	if (reply == NULL || rc->ac == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    (last = reply->element[0])->type != REDIS_REPLY_STRING ||
+	    last->len >= CL_ID_MAX ||
+	    reply->element[1]->type != REDIS_REPLY_ARRAY) {
+		check_setup_gone(c, reply);
+		set_error(c, "%s: %s", "taking our pending entries",
+		    reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "bad reply");
+		rc_schedule(rc);
+		return;
+	}
+	if (last->len == 0)
+		c->entries_pending = 0;
+	else
+		memcpy(c->entries_from, last->str, last->len + 1);
+	entries_in(c, reply->element[1]);
+	fetch_read(c);
+}
+
+/*
+ * Take our own pending entries (a restart's), a page after entries_from
+ * at a time. Not XREADGROUP with an id: it has no delivery limit, so a
+ * URL that crashes its node would be fetched for ever by a node that
+ * restarts within claim_idle; and read again from "0" until empty, it
+ * returned entries still running here again and again (a busy loop that
+ * raised their delivery counts), and one whose result was sent meanwhile
+ * came back as new and was fetched a second time.
+ */
+static void
+fetch_mine(struct cluster *c, long room)
+{
+	char count[16], maxd[16];
+	const char *argv[] = { "FCALL", "fetchd_mine", "2", c->stream,
+		c->k_dead, c->group, c->me, c->entries_from, count, maxd,
+		c->k_prefix };
+	struct rconn *rc = &c->rc[RC_ENTRIES];
+
+	snprintf(count, sizeof(count), "%ld", room);
+	snprintf(maxd, sizeof(maxd), "%ld", c->max_deliveries);
+	if (rc_send(rc, on_mine, NULL, 11, argv, NULL, 0) == 0)
+		rc->reading = 1;
 }
 
 static void
@@ -1325,15 +1410,18 @@ fetch_read(struct cluster *c)
 	struct rconn *rc = &c->rc[RC_ENTRIES];
 	char count[16], block[16];
 	const char *argv[] = { "XREADGROUP", "GROUP", c->group, c->me,
-		"COUNT", count, "BLOCK", block, "STREAMS", c->stream,
-		c->entries_pending ? "0" : ">" };
-	long room = fetch_room(c), ms = c->entries_pending ? 0 : CL_BLOCK_MS;
+		"COUNT", count, "BLOCK", block, "STREAMS", c->stream, ">" };
+	long room = fetch_room(c);
 
 	if (room <= 0 || !rc->up || rc->reading || !c->ready)
 		return;
+	if (c->entries_pending) {
+		fetch_mine(c, room);
+		return;
+	}
 	snprintf(count, sizeof(count), "%ld", room);
-	snprintf(block, sizeof(block), "%ld", ms);
-	if (rc_send(rc, on_entries, NULL, 11, argv, NULL, ms) == 0)
+	snprintf(block, sizeof(block), "%d", CL_BLOCK_MS);
+	if (rc_send(rc, on_entries, NULL, 11, argv, NULL, CL_BLOCK_MS) == 0)
 		rc->reading = 1;
 }
 
@@ -1745,6 +1833,7 @@ cluster_new(struct event_base *base, const struct config *cfg,
 	c->arg = arg;
 	c->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	c->results_pending = c->entries_pending = 1;
+	snprintf(c->entries_from, sizeof(c->entries_from), "0");
 	TAILQ_INIT(&c->outs);
 	TAILQ_INIT(&c->cancelled);
 	TAILQ_INIT(&c->fents);
