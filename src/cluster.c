@@ -244,6 +244,7 @@ struct cluster {
 	struct out_list cancelled;
 	uint64_t serial;
 	int results_pending;    /* reading our own pending results first */
+	char results_from[CL_ID_MAX];   /* ... after this id */
 
 	/* Fetch side. */
 	struct engine *fetcher;
@@ -1002,11 +1003,18 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	if (list == NULL || list->elements == 0)
 		c->results_pending = 0;
 	for (size_t i = 0; list != NULL && i < list->elements; i++) {
-		if (!reply_entry(list->element[i], &id, &f))
+		id = NULL;
+		if (reply_entry(list->element[i], &id, &f))
+			result_in(c, f);
+		/* One deleted while pending (nil fields) is acknowledged
+		 * too, or it stays pending here for good. */
+		if (id == NULL)
 			continue;
-		result_in(c, f);
 		ack[3 + n] = del[2 + n] = id;
 		n++;
+		if (c->results_pending)
+			snprintf(c->results_from, sizeof(c->results_from), "%s",
+			    id);
 	}
 	/* Acknowledged once recorded: a crash before this reads them
 	 * again, and a result for a URL already recorded finds nothing. */
@@ -1024,7 +1032,7 @@ results_read(struct cluster *c)
 	char count[16], block[16];
 	const char *argv[] = { "XREADGROUP", "GROUP", c->group, c->me,
 		"COUNT", count, "BLOCK", block, "STREAMS", c->k_results,
-		c->results_pending ? "0" : ">" };
+		c->results_pending ? c->results_from : ">" };
 	long ms = c->results_pending ? 0 : CL_BLOCK_MS;
 
 	if (c->role == CONF_ROLE_FETCH || !rc->up || rc->reading ||
@@ -1833,6 +1841,7 @@ cluster_new(struct event_base *base, const struct config *cfg,
 	c->arg = arg;
 	c->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	c->results_pending = c->entries_pending = 1;
+	snprintf(c->results_from, sizeof(c->results_from), "0");
 	snprintf(c->entries_from, sizeof(c->entries_from), "0");
 	TAILQ_INIT(&c->outs);
 	TAILQ_INIT(&c->cancelled);
