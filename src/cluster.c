@@ -230,10 +230,12 @@ struct cluster {
 	int ready;              /* commands connection set up */
 	int ever_ready;
 	int stopping;
+	int cut;                /* the grace period is over */
+	int flushing;           /* results are sent before the exit */
 	unsigned seed;
 	double down_since;      /* monotonic; 0 while up */
 	char last_error[160];
-	struct event *ev_tick, *ev_cancelled;
+	struct event *ev_tick, *ev_cancelled, *ev_flush;
 	double next_claim, next_renew;
 
 	/* Coordinator. */
@@ -993,7 +995,9 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	(void)priv;
 	rc->reading = 0;
 	rc->block_ms = 0;
-	if (r == NULL || rc->ac == NULL)
+	/* Cut: the jobs are stopped. Left unacknowledged, the results are
+	 * read again after the restart. */
+	if (r == NULL || rc->ac == NULL || c->cut)
 		return;
 	if (reply_is_error(r, NULL)) {
 		check_setup_gone(c, r);
@@ -1036,7 +1040,7 @@ results_read(struct cluster *c)
 	long ms = c->results_pending ? 0 : CL_BLOCK_MS;
 
 	if (c->role == CONF_ROLE_FETCH || !rc->up || rc->reading ||
-	    !c->ready)
+	    !c->ready || c->cut)
 		return;
 	snprintf(count, sizeof(count), "%d", CL_READ_MAX);
 	snprintf(block, sizeof(block), "%ld", ms);
@@ -1055,6 +1059,30 @@ fent_free(struct cluster *c, struct fent *fe)
 	free(fe->job);
 	free(fe->index);
 	free(fe);
+}
+
+static void
+flush_over(struct cluster *c)
+{
+	if (!c->flushing)
+		return;
+	c->flushing = 0;
+	evtimer_del(c->ev_flush);
+	if (c->hooks.flushed != NULL)
+		c->hooks.flushed(c->arg);
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("cluster: %ld result%s not answered by Redis in %lds; "
+	    "their entries will be fetched again", c->nresults,
+	    util_plural((double)c->nresults), c->timeout);
+	flush_over(c);
 }
 
 static void
@@ -1086,6 +1114,8 @@ on_completed(redisAsyncContext *ac, void *r, void *priv)
 	}
 	c->nresults--;
 	fent_free(c, fe);
+	if (c->flushing && c->nresults == 0)
+		flush_over(c);
 }
 
 static const char *
@@ -1298,7 +1328,8 @@ fetch_submit(struct cluster *c)
 {
 	struct fent *fe;
 
-	if (c->fetcher == NULL)
+	/* Entries taken while stopping stay ours, for the restart. */
+	if (c->fetcher == NULL || c->stopping)
 		return;
 	TAILQ_FOREACH(fe, &c->fents, entry) {
 		if (!engine_has_room(c->fetcher))
@@ -1534,6 +1565,13 @@ cluster_fetched(struct cluster *c, struct transfer *t)
 	struct fent *fe = t->owner;
 
 	c->nrunning--;
+	if (c->cut) {
+		/* Cut short by the stop: no result. The entry stays this
+		 * node's and is taken again after the restart (fetchd_mine),
+		 * its .part resumed. Frees t. */
+		fent_free(c, fe);
+		return;
+	}
 	fe->t = NULL;
 	fe->outcome = t->outcome;
 	fe->errkind = t->errkind;
@@ -1546,9 +1584,9 @@ cluster_fetched(struct cluster *c, struct transfer *t)
 		c->fetched_ok++;
 	else
 		c->fetched_failed++;
-	/* The .part is kept only for a stop: the entry stays this node's
-	 * and is resumed after the restart. A retry may run anywhere. */
-	if (t->outcome != FETCH_OK && !c->stopping)
+	/* A retry may run anywhere (the .part of a transfer cut short by
+	 * the stop is kept, above). */
+	if (t->outcome != FETCH_OK)
 		fetch_discard(t);
 	fetch_transfer_free(t);
 	fent_result(c, fe);
@@ -1849,6 +1887,7 @@ cluster_new(struct event_base *base, const struct config *cfg,
 	if (cluster_init(c, cfg) == -1)
 		goto fail;
 	if ((c->ev_tick = evtimer_new(base, tick_cb, c)) == NULL ||
+	    (c->ev_flush = evtimer_new(base, flush_cb, c)) == NULL ||
 	    (c->ev_cancelled = event_new(base, -1, 0, cancelled_cb, c)) ==
 	    NULL)
 		goto fail;
@@ -1906,6 +1945,8 @@ cluster_free(struct cluster *c)
 		fent_free(c, fe);
 	if (c->ev_tick != NULL)
 		event_free(c->ev_tick);
+	if (c->ev_flush != NULL)
+		event_free(c->ev_flush);
 	if (c->ev_cancelled != NULL)
 		event_free(c->ev_cancelled);
 	json_decref(c->nodes);
@@ -1954,6 +1995,33 @@ void
 cluster_stop(struct cluster *c)
 {
 	c->stopping = 1;
+}
+
+void
+cluster_cut(struct cluster *c)
+{
+	c->stopping = c->cut = 1;
+}
+
+int
+cluster_flush(struct cluster *c)
+{
+	struct timeval tv = { c->timeout, 0 };
+
+	c->stopping = c->cut = 1;
+	c->fetcher = NULL;      /* retired */
+	if (c->disp != NULL) {
+		engine_free(c->disp);
+		c->disp = NULL;
+	}
+	if (c->nresults == 0)
+		return 1;
+	log_info("cluster: sending %ld result%s before stopping", c->nresults,
+	    util_plural((double)c->nresults));
+	c->flushing = 1;
+	results_send_all(c);
+	evtimer_add(c->ev_flush, &tv);
+	return 0;
 }
 
 long

@@ -55,6 +55,9 @@ struct cluster_hooks {
 	/* Fill this node's status for the other nodes (model, workers,
 	 * rates): members are added to obj. */
 	void (*status)(json_t *obj, void *);
+	/* cluster_flush() is over: Redis answered every result, or
+	 * cluster.timeout passed. */
+	void (*flushed)(void *);
 };
 
 /* 1 when this build has cluster mode. */
@@ -90,6 +93,20 @@ void cluster_poke(struct cluster *c);
 
 /* Stop taking entries (shutting down). */
 void cluster_stop(struct cluster *c);
+
+/* The grace period is over: the transfers that come back from now on
+ * were cut short. No result is sent for them (their entries stay this
+ * node's and their .part files are kept, for the restart) and no result
+ * is read any more. */
+void cluster_cut(struct cluster *c);
+
+/*
+ * After cluster_cut(), once the local engine is gone: the dispatcher's
+ * transfers come back (as FETCH_RETRY) and the results of the transfers
+ * that ended are sent. 1 when none is waiting; else 0, and hooks.flushed
+ * is called once Redis has answered them all, or after cluster.timeout.
+ */
+int cluster_flush(struct cluster *c);
 
 /* Fetch-side transfers not yet back from the local engine, and their
  * bytes so far (for the rate sampler). */

@@ -70,6 +70,19 @@ cluster_stop(struct cluster *c)
 	(void)c;
 }
 
+void
+cluster_cut(struct cluster *c)
+{
+	(void)c;
+}
+
+int
+cluster_flush(struct cluster *c)
+{
+	(void)c;
+	return 1;
+}
+
 long
 cluster_fetching(const struct cluster *c)
 {

@@ -68,6 +68,7 @@ struct daemon {
 	size_t npending, pending_head;
 	int rescan_wanted;              /* names were dropped or skipped */
 	int stopping;
+	int flushing;                   /* the cluster sends its results */
 	int paused;
 	long restarts_retired;          /* children replaced by freed engines */
 };
@@ -353,21 +354,37 @@ static void
 stop_now(struct daemon *d)
 {
 	struct old_engine *oe;
+	struct engine *e = d->engine;
 
 	if (d->ev_grace != NULL)
 		evtimer_del(d->ev_grace);
+	if (d->flushing) {      /* another signal: no more waiting */
+		event_base_loopbreak(d->base);
+		return;
+	}
 	jobs_stop(d->jobs);
+	if (d->cluster != NULL)
+		cluster_cut(d->cluster);
+	/* Detached first: the last transfer coming back while the engines
+	 * stop must not schedule another stop (transfer_done). */
+	d->engine = NULL;
 	while ((oe = TAILQ_FIRST(&d->draining)) != NULL) {
 		TAILQ_REMOVE(&d->draining, oe, entry);
 		engine_retire(d, oe->engine);
 		free(oe);
 	}
-	engine_retire(d, d->engine);
-	d->engine = NULL;
-	/* After the local engine: its fetch-side transfers are back. The
-	 * dispatcher's come back now, not recorded (jobs_stop). */
-	cluster_free(d->cluster);
-	d->cluster = NULL;
+	engine_retire(d, e);
+	/*
+	 * After the local engine: its fetch-side transfers are back. The
+	 * dispatcher's come back now, not recorded (jobs_stop), and the
+	 * results of the transfers that ended here reach Redis before the
+	 * loop ends (cluster_flushed); else their entries would be fetched
+	 * again by another node. The cluster is freed after the loop.
+	 */
+	if (d->cluster != NULL && cluster_flush(d->cluster) == 0) {
+		d->flushing = 1;
+		return;
+	}
 	event_base_loopbreak(d->base);
 }
 
@@ -411,6 +428,7 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 static void
 transfer_done(struct transfer *t, void *arg)
 {
+	static const struct timeval now = { 0, 0 };
 	struct daemon *d = arg;
 
 	stats_attempt(d->stats, t);
@@ -425,9 +443,11 @@ transfer_done(struct transfer *t, void *arg)
 	if (!TAILQ_EMPTY(&d->draining) && !d->stopping)
 		event_active(d->ev_reap, 0, 0);
 	if (d->stopping) {
+		/* stop_now() from the loop, not inside the engine's own
+		 * completion loop: the grace period ends at once. */
 		if (inflight_total(d) == 0 && d->engine != NULL) {
 			log_info("every transfer is in; stopping");
-			event_base_loopbreak(d->base);
+			evtimer_add(d->ev_grace, &now);
 		}
 		return;
 	}
@@ -448,9 +468,10 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	log_info("grace period over: stopping %ld transfer%s (their .part "
-	    "files are kept for resume)", inflight_total(d),
-	    util_plural((double)inflight_total(d)));
+	if (inflight_total(d) > 0)
+		log_info("grace period over: stopping %ld transfer%s (their "
+		    ".part files are kept for resume)", inflight_total(d),
+		    util_plural((double)inflight_total(d)));
 	stop_now(d);
 }
 
@@ -479,10 +500,8 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	engine_drain(d->engine);
 	TAILQ_FOREACH(oe, &d->draining, entry)
 		engine_drain(oe->engine);
-	if (inflight_total(d) == 0) {
-		event_base_loopbreak(d->base);
-		return;
-	}
+	if (inflight_total(d) == 0)
+		tv.tv_sec = 0;  /* nothing to wait for: stop_now() at once */
 	evtimer_add(d->ev_grace, &tv);
 }
 
@@ -784,6 +803,15 @@ cluster_status(json_t *o, void *arg)
 	json_object_set_new(o, "busy", json_integer(es.busy));
 }
 
+/* The cluster's results are sent (stop_now): the loop may end. */
+static void
+cluster_flushed(void *arg)
+{
+	struct daemon *d = arg;
+
+	event_base_loopbreak(d->base);
+}
+
 /* The cluster's dispatcher is back (Redis reachable again). */
 static void
 cluster_wake(void *arg)
@@ -905,6 +933,7 @@ cluster_start(struct daemon *d)
 		.done = transfer_done,
 		.wake = cluster_wake,
 		.status = cluster_status,
+		.flushed = cluster_flushed,
 	};
 
 	if (d->cfg.cluster_redis[0] == '\0')
@@ -1090,6 +1119,9 @@ daemon_teardown(struct daemon *d)
 		d->ev_watchdog };
 	size_t i;
 
+	/* After the loop: never from inside one of hiredis's callbacks. */
+	cluster_free(d->cluster);
+	d->cluster = NULL;
 	control_free(d->control);
 	sched_free(d->sched);
 	jobs_free(d->jobs);
