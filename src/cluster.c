@@ -1720,12 +1720,13 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < RC_COUNT; i++)
 		rc_check_timeout(&c->rc[i], now);
+	/* Also in the grace period: the entries finishing here stay ours. */
+	if (c->ready && !c->cut && now >= c->next_renew) {
+		fetch_renew(c);
+		c->next_renew = now + (double)c->lease_renew;
+	}
 	if (c->ready && !c->stopping) {
 		heartbeat(c);
-		if (now >= c->next_renew) {
-			fetch_renew(c);
-			c->next_renew = now + (double)c->lease_renew;
-		}
 		if (now >= c->next_claim) {
 			fetch_claim(c);
 			c->next_claim = now + (c->claim_idle > 2 ?

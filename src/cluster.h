@@ -91,7 +91,8 @@ void cluster_fetched(struct cluster *c, struct transfer *t);
 /* The local engine may have room: take more entries. */
 void cluster_poke(struct cluster *c);
 
-/* Stop taking entries (shutting down). */
+/* Stop taking entries (shutting down); the entries running here keep
+ * their leases while they finish in the grace period. */
 void cluster_stop(struct cluster *c);
 
 /* The grace period is over: the transfers that come back from now on
