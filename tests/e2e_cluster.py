@@ -41,7 +41,9 @@ wrong for real:
 13. a worker stopped by SIGTERM keeps its leases through the grace period
     and its results reach Redis before it exits: nothing fetched twice;
 14. a worker whose grace period ends before its transfers keeps their
-    entries and .part files, and resumes them after its restart.
+    entries and .part files, and resumes them after its restart;
+15. Redis restarted without its data: the coordinator adds what was out
+    again, and the job completes.
 
 Skipped (every test, with the reason) when redis-server is not installed
 or fetchd was built without hiredis. Run by hand with `--proxy` it is the
@@ -711,6 +713,16 @@ class TestCluster(ClusterCase):
         # The coordinator's own result stream is drained too.
         wait_for(lambda: self.r("XLEN", RESULTS + "n0") == 0, 10,
                  "n0's result stream to be empty")
+        # And the heartbeat's view in stats: every node, an empty stream.
+        def view():
+            c = self.cluster_stats(n0)
+            names = sorted(n["node"] for n in c["nodes"])
+            st = c["stream"]
+            return c if names == ["n0", "n1", "n2"] and \
+                st["length"] == 0 and st["pending"] == 0 and \
+                st["dead"] == 0 else None
+        wait_for(view, 10, "n0's stats to show the three nodes and an "
+                 "empty stream", lambda: repr(self.cluster_stats(n0)))
 
     def test_02_killed_worker_entries_are_taken_over(self):
         n0, n1, n2 = self.three_nodes()
@@ -929,6 +941,8 @@ class TestCluster(ClusterCase):
         self.assertEqual(kills, 2)
         dead = self.stream_entries(DEAD)
         self.assertEqual(len(dead), 1, dead)
+        wait_for(lambda: self.cluster_stats(n0)["stream"]["dead"] == 1, 10,
+                 "n0's stats to count the dead letter")
         self.assertEqual(dead[0][1]["u"], poison.url)
         self.assertEqual(dead[0][1]["deliveries"], "2")
         # A failed row fails the job.
@@ -1106,6 +1120,26 @@ class TestCluster(ClusterCase):
         self.assert_files("j14", rows, urls)
         self.assert_no_parts()
         self.wait_group_empty()
+
+    def test_15_redis_restarted_without_its_data(self):
+        n0, n1, n2 = self.three_nodes()
+        urls = self.make_urls("r", 150, delay=150)
+        self.drop(n0, "j15", urls)
+        wait_for(lambda: len(self.result_rows(n0, "j15")) >= 20, 30,
+                 "20 rows in j15.result")
+        # Redis comes back empty: the stream, the groups, the functions
+        # and every pending entry are gone.
+        self.redis.kill9()
+        shutil.rmtree(self.redis.dir)
+        self.redis = RedisServer(self.redis.dir, self.redis.port)
+        self.redis.start()
+        rows = self.wait_done(n0, "j15", timeout=60)
+        self.assert_rows(rows, urls)
+        self.assert_files("j15", rows, urls)
+        # The coordinator added again what was out when the data went.
+        self.assertGreater(self.cluster_stats(n0)["readded"], 0)
+        self.wait_group_empty()
+        self.assert_no_parts()
 
 
 if __name__ == "__main__":
