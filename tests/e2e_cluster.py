@@ -43,7 +43,8 @@ wrong for real:
 14. a worker whose grace period ends before its transfers keeps their
     entries and .part files, and resumes them after its restart;
 15. Redis restarted without its data: the coordinator adds what was out
-    again, and the job completes.
+    again, and the job completes;
+16. a wrong password: the node runs and says why it is down.
 
 Skipped (every test, with the reason) when redis-server is not installed
 or fetchd was built without hiredis. Run by hand with `--proxy` it is the
@@ -778,8 +779,9 @@ class TestCluster(ClusterCase):
                              % (u.name, reqs))
 
     def test_03_restarted_worker_resumes_with_range(self):
+        # No take-over, however slow the restart: n1 alone fetches.
         n0 = self.add_node("n0", "coordinate")
-        n1 = self.add_node("n1", "fetch")
+        n1 = self.add_node("n1", "fetch", cluster={"claim_idle": 30})
         size = 400 * 1024
         urls = self.make_urls("c", 4, size=size, drip=100 * 1024)
         self.drop(n0, "j3", urls)
@@ -904,8 +906,10 @@ class TestCluster(ClusterCase):
         self.wait_group_empty()
 
     def test_08_poison_entry_is_dead_lettered(self):
-        n0 = self.add_node("n0", "coordinate", cluster={"max_deliveries": 2})
-        n1 = self.add_node("n1", "fetch", cluster={"max_deliveries": 2})
+        # Deliveries by restarts alone (no take-over by idle time).
+        limits = {"max_deliveries": 2, "claim_idle": 30}
+        n0 = self.add_node("n0", "coordinate", cluster=limits)
+        n1 = self.add_node("n1", "fetch", cluster=limits)
         urls = self.make_urls("h", 4)
         poison = U(self.server, "poison", 100, hang=1)
         urls[1] = poison
@@ -1101,7 +1105,8 @@ class TestCluster(ClusterCase):
         self.wait_group_empty()
     def test_14_grace_cut_entries_stay_with_their_node(self):
         n0 = self.add_node("n0", "coordinate")
-        n1 = self.add_node("n1", "fetch", daemon={"shutdown_grace": 1})
+        n1 = self.add_node("n1", "fetch", daemon={"shutdown_grace": 1},
+                           cluster={"claim_idle": 30})
         size = 400 * 1024
         urls = self.make_urls("q", 3, size=size, drip=100 * 1024)
         self.drop(n0, "j14", urls)
@@ -1140,6 +1145,21 @@ class TestCluster(ClusterCase):
         self.assertGreater(self.cluster_stats(n0)["readded"], 0)
         self.wait_group_empty()
         self.assert_no_parts()
+
+    def test_16_wrong_password_is_reported(self):
+        bad = os.path.join(self.tmp, "bad.pw")
+        with open(bad, "w") as f:
+            f.write("not-" + PASSWORD + "\n")
+        n0 = self.add_node("n0", "both", cluster={"password_file": bad})
+        c = wait_for(lambda: (lambda c: c if "AUTH" in c["error"] else None)(
+            self.cluster_stats(n0)), 20, "n0 to report the refused AUTH")
+        self.assertEqual(c["state"], "down")
+        self.assertIn("AUTH refused", n0.log_text())
+        # Once the password file is right, a restart connects.
+        with open(bad, "w") as f:
+            f.write(PASSWORD + "\n")
+        n0.restart()
+        self.wait_cluster_state(n0, "up")
 
 
 if __name__ == "__main__":
