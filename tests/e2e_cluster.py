@@ -44,7 +44,9 @@ wrong for real:
     entries and .part files, and resumes them after its restart;
 15. Redis restarted without its data: the coordinator adds what was out
     again, and the job completes;
-16. a wrong password: the node runs and says why it is down.
+16. a wrong password: the node runs and says why it is down;
+17. a job cancelled while its URLs are out: it fails at once with
+    "cancelled" rows, and the results still to come are dropped.
 
 Skipped (every test, with the reason) when redis-server is not installed
 or fetchd was built without hiredis. Run by hand with `--proxy` it is the
@@ -1160,6 +1162,34 @@ class TestCluster(ClusterCase):
             f.write(PASSWORD + "\n")
         n0.restart()
         self.wait_cluster_state(n0, "up")
+
+    def test_17_cancel_in_cluster_mode(self):
+        n0, n1, n2 = self.three_nodes()
+        urls = self.make_urls("s", 40, delay=1000)
+        self.drop(n0, "j17", urls)
+        wait_for(lambda: self.r("XLEN", STREAM) > 0 and
+                 self.pending_total() > 0, 20, "URLs out in the stream")
+        p = subprocess.run([ft.FETCHCTL, "-s", n0.socket, "cancel", "j17"],
+                           capture_output=True, text=True,
+                           timeout=30 * ft.SCALE)
+        self.assertEqual((p.returncode, p.stdout), (0, "cancelled j17\n"),
+                         p.stderr)
+        state, rows = n0.wait_done("j17", timeout=20)
+        self.assertEqual(state, "failed")
+        self.assertEqual([r.url for r in rows], [u.url for u in urls])
+        cancelled = [r for r in rows if r.outcome != "ok"]
+        self.assertTrue(cancelled)
+        for r in cancelled:
+            self.assertIn("cancelled", r.error, repr(r))
+        for row, u in zip(rows, urls):
+            if row.ok:
+                self.assert_file(os.path.join(
+                    self.nodes[row.node].dl, "j17", u.name), u.body())
+        # What was out is fetched or dropped; its results find nothing.
+        self.wait_group_empty()
+        wait_for(lambda: self.cluster_stats(n0)["stale"] > 0, 20,
+                 "n0 to drop results for the cancelled job")
+        self.assertEqual(self.cluster_stats(n0)["out"], 0)
 
 
 if __name__ == "__main__":
