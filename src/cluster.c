@@ -246,6 +246,7 @@ struct cluster {
 	struct out_list cancelled;
 	uint64_t serial;
 	int results_pending;    /* reading our own pending results first */
+	int verify_wanted;      /* outs_verify() once the results are read */
 	char results_from[CL_ID_MAX];   /* ... after this id */
 
 	/* Fetch side. */
@@ -443,8 +444,9 @@ on_setup_done(redisAsyncContext *ac, void *r, void *priv)
 		    c->addr, c->me);
 	c->down_since = 0;
 	c->last_error[0] = '\0';
-	if (reconnect)
-		outs_verify(c);
+	/* Once the results that came meanwhile are read (on_results). */
+	if (reconnect && c->disp != NULL)
+		c->verify_wanted = 1;
 	results_send_all(c);
 	if (c->hooks.wake != NULL && c->disp != NULL)
 		c->hooks.wake(c->arg);
@@ -826,7 +828,10 @@ on_verified(redisAsyncContext *ac, void *r, void *priv)
  * After a reconnect: every URL out whose entry Redis no longer has (it
  * restarted without having written it, a failover lost it) or whose add
  * was never answered is added again. A URL may so be fetched twice, never
- * lost; the first result wins.
+ * lost; the first result wins. Called once the result stream has been
+ * read up to its end: fetchd_complete deletes an entry as it adds its
+ * result, so an entry done while we were away is gone too, and only its
+ * result, read first, tells it from one Redis lost.
  */
 static void
 outs_verify(struct cluster *c)
@@ -1025,6 +1030,13 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	if (n > 0) {
 		(void)rc_send(rc, NULL, NULL, 3 + n, ack, NULL, 0);
 		(void)rc_send(rc, NULL, NULL, 2 + n, del, NULL, 0);
+	}
+	/* Less than a full page of new results: the stream is read up to
+	 * its end. */
+	if (c->verify_wanted && !c->results_pending &&
+	    (list == NULL || list->elements < CL_READ_MAX)) {
+		c->verify_wanted = 0;
+		outs_verify(c);
 	}
 	results_read(c);
 }
