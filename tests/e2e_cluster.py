@@ -46,7 +46,9 @@ wrong for real:
     again, and the job completes;
 16. a wrong password: the node runs and says why it is down;
 17. a job cancelled while its URLs are out: it fails at once with
-    "cancelled" rows, and the results still to come are dropped.
+    "cancelled" rows, and the results still to come are dropped;
+18. the coordinator cut off from Redis while the others work off its
+    URLs: after healing, their results are read, not fetched again.
 
 Skipped (every test, with the reason) when redis-server is not installed
 or fetchd was built without hiredis. Run by hand with `--proxy` it is the
@@ -1190,6 +1192,35 @@ class TestCluster(ClusterCase):
         wait_for(lambda: self.cluster_stats(n0)["stale"] > 0, 20,
                  "n0 to drop results for the cancelled job")
         self.assertEqual(self.cluster_stats(n0)["out"], 0)
+
+    def test_18_partitioned_coordinator(self):
+        self.proxy = Proxy(self.tmp, self.redis.port)
+        self.proxy.start()
+        n0 = self.add_node("n0", "coordinate", redis_port=self.proxy.port)
+        n1 = self.add_node("n1", "fetch")
+        n2 = self.add_node("n2", "fetch")
+        urls = self.make_urls("t", 200, delay=100)
+        self.drop(n0, "j18", urls)
+        wait_for(lambda: len(self.result_rows(n0, "j18")) >= 20, 30,
+                 "20 rows in j18.result")
+        self.proxy.partition()
+        self.wait_cluster_state(n0, "down")
+        # The fetching nodes finish what is out meanwhile.
+        wait_for(lambda: self.r("XLEN", STREAM) == 0, 30,
+                 "the stream to be worked off")
+        self.proxy.heal()
+        rows = self.wait_done(n0, "j18", timeout=60)
+        self.assert_rows(rows, urls)
+        self.assert_files("j18", rows, urls)
+        self.wait_group_empty()
+        # URLs done while n0 was away are known by their results, not
+        # added again: only an add whose answer the partition swallowed
+        # may be (a few at most, against the ~150 out).
+        readded = self.cluster_stats(n0)["readded"]
+        self.assertLessEqual(readded, 10)
+        by = collections.Counter(r["key"] for r in self.server.log())
+        twice = sorted(k for k, n in by.items() if n > 1)
+        self.assertLessEqual(len(twice), readded, twice)
 
 
 if __name__ == "__main__":
