@@ -995,7 +995,7 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	const char *del[2 + CL_READ_MAX] = { "XDEL", c->k_results };
 	const redisReply *f;
 	const char *id;
-	int n = 0;
+	int n = 0, pending = c->results_pending;
 
 	(void)priv;
 	rc->reading = 0;
@@ -1033,7 +1033,7 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	}
 	/* Less than a full page of new results: the stream is read up to
 	 * its end. */
-	if (c->verify_wanted && !c->results_pending &&
+	if (c->verify_wanted && !pending &&
 	    (list == NULL || list->elements < CL_READ_MAX)) {
 		c->verify_wanted = 0;
 		outs_verify(c);
