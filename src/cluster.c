@@ -761,18 +761,28 @@ cancelled_cb(evutil_socket_t fd, short what, void *arg)
 		out_complete(c, o);
 }
 
-/* The entry stays in the stream (a node may be fetching it); its result,
- * when it comes, finds nothing out and is counted as stale. */
+/*
+ * The entry is deleted from the stream: no node takes it any more, and
+ * one fetching it stops within two lease renewals (XCLAIM drops a deleted
+ * entry from the pending list, the next renewal finds it gone). A result
+ * that still comes is refused or finds nothing out (stale). When the
+ * delete cannot go now, the entry is fetched and its result is stale.
+ */
 static void
 disp_cancel(struct engine *e, struct transfer *t)
 {
 	struct cluster *c = e->priv;
 	const char *slash = strrchr(t->dir, '/');
+	const char *del[3] = { "XDEL", c->stream, NULL };
 	struct out *o;
 
 	if (slash == NULL || (o = out_find(c, slash + 1, t->index)) == NULL ||
 	    o->t != t || o->cancelled)
 		return;
+	if (o->id[0] != '\0' && c->ready) {
+		del[2] = o->id;
+		(void)rc_send(&c->rc[RC_CMD], NULL, NULL, 3, del, NULL, 0);
+	}
 	fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "cancelled");
 	TAILQ_REMOVE(&c->outs, o, entry);
 	o->cancelled = 1;

@@ -46,7 +46,7 @@ wrong for real:
     again, and the job completes;
 16. a wrong password: the node runs and says why it is down;
 17. a job cancelled while its URLs are out: it fails at once with
-    "cancelled" rows, and the results still to come are dropped;
+    "cancelled" rows, and its URLs still in the stream are not fetched;
 18. the coordinator cut off from Redis while the others work off its
     URLs: after healing, their results are read, not fetched again.
 
@@ -1187,11 +1187,18 @@ class TestCluster(ClusterCase):
             if row.ok:
                 self.assert_file(os.path.join(
                     self.nodes[row.node].dl, "j17", u.name), u.body())
-        # What was out is fetched or dropped; its results find nothing.
+        # What was out is deleted from the stream: what was running ends
+        # (its result refused or dropped), the rest is not fetched.
         self.wait_group_empty()
-        wait_for(lambda: self.cluster_stats(n0)["stale"] > 0, 20,
-                 "n0 to drop results for the cancelled job")
+        for n in (n0, n1, n2):
+            wait_for(lambda: (lambda c: c["fetching"] == 0 and
+                              c["results_waiting"] == 0)(
+                                  self.cluster_stats(n)), 20,
+                     "the nodes to be done with the cancelled URLs")
         self.assertEqual(self.cluster_stats(n0)["out"], 0)
+        # At most one URL per worker (3 x 4) had started.
+        fetched = {r["key"] for r in self.server.log()}
+        self.assertLessEqual(len(fetched), 12, sorted(fetched))
 
     def test_18_partitioned_coordinator(self):
         self.proxy = Proxy(self.tmp, self.redis.port)
