@@ -696,8 +696,8 @@ class ClusterCase(FetchdTestCase):
         self.assertEqual(state, "done", "job %s ended in %s/" % (job, state))
         return rows
 
-    # -- the tests -------------------------------------------------------------
 
+# -- the tests ---------------------------------------------------------------
 
 class TestCluster(ClusterCase):
 
