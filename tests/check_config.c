@@ -982,7 +982,7 @@ END_TEST
 START_TEST(test_cluster_consumer)
 {
 	static const char *const bad[] = {
-	    "a b", "../x", ".x", "x/y", "node:1", "n\xc3\xb6" "de", "a*",
+	    "a b", "../x", ".x", "x/y", "node:1", "n\303\266de", "a*",
 	};
 	static const char *const good[] = {
 	    "node-1", "Fetch_02.dc1", "x", "0", "x.", "-x",
