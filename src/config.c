@@ -141,7 +141,8 @@ static const struct config_option opt_table[] = {
     {"cluster", "role", CONF_ROLE, OFF(cluster_role), 0, CONF_ROLE_COUNT - 1,
 	"both", RESTART,
 	"coordinate (this spool's jobs), fetch (others' URLs) or both."},
-    {"cluster", "claim_idle", CONF_INT, OFF(cluster_claim_idle), 1, 86400,
+    /* 2: lease_renew (at least 1) must be less. */
+    {"cluster", "claim_idle", CONF_INT, OFF(cluster_claim_idle), 2, 86400,
 	"60", RESTART,
 	"Seconds without a lease renewal before other nodes take a URL over."},
     {"cluster", "lease_renew", CONF_INT, OFF(cluster_lease_renew), 1, 43200,

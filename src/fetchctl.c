@@ -2,9 +2,10 @@
  * fetchctl.c: the command-line client of fetchd.
  *
  * Every command but `submit` is one request line on the control socket
- * and the JSON replies to it (proto.h), printed for people, passed through
- * untouched with --json, or turned into Prometheus text; the commands,
- * their arguments and their usage lines are proto.c's table. `submit`
+ * and the JSON replies to it (proto.h), printed for people (`stats
+ * --cluster`: the cluster's part alone), passed through untouched with
+ * --json, or turned into Prometheus text; the renderings, the commands,
+ * their arguments and their usage lines are proto.c's. `submit`
  * needs no daemon: spool_submit() stages each job in spool/tmp, the
  * daemon's own parser validates the staged copy here, and only when every
  * job is good does spool.c rename them into spool/new, so the daemon never
@@ -12,7 +13,8 @@
  *
  * Exit statuses (enum proto_exit): 0 success, 1 the daemon answered with
  * an error (or the command failed otherwise), 2 usage, 3 fetchd is not
- * running, 4 permission denied or another connection failure.
+ * running, 4 permission denied or another connection failure, 5 `stats
+ * --cluster` of a daemon not in cluster mode.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,6 +52,7 @@ struct ctl {
 	const char *config;             /* -c */
 	int config_given;
 	const char *name;               /* submit --name */
+	int cluster;                    /* stats --cluster */
 	int help;                       /* -h */
 	enum output out;
 	int fd;
@@ -76,6 +79,9 @@ usage(FILE *fp)
 		snprintf(word, sizeof(word), "%s%s%s", cmd->name,
 		    cmd->args[0] != '\0' ? " " : "", cmd->args);
 		fprintf(fp, "  %-20s %s\n", word, cmd->help);
+		if (cmd->id == PROTO_CMD_STATS)
+			fprintf(fp, "  %-20s %s\n", "stats --cluster",
+			    "cluster mode: this node, every node, the stream");
 	}
 	fprintf(fp,
 	    "  submit [--name N] FILE... | -\n"
@@ -88,7 +94,9 @@ usage(FILE *fp)
 	    "  --prometheus  stats in the Prometheus text format\n"
 	    "exit status: 0 ok, 1 the daemon answered with an error, 2 usage,\n"
 	    "  3 fetchd is not running, 4 permission denied or another "
-	    "connection failure\n", DEFAULT_CONFIG);
+	    "connection failure,\n"
+	    "  5 stats --cluster and fetchd is not in cluster mode\n",
+	    DEFAULT_CONFIG);
 }
 
 static void
@@ -335,23 +343,6 @@ parse_reply(const char *line, int *status)
 /*
  * Output for people.
  */
-static void
-fmt_duration(double s, char *buf, size_t len)
-{
-	long t = (long)s;
-
-	if (t >= 86400)
-		snprintf(buf, len, "%ldd%02ldh%02ldm", t / 86400,
-		    t % 86400 / 3600, t % 3600 / 60);
-	else if (t >= 3600)
-		snprintf(buf, len, "%ldh%02ldm%02lds", t / 3600, t % 3600 / 60,
-		    t % 60);
-	else if (t >= 60)
-		snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
-	else
-		snprintf(buf, len, "%.1fs", s);
-}
-
 static const char *
 str_at(const json_t *o, const char *path)
 {
@@ -411,10 +402,10 @@ static void
 print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 {
 	static const char *const windows[] = { "1s", "10s", "60s" };
-	char up[32], b[32], path[64];
+	char up[32], b[32], path[64], line[256];
 	size_t i;
 
-	fmt_duration(proto_num(st, "uptime_s", 0), up, sizeof(up));
+	proto_fmt_duration(proto_num(st, "uptime_s", 0), up, sizeof(up));
 	fprintf(fp, "fetchd %s (pid %.0f): %s model, %.0f worker%s "
 	    "(%.0f busy), up %s%s%s", str_at(st, "version"),
 	    proto_num(st, "pid", 0), str_at(st, "model"),
@@ -454,6 +445,8 @@ print_summary(FILE *fp, const json_t *st, const char *eol, int full)
 	    util_plural(proto_num(st, "urls_total", 0)), eol);
 	print_latency(fp, st, "ttfb", eol);
 	print_latency(fp, st, "total", eol);
+	if (proto_cluster_line(st, line, sizeof(line)) == 0)
+		fprintf(fp, "cluster     %s%s", line, eol);
 	if (full)
 		print_summary_more(fp, st, eol);
 }
@@ -526,6 +519,11 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 {
 	char *text;
 
+	if (c->cluster && !json_is_object(proto_get(o, "cluster"))) {
+		fprintf(stderr, "fetchctl: fetchd is not in cluster mode "
+		    "([cluster] redis is not set)\n");
+		return PROTO_EXIT_NOT_CLUSTER;
+	}
 	if (c->out == OUT_JSON) {
 		printf("%s\n", line);
 		return PROTO_EXIT_OK;
@@ -545,7 +543,13 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		    str_at(o, PROTO_KEY_VERSION), proto_num(o, PROTO_KEY_PID, 0));
 		break;
 	case PROTO_CMD_STATS:
-		print_summary(stdout, o, "\n", 1);
+		if (!c->cluster)
+			print_summary(stdout, o, "\n", 1);
+		else if (proto_cluster_print(stdout, o,
+		    (double)time(NULL)) == -1) {
+			fprintf(stderr, "fetchctl: out of memory\n");
+			return PROTO_EXIT_ERROR;
+		}
 		break;
 	case PROTO_CMD_JOBS:
 		print_jobs(o);
@@ -846,6 +850,7 @@ parse_options(struct ctl *c, int argc, char *argv[])
 		{ "json", no_argument, NULL, 'j' },
 		{ "prometheus", no_argument, NULL, 'p' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "cluster", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -869,6 +874,9 @@ parse_options(struct ctl *c, int argc, char *argv[])
 			break;
 		case 'n':
 			c->name = optarg;
+			break;
+		case 'C':
+			c->cluster = 1;
 			break;
 		case 'h':
 			c->help = 1;
@@ -913,6 +921,15 @@ check_command(const struct ctl *c, const char *word, int nargs, char **args,
 	if (c->out == OUT_PROMETHEUS &&
 	    (cmd == NULL || cmd->id != PROTO_CMD_STATS)) {
 		fprintf(stderr, "fetchctl: --prometheus is for stats\n");
+		return PROTO_EXIT_USAGE;
+	}
+	if (c->cluster && (cmd == NULL || cmd->id != PROTO_CMD_STATS)) {
+		fprintf(stderr, "fetchctl: --cluster is for stats\n");
+		return PROTO_EXIT_USAGE;
+	}
+	if (c->cluster && c->out == OUT_PROMETHEUS) {
+		fprintf(stderr, "fetchctl: --cluster and --prometheus: the "
+		    "metrics have the cluster's already\n");
 		return PROTO_EXIT_USAGE;
 	}
 	if (cmd == NULL) {
@@ -1003,6 +1020,10 @@ main(int argc, char *argv[])
 		if (nargs < 1) {
 			fprintf(stderr, "fetchctl: submit: no job file\n");
 			usage(stderr);
+			return PROTO_EXIT_USAGE;
+		}
+		if (c.cluster) {
+			fprintf(stderr, "fetchctl: --cluster is for stats\n");
 			return PROTO_EXIT_USAGE;
 		}
 		return run_submit(&c, nargs, argv + optind);

@@ -423,6 +423,44 @@ fail:
 	return -1;
 }
 
+int
+job_entry_fields(const char *url, const char *out, const char *sha256,
+    struct job_entry *e, char *err, size_t errlen)
+{
+	size_t ulen = url != NULL ? strlen(url) : 0;
+
+	memset(e, 0, sizeof(*e));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (ulen == 0 || ulen > JOB_LINE_MAX ||
+	    strcspn(url, " \t") != ulen) {
+		job_err(err, errlen, "the URL is empty, too long or has blanks");
+		return -1;
+	}
+	if (job_line_check((const unsigned char *)url, ulen, err, errlen) ==
+	    -1 || job_parse_url(url, e, err, errlen) == -1)
+		goto fail;
+	if (out != NULL && ((e->out = strdup(out)) == NULL ||
+	    !job_out_valid(e->out, err, errlen))) {
+		if (e->out == NULL)
+			job_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (sha256 != NULL) {
+		if (job_parse_sha256(sha256, strlen(sha256), e->sha256) == -1) {
+			job_err(err, errlen, "sha256 must be 64 hex digits");
+			goto fail;
+		}
+		e->has_sha256 = 1;
+	}
+	return 1;
+fail:
+	job_entry_free(e);
+	e->has_sha256 = 0;
+	memset(e->sha256, 0, sizeof(e->sha256));
+	return -1;
+}
+
 /*
  * out= names a file under the job's own download directory. This is the
  * lexical half of the confinement: it refuses anything that could climb

@@ -44,6 +44,15 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);
 
+/*
+ * The fields of one entry given apart (a cluster node's stream entry): a
+ * URL, its out= value (NULL: none) and its sha256= value (NULL: none),
+ * checked by exactly the rules job_parse_line() applies to a line's
+ * fields; the URL may hold no blank. 1 with *e filled, -1 with err.
+ */
+int job_entry_fields(const char *url, const char *out, const char *sha256,
+    struct job_entry *e, char *err, size_t errlen);
+
 /* 1 when scheme is "http" or "https" (case-insensitive), else 0. */
 int job_scheme_allowed(const char *scheme);
 

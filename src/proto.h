@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #define PROTO_VERSION 1
@@ -85,6 +86,8 @@ enum proto_exit {
 	PROTO_EXIT_NOT_RUNNING = 3,     /* no socket, or no one listening */
 	PROTO_EXIT_DENIED = 4,          /* permission denied, or another
 	                                   connection failure */
+	PROTO_EXIT_NOT_CLUSTER = 5,     /* stats --cluster: the daemon is not
+	                                   in cluster mode */
 };
 
 /* {"proto":1}; NULL on allocation failure. */
@@ -108,8 +111,12 @@ int proto_split(char *line, char **argv, int max);
 /*
  * The Prometheus text exposition format (version 0.0.4) of a stats object:
  * HELP and TYPE lines, names prefixed "fetchd_", counters ending in
- * "_total", latencies as summaries in seconds. Returns a malloc'ed string,
- * or NULL on allocation failure.
+ * "_total", latencies in seconds both as summaries (fetchd_latency_WHICH_
+ * seconds, quantiles of this daemon) and as histograms (fetchd_latency_
+ * WHICH_histogram_seconds, buckets that add up across daemons), and in
+ * cluster mode the "cluster" object's figures (fetchd_cluster_*; members
+ * that are null, unknown, are left out). Returns a malloc'ed string, or
+ * NULL on allocation failure.
  */
 char *proto_prometheus(const json_t *stats);
 
@@ -117,8 +124,27 @@ char *proto_prometheus(const json_t *stats);
  * latency), for `fetchctl watch` and the service manager's status. */
 void proto_status_line(const json_t *stats, char *buf, size_t len);
 
+/*
+ * `fetchctl stats --cluster`: this node's cluster state and counters, a
+ * table of every node of the stats object's "cluster.nodes" (sorted by
+ * name, "last seen" from their "time" and now, in seconds since the
+ * epoch), and the stream. The nodes' members come from other machines:
+ * each may be missing or of another type ("?" is shown), and strings are
+ * shown printable. -1 when stats has no "cluster" object, or out of
+ * memory.
+ */
+int proto_cluster_print(FILE *fp, const json_t *stats, double now);
+
+/* The cluster line of `fetchctl stats`: state, node, role, the stream's
+ * pending entries and dead letters. -1 (buf untouched) when stats has no
+ * "cluster" object. */
+int proto_cluster_line(const json_t *stats, char *buf, size_t len);
+
 /* "12.3 MiB" style, into buf. */
 void proto_fmt_bytes(double bytes, char *buf, size_t len);
+
+/* "12.3s", "4m05s", "2h03m04s", "1d02h03m" style, into buf. */
+void proto_fmt_duration(double seconds, char *buf, size_t len);
 
 /* Value of a path "a.b.c" in obj, or NULL. */
 const json_t *proto_get(const json_t *obj, const char *path);

@@ -106,6 +106,26 @@ stats_hist_add(struct stats_hist *h, double ms)
 }
 
 double
+stats_hist_edge(size_t k)
+{
+	return STATS_HIST_MIN_MS * exp2((double)(k + 1));
+}
+
+uint64_t
+stats_hist_below(const struct stats_hist *h, size_t k)
+{
+	uint64_t n = 0;
+	size_t i, end;
+
+	if (k >= STATS_HIST_EDGES)
+		return h->count;
+	end = (k + 1) * STATS_HIST_PER_OCTAVE;
+	for (i = 0; i < end; i++)
+		n += h->bucket[i];
+	return n;
+}
+
+double
 stats_hist_quantile(const struct stats_hist *h, double q)
 {
 	uint64_t rank, seen = 0;
@@ -342,16 +362,36 @@ tv_seconds(const struct timeval *tv)
 	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+/* [[edge ms, samples below it], ...] for every edge, cumulative. */
+static json_t *
+hist_buckets_json(const struct stats_hist *h)
+{
+	json_t *a;
+	size_t k;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (k = 0; k < STATS_HIST_EDGES; k++)
+		if (json_array_append_new(a, json_pack("[f,I]",
+		    stats_hist_edge(k),
+		    (json_int_t)stats_hist_below(h, k))) == -1) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
 static json_t *
 hist_json(const struct stats_hist *h)
 {
-	return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f}",
+	return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:o}",
 	    "count", (json_int_t)h->count,
 	    "sum", round3(h->sum),
 	    "p50", round3(stats_hist_quantile(h, 0.50)),
 	    "p90", round3(stats_hist_quantile(h, 0.90)),
 	    "p99", round3(stats_hist_quantile(h, 0.99)),
-	    "max", round3(h->max));
+	    "max", round3(h->max),
+	    "buckets", hist_buckets_json(h));
 }
 
 static json_t *

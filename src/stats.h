@@ -35,7 +35,21 @@ struct stats_hist {
 	uint64_t bucket[STATS_HIST_BUCKETS];
 };
 
+/*
+ * The cumulative buckets reported (latency_ms.*.buckets in the stats
+ * object, the Prometheus histograms): the bucket edges one doubling apart,
+ * 2 * STATS_HIST_MIN_MS to 2^29 * STATS_HIST_MIN_MS (0.02 ms to about 89
+ * minutes). Each is exact: the first bucket, which also holds everything
+ * below STATS_HIST_MIN_MS, lies under the first edge, and the last one,
+ * which holds everything above its own lower edge, over the last.
+ */
+#define STATS_HIST_EDGES (STATS_HIST_BUCKETS / STATS_HIST_PER_OCTAVE - 1)
+
 void stats_hist_add(struct stats_hist *h, double ms);
+/* Edge k (0 <= k < STATS_HIST_EDGES) in milliseconds. */
+double stats_hist_edge(size_t k);
+/* The samples of h below edge k (all of them for k past the last edge). */
+uint64_t stats_hist_below(const struct stats_hist *h, size_t k);
 /* The q-quantile (0 < q <= 1): the midpoint of its bucket, clamped to the
  * largest value seen. 0 when empty. */
 double stats_hist_quantile(const struct stats_hist *h, double q);

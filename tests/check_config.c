@@ -141,10 +141,10 @@ assert_format(const struct config *cfg, const char *section, const char *key,
 START_TEST(test_table)
 {
 	const struct config_option *opt;
-	size_t n;
+	size_t n, nr = 0, nc = 0;
 
 	opt = config_options(&n);
-	ck_assert_uint_eq(n, 27);
+	ck_assert_uint_eq(n, 38);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_ptr_nonnull(opt[i].help);
 		ck_assert_ptr_nonnull(opt[i].def);
@@ -178,9 +178,18 @@ START_TEST(test_table)
 	ck_assert_int_eq(find_opt("daemon", "socket_mode")->when, CONF_RESTART);
 	ck_assert_int_eq(
 	    find_opt("daemon", "metrics_listen")->when, CONF_RESTART);
-	for (size_t i = 0, nr = 0; i < n; i++)
-		if (opt[i].when == CONF_RESTART)
-			ck_assert_uint_le(++nr, 5);
+	/* And every [cluster] option: the connections, the node's name and
+	 * role, the leases are set up once. */
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(opt[i].section, "cluster") == 0) {
+			ck_assert_msg(opt[i].when == CONF_RESTART,
+			    "cluster.%s is live", opt[i].key);
+			nc++;
+		} else if (opt[i].when == CONF_RESTART)
+			nr++;
+	}
+	ck_assert_uint_eq(nr, 5);
+	ck_assert_uint_eq(nc, 11);
 	/* The live ones with side effects name their hook. */
 	ck_assert_int_eq(find_opt("daemon", "log_level")->apply, CONF_APPLY_LOG);
 	ck_assert_int_eq(find_opt("workers", "model")->apply, CONF_APPLY_ENGINE);
@@ -229,6 +238,17 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg.proxy, "");
 	ck_assert_int_eq(cfg.verify_tls, 1);
 	ck_assert_str_eq(cfg.ca_file, "");
+	ck_assert_str_eq(cfg.cluster_redis, "");
+	ck_assert_str_eq(cfg.cluster_password_file, "");
+	ck_assert_str_eq(cfg.cluster_stream, "{fetchd}:urls");
+	ck_assert_str_eq(cfg.cluster_group, "fetchd");
+	ck_assert_str_eq(cfg.cluster_consumer, "");
+	ck_assert_int_eq(cfg.cluster_role, CONF_ROLE_BOTH);
+	ck_assert_int_eq(cfg.cluster_claim_idle, 60);
+	ck_assert_int_eq(cfg.cluster_lease_renew, 15);
+	ck_assert_int_eq(cfg.cluster_max_deliveries, 5);
+	ck_assert_int_eq(cfg.cluster_window, 1000);
+	ck_assert_int_eq(cfg.cluster_timeout, 5);
 
 	/* Each default formats back to the text in the table. */
 	opt = config_options(&n);
@@ -287,7 +307,19 @@ static const char all_keys[] = "[daemon]\n"
 			       "rate_limit = 100K\n"
 			       "proxy = http://127.0.0.1:3128\n"
 			       "verify_tls = no\n"
-			       "ca_file = /etc/ssl/test.pem\n";
+			       "ca_file = /etc/ssl/test.pem\n"
+			       "[cluster]\n"
+			       "redis = 10.0.0.5:6379\n"
+			       "password_file = /etc/fetchd/redis.pass\n"
+			       "stream = {crawl}:urls\n"
+			       "group = crawlers\n"
+			       "consumer = node-7\n"
+			       "role = fetch\n"
+			       "claim_idle = 120\n"
+			       "lease_renew = 30\n"
+			       "max_deliveries = 3\n"
+			       "window = 500\n"
+			       "timeout = 10\n";
 
 static void
 count_cb(const struct config_option *opt, void *arg)
@@ -334,6 +366,17 @@ START_TEST(test_all_keys)
 	ck_assert_str_eq(cfg.proxy, "http://127.0.0.1:3128");
 	ck_assert_int_eq(cfg.verify_tls, 0);
 	ck_assert_str_eq(cfg.ca_file, "/etc/ssl/test.pem");
+	ck_assert_str_eq(cfg.cluster_redis, "10.0.0.5:6379");
+	ck_assert_str_eq(cfg.cluster_password_file, "/etc/fetchd/redis.pass");
+	ck_assert_str_eq(cfg.cluster_stream, "{crawl}:urls");
+	ck_assert_str_eq(cfg.cluster_group, "crawlers");
+	ck_assert_str_eq(cfg.cluster_consumer, "node-7");
+	ck_assert_int_eq(cfg.cluster_role, CONF_ROLE_FETCH);
+	ck_assert_int_eq(cfg.cluster_claim_idle, 120);
+	ck_assert_int_eq(cfg.cluster_lease_renew, 30);
+	ck_assert_int_eq(cfg.cluster_max_deliveries, 3);
+	ck_assert_int_eq(cfg.cluster_window, 500);
+	ck_assert_int_eq(cfg.cluster_timeout, 10);
 
 	/* Every option differs from its default, and is reported once. */
 	opt = config_options(&n);
@@ -362,8 +405,8 @@ END_TEST
 
 /*
  * Write a file that sets one option to value on line 6. Lines 3 and 4 widen
- * the retry delays so the cross check cannot interfere with the bound being
- * tested.
+ * the retry delays, and the lines after 6 the cluster's lease times, so the
+ * cross checks cannot interfere with the bound being tested.
  */
 static void
 bound_text(
@@ -371,11 +414,15 @@ bound_text(
 {
 	int is_delay = strcmp(opt->key, "retry_delay") == 0;
 	int is_max = strcmp(opt->key, "retry_max_delay") == 0;
+	int is_claim = strcmp(opt->key, "claim_idle") == 0;
+	int is_renew = strcmp(opt->key, "lease_renew") == 0;
 
-	snprintf(text, len, "# bounds\n[http]\n%s\n%s\n[%s]\n%s = %s\n",
+	snprintf(text, len,
+	    "# bounds\n[http]\n%s\n%s\n[%s]\n%s = %s\n[cluster]\n%s\n%s\n",
 	    is_delay ? "# pad" : "retry_delay = 0",
 	    is_max ? "# pad" : "retry_max_delay = 86400", opt->section,
-	    opt->key, value);
+	    opt->key, value, is_claim ? "# pad" : "claim_idle = 86400",
+	    is_renew ? "# pad" : "lease_renew = 1");
 }
 
 static void
@@ -828,6 +875,176 @@ START_TEST(test_enums)
 }
 END_TEST
 
+/* cluster.role: one of three words, in any case; rendered in lower case. */
+START_TEST(test_cluster_roles)
+{
+	static const struct {
+		const char *text;
+		int role;
+		const char *name;
+	} ok[] = {
+	    {"coordinate", CONF_ROLE_COORDINATE, "coordinate"},
+	    {"fetch", CONF_ROLE_FETCH, "fetch"},
+	    {"both", CONF_ROLE_BOTH, "both"},
+	    {"Coordinate", CONF_ROLE_COORDINATE, "coordinate"},
+	    {"FETCH", CONF_ROLE_FETCH, "fetch"},
+	    {"bOtH", CONF_ROLE_BOTH, "both"},
+	    {"\"fetch\"", CONF_ROLE_FETCH, "fetch"},
+	};
+	struct config cfg;
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "[cluster]\nrole = %s\n",
+		    ok[i].text);
+		expect_ok(text, &cfg);
+		ck_assert_msg(cfg.cluster_role == ok[i].role, "%s",
+		    ok[i].text);
+		assert_format(&cfg, "cluster", "role", ok[i].name);
+		config_free(&cfg);
+	}
+	ck_assert_int_eq(CONF_ROLE_COUNT, 3);
+	ck_assert_str_eq(config_role_name(CONF_ROLE_BOTH), "both");
+	ck_assert_str_eq(config_role_name(CONF_ROLE_COORDINATE), "coordinate");
+	ck_assert_str_eq(config_role_name(CONF_ROLE_FETCH), "fetch");
+	ck_assert_str_eq(config_role_name(CONF_ROLE_COUNT), "?");
+	ck_assert_str_eq(config_role_name(-1), "?");
+
+	expect_error("[cluster]\n# role\nrole = fetcher\n", 3,
+	    "cluster.role: \"fetcher\" is not a role "
+	    "(allowed both, coordinate, fetch)");
+	expect_error("[cluster]\nrole =\n", 2,
+	    "cluster.role: \"\" is not a role "
+	    "(allowed both, coordinate, fetch)");
+	expect_error("[cluster]\nrole = coordinate fetch\n", 2,
+	    "cluster.role: \"coordinate fetch\" is not a role "
+	    "(allowed both, coordinate, fetch)");
+	expect_error("[daemon]\nrole = fetch\n", 2,
+	    "unknown key daemon.role");
+}
+END_TEST
+
+/* lease_renew < claim_idle, reported at the later of the two lines. */
+START_TEST(test_cluster_leases)
+{
+	struct config cfg;
+
+	expect_error("[cluster]\nclaim_idle = 30\n# x\nlease_renew = 30\n", 4,
+	    "cluster.lease_renew (30) is not less than "
+	    "cluster.claim_idle (30)");
+	expect_error("[cluster]\nlease_renew = 40\nclaim_idle = 30\n", 3,
+	    "cluster.lease_renew (40) is not less than "
+	    "cluster.claim_idle (30)");
+	/* Against the default of the other one. */
+	expect_error("[cluster]\nlease_renew = 60\n", 2,
+	    "cluster.lease_renew (60) is not less than "
+	    "cluster.claim_idle (60)");
+	expect_error("[cluster]\n\nclaim_idle = 15\n", 3,
+	    "cluster.lease_renew (15) is not less than "
+	    "cluster.claim_idle (15)");
+	/* Two cross checks failing: the earlier line wins. */
+	expect_error("[cluster]\nlease_renew = 70\n[http]\nretry_delay = 61\n",
+	    2, "cluster.lease_renew (70) is not less than "
+	    "cluster.claim_idle (60)");
+	expect_error("[http]\nretry_delay = 61\n[cluster]\nlease_renew = 70\n",
+	    2, "http.retry_max_delay (60) is less than http.retry_delay (61)");
+
+	/* The bounds; claim_idle = 1 could never be above lease_renew. */
+	expect_error("[cluster]\nclaim_idle = 1\n", 2,
+	    "cluster.claim_idle: 1 is out of range (allowed 2..86400)");
+	expect_error("[cluster]\nlease_renew = 0\n", 2,
+	    "cluster.lease_renew: 0 is out of range (allowed 1..43200)");
+	expect_error("[cluster]\nmax_deliveries = 0\n", 2,
+	    "cluster.max_deliveries: 0 is out of range (allowed 1..1000)");
+	expect_error("[cluster]\nwindow = 100001\n", 2,
+	    "cluster.window: 100001 is out of range (allowed 1..100000)");
+	expect_error("[cluster]\ntimeout = 0\n", 2,
+	    "cluster.timeout: 0 is out of range (allowed 1..3600)");
+	expect_error("[cluster]\nstream =\n", 2,
+	    "cluster.stream must not be empty");
+	expect_error("[cluster]\ngroup = \"\"\n", 2,
+	    "cluster.group must not be empty");
+
+	expect_ok("[cluster]\nclaim_idle = 2\nlease_renew = 1\n", &cfg);
+	ck_assert_int_eq(cfg.cluster_claim_idle, 2);
+	ck_assert_int_eq(cfg.cluster_lease_renew, 1);
+	config_free(&cfg);
+	expect_ok("[cluster]\nlease_renew = 59\n", &cfg);
+	ck_assert_int_eq(cfg.cluster_claim_idle, 60);
+	ck_assert_int_eq(cfg.cluster_lease_renew, 59);
+	config_free(&cfg);
+	expect_ok("[cluster]\nclaim_idle = 86400\nlease_renew = 43200\n", &cfg);
+	config_free(&cfg);
+}
+END_TEST
+
+/* cluster.consumer: empty, or a name fit for Redis keys and file names. */
+START_TEST(test_cluster_consumer)
+{
+	static const char *const bad[] = {
+	    "a b", "../x", ".x", "x/y", "node:1", "n\303\266de", "a*",
+	};
+	static const char *const good[] = {
+	    "node-1", "Fetch_02.dc1", "x", "0", "x.", "-x",
+	};
+	struct config cfg;
+	char text[256], msg[256], name[80];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[cluster]\n# c\nconsumer = %s\n",
+		    bad[i]);
+		snprintf(msg, sizeof(msg),
+		    "cluster.consumer: \"%s\" is not a node name "
+		    "(letters, digits, '.', '_', '-')", bad[i]);
+		expect_error(text, 3, msg);
+		ck_assert_msg(!config_node_name_valid(bad[i], 0), "%s", bad[i]);
+		ck_assert_msg(!config_node_name_valid(bad[i], 1), "%s", bad[i]);
+	}
+	/* Quotes keep blanks, which a name cannot have. */
+	expect_error("[cluster]\nconsumer = \" node\"\n", 2,
+	    "cluster.consumer: \" node\" is not a node name "
+	    "(letters, digits, '.', '_', '-')");
+	/* Reported at its own line, whatever follows. */
+	expect_error("[cluster]\nconsumer = a b\nwindow = 10\n", 2,
+	    "cluster.consumer: \"a b\" is not a node name "
+	    "(letters, digits, '.', '_', '-')");
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[cluster]\nconsumer = %s\n",
+		    good[i]);
+		expect_ok(text, &cfg);
+		ck_assert_str_eq(cfg.cluster_consumer, good[i]);
+		assert_format(&cfg, "cluster", "consumer", good[i]);
+		config_free(&cfg);
+		ck_assert_msg(config_node_name_valid(good[i], 0), "%s", good[i]);
+	}
+
+	/* 64 bytes at most. */
+	memset(name, 'n', 64);
+	name[64] = '\0';
+	snprintf(text, sizeof(text), "[cluster]\nconsumer = %s\n", name);
+	expect_ok(text, &cfg);
+	ck_assert_str_eq(cfg.cluster_consumer, name);
+	config_free(&cfg);
+	ck_assert(config_node_name_valid(name, 0));
+	name[64] = 'n';
+	name[65] = '\0';
+	snprintf(text, sizeof(text), "[cluster]\nconsumer = %s\n", name);
+	expect_error(text, 2,
+	    "cluster.consumer is too long (65 bytes, at most 64)");
+	ck_assert(!config_node_name_valid(name, 0));
+
+	/* Empty: the host name, chosen at start. */
+	expect_ok("[cluster]\nconsumer =\n", &cfg);
+	ck_assert_str_eq(cfg.cluster_consumer, "");
+	config_free(&cfg);
+	ck_assert(config_node_name_valid("", 1));
+	ck_assert(!config_node_name_valid("", 0));
+	ck_assert(config_node_name_valid(NULL, 1));
+	ck_assert(!config_node_name_valid(NULL, 0));
+}
+END_TEST
+
 struct diff_rec {
 	int n;
 	const char *keys[8];
@@ -876,6 +1093,8 @@ START_TEST(test_copy)
 	ck_assert_ptr_ne(a.spool_dir, b.spool_dir);
 	ck_assert_ptr_ne(a.user_agent, b.user_agent);
 	ck_assert_ptr_ne(a.proxy, b.proxy);
+	ck_assert_ptr_ne(a.cluster_consumer, b.cluster_consumer);
+	ck_assert_str_eq(b.cluster_stream, "{crawl}:urls");
 
 	/* Changing or freeing the original leaves the copy alone. */
 	a.user_agent[0] = 'X';
@@ -896,7 +1115,8 @@ END_TEST
 
 /*
  * A reload: the running config has every key set (all_keys); the new file
- * changes four restart-only options and live ones of four groups.
+ * changes five restart-only options (cluster.role among them) and live ones
+ * of four groups.
  */
 static const char reload_keys[] = "[daemon]\n"
 				  "spool_dir = /srv/other/spool\n"
@@ -908,7 +1128,19 @@ static const char reload_keys[] = "[daemon]\n"
 				  "count = 4\n"
 				  "per_host = 6\n"
 				  "[http]\n"
-				  "proxy = http://127.0.0.1:3129\n";
+				  "proxy = http://127.0.0.1:3129\n"
+				  "[cluster]\n"
+				  "redis = 10.0.0.5:6379\n"
+				  "password_file = /etc/fetchd/redis.pass\n"
+				  "stream = {crawl}:urls\n"
+				  "group = crawlers\n"
+				  "consumer = node-7\n"
+				  "role = coordinate\n"
+				  "claim_idle = 120\n"
+				  "lease_renew = 30\n"
+				  "max_deliveries = 3\n"
+				  "window = 500\n"
+				  "timeout = 10\n";
 
 START_TEST(test_keep_restart)
 {
@@ -918,12 +1150,13 @@ START_TEST(test_keep_restart)
 	expect_ok(all_keys, &running);
 	expect_ok(reload_keys, &next);
 	ck_assert_int_eq(config_keep_restart(&next, &running, record_cb, &rec),
-	    4);
-	ck_assert_int_eq(rec.n, 4);
+	    5);
+	ck_assert_int_eq(rec.n, 5);
 	ck_assert_str_eq(rec.keys[0], "spool_dir");
 	ck_assert_str_eq(rec.keys[1], "download_dir");
 	ck_assert_str_eq(rec.keys[2], "socket");
 	ck_assert_str_eq(rec.keys[3], "socket_mode");
+	ck_assert_str_eq(rec.keys[4], "role");
 	/* Restart-only: the running values, in strings of next's own. */
 	ck_assert_str_eq(next.spool_dir, "/srv/fetchd/spool");
 	ck_assert_ptr_ne(next.spool_dir, running.spool_dir);
@@ -931,6 +1164,9 @@ START_TEST(test_keep_restart)
 	ck_assert_str_eq(next.socket_path, "/srv/fetchd/ctl.sock");
 	ck_assert_uint_eq(next.socket_mode, 0600);
 	ck_assert_str_eq(next.metrics_listen, "127.0.0.1:9100");
+	ck_assert_int_eq(next.cluster_role, CONF_ROLE_FETCH);
+	ck_assert_str_eq(next.cluster_consumer, "node-7");
+	ck_assert_ptr_ne(next.cluster_consumer, running.cluster_consumer);
 	/* Live: the new values. */
 	ck_assert_int_eq(next.log_level, LOG_LVL_WARN);
 	ck_assert_int_eq(next.per_host, 6);
@@ -1218,6 +1454,9 @@ config_suite(void)
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_retry_delays);
 	tcase_add_test(tc, test_enums);
+	tcase_add_test(tc, test_cluster_roles);
+	tcase_add_test(tc, test_cluster_leases);
+	tcase_add_test(tc, test_cluster_consumer);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_copy);
 	tcase_add_test(tc, test_keep_restart);

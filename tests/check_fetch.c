@@ -572,6 +572,68 @@ START_TEST(test_truncate_resume)
 }
 END_TEST
 
+/* A part tag (cluster mode) names the file NAME.TAG.part: a partial one
+ * left by the same node is resumed with Range, and nothing else is used. */
+START_TEST(test_part_tag_resume)
+{
+	char key[64], p[512];
+	unsigned char *b = gen_body(50000, 2);
+	struct transfer *t;
+
+	t = prepared("t.bin", "size=50000&seed=2&key=%s",
+	    new_key(key, sizeof(key), "tag"));
+	ck_assert_ptr_nonnull(t->part_tag = strdup("node-1"));
+	/* An untagged .part (another node's, or embedded mode's) is not
+	 * ours: it stays as it is. */
+	write_part("t.bin", b, 100);
+	snprintf(p, sizeof(p), "%s/t.bin.node-1.part", jdir);
+	write_path(p, b, 20000);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, 206);
+	ck_assert_uint_eq(t->received, 30000);
+	ck_assert(log_has(key, "bytes=20000-", 206));
+	assert_file_body("t.bin", 50000, 2);
+	ck_assert_int_eq(lsize(p), -1);
+	ck_assert_int_eq(jpart_size("t.bin"), 100);
+	free(b);
+	drop(t);
+}
+END_TEST
+
+/* With a part tag, a name another node published already (a shared
+ * download dir, the same URL fetched twice) stands for this transfer when
+ * it has the size written; any other file there is never replaced. */
+START_TEST(test_part_tag_published_by_peer)
+{
+	char key[64], p[512];
+	unsigned char *b = gen_body(4000, 1);
+	struct transfer *t;
+
+	t = prepared("s.bin", "size=4000&seed=1&key=%s",
+	    new_key(key, sizeof(key), "peer"));
+	ck_assert_ptr_nonnull(t->part_tag = strdup("n2"));
+	write_path(jpath(p, sizeof(p), "s.bin"), b, 4000);
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_uint_eq(t->size, 4000);
+	snprintf(p, sizeof(p), "%s/s.bin.n2.part", jdir);
+	ck_assert_int_eq(lsize(p), -1);
+	drop(t);
+
+	t = prepared("u.bin", "size=4000&seed=1&key=%s",
+	    new_key(key, sizeof(key), "peer2"));
+	ck_assert_ptr_nonnull(t->part_tag = strdup("n2"));
+	write_path(jpath(p, sizeof(p), "u.bin"), b, 10);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_ptr_nonnull(strstr(t->error, "already exists"));
+	ck_assert_int_eq(jsize("u.bin"), 10);
+	free(b);
+	drop(t);
+}
+END_TEST
+
 START_TEST(test_reset_resume)
 {
 	char key[64], range[64];
@@ -2136,6 +2198,8 @@ fetch_suite(void)
 	tcase_add_test(tc, test_429);
 	tcase_add_test(tc, test_status_sequence);
 	tcase_add_test(tc, test_truncate_resume);
+	tcase_add_test(tc, test_part_tag_resume);
+	tcase_add_test(tc, test_part_tag_published_by_peer);
 	tcase_add_test(tc, test_reset_resume);
 	tcase_add_test(tc, test_range_ignored);
 	tcase_add_test(tc, test_range_ignored_empty);

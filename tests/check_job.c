@@ -295,6 +295,55 @@ START_TEST(test_bad_out)
 }
 END_TEST
 
+/* A cluster entry's fields, given apart, pass the job line's rules. */
+START_TEST(test_entry_fields)
+{
+	static const char sha[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+
+	ck_assert_int_eq(job_entry_fields("http://h.example/a/b.iso",
+	    "d/b.iso", sha, &e, err, sizeof(err)), 1);
+	ck_assert_str_eq(e.host, "h.example");
+	ck_assert_str_eq(e.out, "d/b.iso");
+	ck_assert_int_eq(e.has_sha256, 1);
+	ck_assert_uint_eq(e.sha256[1], 0x11);
+	job_entry_free(&e);
+	ck_assert_int_eq(job_entry_fields("https://h/x", NULL, NULL, &e, err,
+	    sizeof(err)), 1);
+	ck_assert_ptr_null(e.out);
+	ck_assert_int_eq(e.has_sha256, 0);
+	job_entry_free(&e);
+
+	/* What a line refuses, the fields refuse, with the same words. */
+	ck_assert_int_eq(job_entry_fields("file:///etc/passwd", NULL, NULL,
+	    &e, err, sizeof(err)), -1);
+	ck_assert_ptr_null(e.url);
+	ck_assert_int_eq(job_entry_fields("http://h/x", "../x", NULL, &e, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ".."));
+	ck_assert_ptr_null(e.out);
+	ck_assert_int_eq(job_entry_fields("http://h/x", "/etc/x", NULL, &e,
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(job_entry_fields("http://h/x", "a.part", NULL, &e,
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(job_entry_fields("http://h/x", NULL, "abc", &e, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "sha256"));
+	ck_assert_int_eq(e.has_sha256, 0);
+	ck_assert_int_eq(job_entry_fields("http://h/x\x01", NULL, NULL, &e,
+	    err, sizeof(err)), -1);
+	/* A URL field smuggling more fields is not a URL. */
+	ck_assert_int_eq(job_entry_fields("http://h/x out=../../y", NULL, NULL,
+	    &e, err, sizeof(err)), -1);
+	ck_assert_int_eq(job_entry_fields("", NULL, NULL, &e, err,
+	    sizeof(err)), -1);
+	ck_assert_int_eq(job_entry_fields(NULL, NULL, NULL, &e, err,
+	    sizeof(err)), -1);
+}
+END_TEST
+
 START_TEST(test_out_valid)
 {
 	char err[JOB_ERR_MAX];
@@ -857,6 +906,7 @@ job_suite(void)
 	tcase_add_test(tc, test_schemes);
 	tcase_add_test(tc, test_bad_out);
 	tcase_add_test(tc, test_out_valid);
+	tcase_add_test(tc, test_entry_fields);
 	tcase_add_test(tc, test_bad_sha);
 	tcase_add_test(tc, test_bad_fields);
 	tcase_add_test(tc, test_control_bytes);

@@ -68,6 +68,30 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* Cluster mode: a ninth column names the node, "-" when none did. */
+START_TEST(test_node_column)
+{
+	struct result_row r = {
+		.url = "http://h/a", .ok = 1, .status = 200, .bytes = 1,
+		.attempts = 1, .path = "a", .node = "n-2",
+	};
+	char row[RESULT_ROW_MAX], *f[16];
+	int n;
+
+	n = result_format(row, sizeof(row), &r);
+	ck_assert_int_eq(n, (int)strlen(row));
+	ck_assert(result_row_ok(row, (size_t)n));
+	ck_assert_int_eq(fields(row, f, 16), 9);
+	ck_assert_str_eq(f[7], "-");
+	ck_assert_str_eq(f[8], "n-2");
+	r.node = "";
+	ck_assert_int_gt(result_format(row, sizeof(row), &r), 0);
+	ck_assert_int_eq(fields(row, f, 16), 9);
+	ck_assert_str_eq(f[8], "-");
+	ck_assert_ptr_nonnull(strstr(RESULT_HEADER_NODE, "\terror\tnode\n"));
+}
+END_TEST
+
 /* Tabs, newlines, other control bytes and DEL become spaces: one row. */
 START_TEST(test_control_bytes)
 {
@@ -162,6 +186,7 @@ result_suite(void)
 
 	tcase_add_test(tc, test_header);
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_node_column);
 	tcase_add_test(tc, test_control_bytes);
 	tcase_add_test(tc, test_failed_row);
 	tcase_add_test(tc, test_too_long);

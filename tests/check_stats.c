@@ -3,7 +3,9 @@
  * histograms and their precision, the sliding rate windows driven with
  * chosen timestamps, exact counters, the JSON object's shape and the
  * `jobs` object; and the renderings proto.c derives from a stats object
- * (Prometheus text, the status line) plus its small helpers.
+ * (Prometheus text with its summaries, histograms and cluster metrics, the
+ * status line, `fetchctl stats --cluster` from hand-made objects, hostile
+ * node entries included) plus its small helpers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,6 +151,36 @@ START_TEST(hist_out_of_range)
 	ck_assert(h.max == 1e15);
 	ck_assert(stats_hist_quantile(&h, 1.0) <= 1e15);
 	ck_assert(stats_hist_quantile(&h, 1.0) > 1e6);
+}
+END_TEST
+
+/* The reported edges, one doubling apart, and the samples below each:
+ * exact, the first bucket (which holds what is below STATS_HIST_MIN_MS)
+ * under the first edge, the overflow bucket over the last. */
+START_TEST(hist_edges_below)
+{
+	static const double v[] = { 0.001, 0.015, 0.03, 1, 1000, 1e9 };
+	struct stats_hist h;
+	size_t i, k;
+
+	memset(&h, 0, sizeof(h));
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		stats_hist_add(&h, v[i]);
+	ck_assert_int_eq(STATS_HIST_EDGES, 29);
+	ck_assert(stats_hist_edge(0) == 2 * STATS_HIST_MIN_MS);
+	for (k = 1; k < STATS_HIST_EDGES; k++)
+		ck_assert(stats_hist_edge(k) == 2 * stats_hist_edge(k - 1));
+	ck_assert(stats_hist_edge(STATS_HIST_EDGES - 1) < 1e9);
+	ck_assert_uint_eq(stats_hist_below(&h, 0), 2);         /* 0.02 ms */
+	ck_assert_uint_eq(stats_hist_below(&h, 1), 3);         /* 0.04 ms */
+	ck_assert_uint_eq(stats_hist_below(&h, 5), 3);         /* 0.64 ms */
+	ck_assert_uint_eq(stats_hist_below(&h, 6), 4);         /* 1.28 ms */
+	ck_assert_uint_eq(stats_hist_below(&h, 16), 5);        /* 1.3 s */
+	ck_assert_uint_eq(stats_hist_below(&h, STATS_HIST_EDGES - 1), 5);
+	ck_assert_uint_eq(stats_hist_below(&h, STATS_HIST_EDGES), 6);
+	for (k = 1; k < STATS_HIST_EDGES; k++)
+		ck_assert_uint_ge(stats_hist_below(&h, k),
+		    stats_hist_below(&h, k - 1));
 }
 END_TEST
 
@@ -409,6 +441,31 @@ assert_type(const json_t *o, const char *path, int type)
 		    json_typeof(v));
 }
 
+/* path.buckets: STATS_HIST_EDGES [edge ms, samples below] pairs, the
+ * edges stats_hist_edge()'s, the counts cumulative and at most count. */
+static void
+assert_buckets(const json_t *o, const char *path)
+{
+	const json_t *h = proto_get(o, path), *b, *e;
+	json_int_t prev = 0, n;
+	size_t k;
+
+	b = proto_get(h, "buckets");
+	ck_assert_msg(json_is_array(b), "%s.buckets is not an array", path);
+	ck_assert_uint_eq(json_array_size(b), STATS_HIST_EDGES);
+	json_array_foreach((json_t *)b, k, e) {
+		ck_assert_uint_eq(json_array_size(e), 2);
+		ck_assert(json_is_real(json_array_get(e, 0)));
+		ck_assert(json_real_value(json_array_get(e, 0)) ==
+		    stats_hist_edge(k));
+		ck_assert(json_is_integer(json_array_get(e, 1)));
+		n = json_integer_value(json_array_get(e, 1));
+		ck_assert_int_ge(n, prev);
+		prev = n;
+	}
+	ck_assert_int_le(prev, json_integer_value(proto_get(h, "count")));
+}
+
 /* Every field fetchctl(1) documents, with its type. */
 START_TEST(json_shape)
 {
@@ -461,6 +518,8 @@ START_TEST(json_shape)
 	}
 	ck_assert_uint_eq(json_object_size(proto_get(o, "transfers.errors")),
 	    sizeof(kinds) / sizeof(kinds[0]));
+	assert_buckets(o, "latency_ms.ttfb");
+	assert_buckets(o, "latency_ms.total");
 	ck_assert_int_eq(json_integer_value(proto_get(o, "jobs.queued")), 3);
 	ck_assert_int_eq(json_integer_value(proto_get(o,
 	    "process.workers_busy")), 2);
@@ -685,11 +744,75 @@ prom_sample(const char *text, const char *head)
 	return v;
 }
 
+#define FAMILIES_MAX 128
+
+/* The sample's family: its name less a histogram's or summary's suffix
+ * when that names a family of types[]. */
+static int
+family_of(const char *sample, char (*names)[128], int n)
+{
+	static const char *const suffixes[] = { "_bucket", "_sum", "_count" };
+	size_t len = strcspn(sample, "{ "), sl, i;
+	int k;
+
+	for (k = 0; k < n; k++)
+		if (strlen(names[k]) == len &&
+		    strncmp(names[k], sample, len) == 0)
+			return k;
+	for (i = 0; i < 3; i++) {
+		sl = strlen(suffixes[i]);
+		for (k = 0; k < n && len > sl; k++)
+			if (strncmp(sample + len - sl, suffixes[i], sl) == 0 &&
+			    strlen(names[k]) == len - sl &&
+			    strncmp(names[k], sample, len - sl) == 0)
+				return k;
+	}
+	return -1;
+}
+
+/*
+ * Every line is a comment or "fetchd_name[{...}] value"; every counter's
+ * name ends in _total; no family is declared twice nor is named like a
+ * histogram's or summary's series of another; every sample follows its
+ * family's TYPE. Returns the number of samples.
+ */
+static int
+assert_exposition(const char *text)
+{
+	char names[FAMILIES_MAX][128], type[32], *copy, *line, *save;
+	int n = 0, samples = 0, k;
+
+	ck_assert_ptr_nonnull(copy = strdup(text));
+	for (line = strtok_r(copy, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "# TYPE %127s %31s", names[n], type) == 2) {
+			ck_assert_msg(family_of(names[n], names, n) == -1,
+			    "%s collides with another family", names[n]);
+			if (strcmp(type, "counter") == 0)
+				ck_assert_msg(strlen(names[n]) > 6 &&
+				    strcmp(names[n] + strlen(names[n]) - 6,
+				    "_total") == 0, "counter %s", names[n]);
+			ck_assert_int_lt(++n, FAMILIES_MAX);
+			continue;
+		}
+		if (line[0] == '#') {
+			ck_assert(strncmp(line, "# HELP fetchd_", 14) == 0);
+			continue;
+		}
+		ck_assert_msg(strncmp(line, "fetchd_", 7) == 0, "%s", line);
+		ck_assert_msg(strchr(line, ' ') != NULL, "%s", line);
+		k = family_of(line, names, n);
+		ck_assert_msg(k == n - 1, "%s is not under its TYPE", line);
+		samples++;
+	}
+	free(copy);
+	return samples;
+}
+
 START_TEST(prometheus_text)
 {
 	json_t *o = loaded_stats();
-	char *text = proto_prometheus(o), *line, *save, *copy;
-	int samples = 0;
+	char *text = proto_prometheus(o);
 
 	ck_assert_ptr_nonnull(text);
 	ck_assert_ptr_nonnull(strstr(text,
@@ -713,31 +836,7 @@ START_TEST(prometheus_text)
 	assert_near(prom_sample(text, "fetchd_latency_total_max_seconds"),
 	    0.2, 1e-9, "total max");
 	ck_assert_ptr_nonnull(strstr(text, "fetchd_info{version=\""));
-
-	/* Every line is a comment or "fetchd_name[{...}] value"; every
-	 * counter's name ends in _total; every sample has a TYPE. */
-	copy = strdup(text);
-	for (line = strtok_r(copy, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		char name[128], type[32];
-
-		if (sscanf(line, "# TYPE %127s %31s", name, type) == 2) {
-			if (strcmp(type, "counter") == 0)
-				ck_assert_msg(strlen(name) > 6 &&
-				    strcmp(name + strlen(name) - 6,
-				    "_total") == 0, "counter %s", name);
-			continue;
-		}
-		if (line[0] == '#') {
-			ck_assert(strncmp(line, "# HELP fetchd_", 14) == 0);
-			continue;
-		}
-		ck_assert_msg(strncmp(line, "fetchd_", 7) == 0, "%s", line);
-		ck_assert_msg(strchr(line, ' ') != NULL, "%s", line);
-		samples++;
-	}
-	free(copy);
-	ck_assert_int_gt(samples, 40);
+	ck_assert_int_gt(assert_exposition(text), 40);
 	free(text);
 	json_decref(o);
 }
@@ -769,6 +868,338 @@ START_TEST(status_line)
 	json_object_set_new(o, "paused", json_true());
 	proto_status_line(o, buf, sizeof(buf));
 	ck_assert_msg(strstr(buf, "paused") != NULL, "%s", buf);
+	json_decref(o);
+}
+END_TEST
+
+/*
+ * Latency histograms in the Prometheus text: the summaries stay, and a
+ * histogram of each latency sits beside them under its own name.
+ */
+static const char *const ttfb_bucket =
+    "fetchd_latency_ttfb_histogram_seconds_bucket{le=\"";
+
+/* The bucket lines of prefix pre in text, in order: le rising, counts
+ * cumulative, "+Inf" last; the number of finite buckets, *inf the +Inf
+ * count. */
+static int
+prom_buckets(const char *text, const char *pre, double *inf)
+{
+	const char *p;
+	char *end;
+	double le, n, prev_le = 0, prev_n = 0;
+	int buckets = 0, seen_inf = 0;
+
+	for (p = strstr(text, pre); p != NULL; p = strstr(p, pre)) {
+		p += strlen(pre);
+		ck_assert_msg(!seen_inf, "a bucket after +Inf");
+		if (strncmp(p, "+Inf\"} ", 7) == 0) {
+			n = strtod(p + 7, &end);
+			seen_inf = 1;
+		} else {
+			le = strtod(p, &end);
+			ck_assert_msg(strncmp(end, "\"} ", 3) == 0, "%.40s", p);
+			ck_assert_msg(le > prev_le, "le %g after %g", le,
+			    prev_le);
+			prev_le = le;
+			n = strtod(end + 3, &end);
+			buckets++;
+		}
+		ck_assert(*end == '\n');
+		ck_assert_msg(n >= prev_n, "bucket %g after %g", n, prev_n);
+		prev_n = n;
+	}
+	ck_assert_msg(seen_inf, "no le=\"+Inf\" bucket for %s", pre);
+	*inf = prev_n;
+	return buckets;
+}
+
+START_TEST(prometheus_histogram)
+{
+	json_t *o = loaded_stats();
+	char *text = proto_prometheus(o);
+	double inf;
+
+	ck_assert_ptr_nonnull(text);
+	assert_exposition(text);
+	ck_assert_ptr_nonnull(strstr(text,
+	    "# TYPE fetchd_latency_ttfb_seconds summary\n"));
+	ck_assert_ptr_nonnull(strstr(text,
+	    "# TYPE fetchd_latency_ttfb_histogram_seconds histogram\n"));
+	ck_assert_ptr_nonnull(strstr(text,
+	    "# TYPE fetchd_latency_total_histogram_seconds histogram\n"));
+	ck_assert_int_eq(prom_buckets(text, ttfb_bucket, &inf),
+	    STATS_HIST_EDGES);
+	ck_assert(inf == 10);
+	ck_assert(prom_sample(text,
+	    "fetchd_latency_ttfb_histogram_seconds_count") == 10);
+	/* 10, 20, ... 100 ms */
+	assert_near(prom_sample(text,
+	    "fetchd_latency_ttfb_histogram_seconds_sum"), 0.55, 1e-9, "sum");
+	ck_assert(prom_sample(text, "fetchd_latency_ttfb_histogram_seconds_"
+	    "bucket{le=\"2e-05\"}") == 0);
+	ck_assert(prom_sample(text, "fetchd_latency_ttfb_histogram_seconds_"
+	    "bucket{le=\"0.01024\"}") == 1);
+	ck_assert(prom_sample(text, "fetchd_latency_ttfb_histogram_seconds_"
+	    "bucket{le=\"0.08192\"}") == 8);
+	ck_assert(prom_sample(text, "fetchd_latency_ttfb_histogram_seconds_"
+	    "bucket{le=\"0.16384\"}") == 10);
+	ck_assert_int_eq(prom_buckets(text,
+	    "fetchd_latency_total_histogram_seconds_bucket{le=\"", &inf),
+	    STATS_HIST_EDGES);
+	ck_assert(inf == prom_sample(text,
+	    "fetchd_latency_total_histogram_seconds_count"));
+	free(text);
+
+	/* An older daemon's object, without buckets: no histogram. */
+	json_object_del((json_t *)proto_get(o, "latency_ms.ttfb"), "buckets");
+	ck_assert_ptr_nonnull(text = proto_prometheus(o));
+	ck_assert_ptr_null(strstr(text, "ttfb_histogram"));
+	ck_assert_ptr_nonnull(strstr(text, "total_histogram"));
+	free(text);
+	json_decref(o);
+}
+END_TEST
+
+/*
+ * Cluster mode, from hand-made stats objects.
+ */
+static const char cluster_json[] =
+    "{\"model\":\"threads\",\"version\":\"1\",\"cluster\":{"
+    "\"node\":\"n1\",\"role\":\"both\",\"redis\":\"127.0.0.1:6379\","
+    "\"state\":\"up\",\"down_seconds\":0,\"error\":\"\",\"out\":3,"
+    "\"added\":120,\"readded\":2,\"results\":118,\"stale\":1,"
+    "\"fetching\":2,\"results_waiting\":0,\"fetched\":100,"
+    "\"fetch_failed\":3,\"accepted\":100,\"refused\":1,\"claimed\":2,"
+    "\"lost\":5,\"bad_entries\":6,\"reconnects\":4,"
+    "\"stream\":{\"key\":\"fetchd\",\"length\":12,\"pending\":3,"
+    "\"lag\":null,\"dead\":0},"
+    "\"nodes\":["
+    "{\"node\":\"n2\",\"role\":\"fetch\",\"time\":990,\"fetched\":50,"
+    "\"failed\":1,\"refused\":0,\"fetching\":4,\"bytes_per_s\":1536,"
+    "\"model\":\"event\",\"workers\":16,\"busy\":4},"
+    "{\"node\":\"n1\",\"role\":\"both\",\"time\":999,\"fetched\":100,"
+    "\"failed\":3,\"refused\":1,\"fetching\":2,\"bytes_per_s\":0.5,"
+    "\"model\":\"threads\",\"workers\":8,\"busy\":2}]}}";
+
+static json_t *
+cluster_stats(const char *s)
+{
+	json_error_t err;
+	json_t *o = json_loads(s, 0, &err);
+
+	ck_assert_msg(o != NULL, "%s", err.text);
+	return o;
+}
+
+/* proto_cluster_print()'s text of o at now (malloc'ed), and its result. */
+static char *
+cluster_text_of(const json_t *o, double now, int *rv)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(fp);
+	*rv = proto_cluster_print(fp, o, now);
+	ck_assert_int_eq(fclose(fp), 0);
+	return text;
+}
+
+START_TEST(prometheus_cluster)
+{
+	json_t *o = cluster_stats(cluster_json);
+	json_t *cl = json_object_get(o, "cluster");
+	char *text = proto_prometheus(o);
+
+	ck_assert_ptr_nonnull(text);
+	assert_exposition(text);
+	ck_assert_ptr_nonnull(strstr(text,
+	    "\nfetchd_cluster_info{node=\"n1\",role=\"both\"} 1\n"));
+	ck_assert(prom_sample(text, "fetchd_cluster_up") == 1);
+	ck_assert(prom_sample(text, "fetchd_cluster_refused_total") == 1);
+	ck_assert(prom_sample(text, "fetchd_cluster_claimed_total") == 2);
+	ck_assert(prom_sample(text, "fetchd_cluster_stale_results_total") ==
+	    1);
+	ck_assert(prom_sample(text, "fetchd_cluster_lost_total") == 5);
+	ck_assert(prom_sample(text, "fetchd_cluster_bad_entries_total") == 6);
+	ck_assert(prom_sample(text, "fetchd_cluster_added_total") == 120);
+	ck_assert(prom_sample(text, "fetchd_cluster_urls_out") == 3);
+	ck_assert(prom_sample(text, "fetchd_cluster_stream_length") == 12);
+	ck_assert(prom_sample(text, "fetchd_cluster_stream_pending") == 3);
+	ck_assert(prom_sample(text, "fetchd_cluster_stream_dead_letters") ==
+	    0);
+	ck_assert(prom_sample(text, "fetchd_cluster_down_seconds") == 0);
+	/* lag is null (unknown): left out, HELP and TYPE too */
+	ck_assert_ptr_null(strstr(text, "fetchd_cluster_stream_lag"));
+	/* the other nodes are theirs to export */
+	ck_assert_ptr_null(strstr(text, "n2"));
+	free(text);
+
+	json_object_set_new(cl, "state", json_string("down"));
+	json_object_set_new(cl, "refused", json_string("many"));
+	ck_assert_ptr_nonnull(text = proto_prometheus(o));
+	ck_assert(prom_sample(text, "fetchd_cluster_up") == 0);
+	ck_assert_ptr_null(strstr(text, "fetchd_cluster_refused_total"));
+	free(text);
+	json_object_set_new(cl, "state", json_integer(1));
+	ck_assert_ptr_nonnull(text = proto_prometheus(o));
+	ck_assert_ptr_null(strstr(text, "fetchd_cluster_up"));
+	free(text);
+	json_object_del(o, "cluster");
+	ck_assert_ptr_nonnull(text = proto_prometheus(o));
+	ck_assert_ptr_null(strstr(text, "fetchd_cluster"));
+	free(text);
+	json_decref(o);
+}
+END_TEST
+
+/* The whole text, so that a change of it is a change of this test and of
+ * fetchctl(1). */
+START_TEST(cluster_text)
+{
+	static const char want[] =
+	    "cluster     node n1, role both: up\n"
+	    "redis       127.0.0.1:6379, 4 reconnects; last error: none\n"
+	    "coordinator 3 out, 120 added, 2 re-added, 118 results, 1 stale\n"
+	    "fetcher     2 fetching, 100 fetched, 3 failed, 2 claimed, "
+	    "5 lost, 6 bad entries\n"
+	    "results     0 waiting, 100 accepted, 1 refused\n"
+	    "\n"
+	    "NODE ROLE       MODEL   WORKERS  BUSY FETCHING  FETCHED  FAILED "
+	    "REFUSED        RATE LAST SEEN\n"
+	    "n1   both       threads       8     2        2      100       3 "
+	    "      1       0 B/s 1 s ago\n"
+	    "n2   fetch      event        16     4        4       50       1 "
+	    "      0   1.5 KiB/s 10 s ago\n"
+	    "\n"
+	    "stream      fetchd: length 12, pending 3, lag ?, dead letters 0\n";
+	json_t *o = cluster_stats(cluster_json);
+	char *text;
+	int rv;
+
+	text = cluster_text_of(o, 1000.7, &rv);
+	ck_assert_int_eq(rv, 0);
+	ck_assert_str_eq(text, want);
+	free(text);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(cluster_text_down)
+{
+	json_t *o = cluster_stats(cluster_json);
+	json_t *cl = json_object_get(o, "cluster");
+	char *text;
+	int rv;
+
+	json_object_set_new(cl, "state", json_string("down"));
+	json_object_set_new(cl, "down_seconds", json_real(65.25));
+	json_object_set_new(cl, "error", json_string("Connection refused"));
+	json_object_set_new(cl, "nodes", json_array());
+	text = cluster_text_of(o, 1000, &rv);
+	ck_assert_int_eq(rv, 0);
+	ck_assert_msg(strstr(text, "cluster     node n1, role both: "
+	    "DOWN for 1m05s\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "last error: Connection refused\n") !=
+	    NULL, "%s", text);
+	/* no node known yet: the header alone */
+	ck_assert_msg(strstr(text, "LAST SEEN\n\nstream ") != NULL, "%s",
+	    text);
+	free(text);
+
+	/* not in cluster mode */
+	json_object_del(o, "cluster");
+	text = cluster_text_of(o, 1000, &rv);
+	ck_assert_int_eq(rv, -1);
+	free(text);
+	json_decref(o);
+}
+END_TEST
+
+/*
+ * Node entries come from other machines: members missing, of the wrong
+ * type, huge, or strings with terminal escapes; entries that are not
+ * objects. Each shows as "?" or made printable, nothing breaks.
+ */
+START_TEST(cluster_text_hostile)
+{
+	static const char hostile[] = "{\"cluster\":{\"node\":5,"
+	    "\"state\":\"sideways\",\"error\":\"\\u001b]0;owned\\u0007\","
+	    "\"out\":\"3\",\"stream\":\"S\",\"nodes\":["
+	    "42,\"n9\",null,"
+	    "{\"node\":\"\\u001b[2Jevil\\nname\",\"role\":7,"
+	    "\"time\":\"yesterday\",\"fetched\":\"many\",\"failed\":null,"
+	    "\"refused\":{},\"fetching\":[],\"bytes_per_s\":-5,"
+	    "\"model\":{\"a\":1},\"workers\":1e300,\"busy\":true},"
+	    "{},"
+	    "{\"node\":\"zeta\",\"time\":2000},"
+	    "{\"node\":\"a-node-name-far-longer-than-the-column-of-names-"
+	    "is-wide\",\"time\":-1e300}]}}";
+	json_t *o = cluster_stats(hostile);
+	char *text, *p;
+	int rv;
+
+	text = cluster_text_of(o, 1000, &rv);
+	ck_assert_int_eq(rv, 0);
+	for (p = text; *p != '\0'; p++)
+		ck_assert_msg(*p == '\n' || (*p >= 0x20 && *p < 0x7f),
+		    "byte %#x in %s", (unsigned char)*p, text);
+	ck_assert_msg(strstr(text, "cluster     node ?, role ?: ?\n") != NULL,
+	    "%s", text);
+	ck_assert_msg(strstr(text, "last error: ?]0;owned?\n") != NULL, "%s",
+	    text);
+	ck_assert_msg(strstr(text, "coordinator ? out, ? added,") != NULL,
+	    "%s", text);
+	ck_assert_msg(strstr(text, "\n?[2Jevil?name       ") != NULL, "%s",
+	    text);
+	ck_assert_msg(strstr(text, " ? ?\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "1000 s ahead\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "\na-node-name-far-longer-than-the-column"
+	    "-o ") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "(3 node entries not an object, left "
+	    "out)\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "stream      ?: length ?, pending ?, "
+	    "lag ?, dead letters ?\n") != NULL, "%s", text);
+	/* sorted by name, a name that is not a string first */
+	ck_assert(strstr(text, "?[2Jevil") < strstr(text, "\nzeta"));
+	ck_assert(strstr(text, "\na-node") < strstr(text, "\nzeta"));
+	free(text);
+
+	json_object_set_new(json_object_get(o, "cluster"), "nodes",
+	    json_string("n1,n2"));
+	text = cluster_text_of(o, 1000, &rv);
+	ck_assert_int_eq(rv, 0);
+	ck_assert_msg(strstr(text, "\nnodes       unknown\n") != NULL, "%s",
+	    text);
+	free(text);
+	json_object_set_new(o, "cluster", json_string("up"));
+	text = cluster_text_of(o, 1000, &rv);
+	ck_assert_int_eq(rv, -1);
+	free(text);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(cluster_line)
+{
+	json_t *o = cluster_stats(cluster_json);
+	char buf[256] = "untouched";
+
+	ck_assert_int_eq(proto_cluster_line(o, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "up, node n1, role both; stream 3 pending, "
+	    "0 dead letters");
+	json_object_set_new(json_object_get(o, "cluster"), "stream",
+	    json_null());
+	json_object_set_new(json_object_get(o, "cluster"), "state",
+	    json_string("down"));
+	ck_assert_int_eq(proto_cluster_line(o, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "DOWN, node n1, role both; stream ? pending, "
+	    "? dead letters");
+	json_object_del(o, "cluster");
+	snprintf(buf, sizeof(buf), "untouched");
+	ck_assert_int_eq(proto_cluster_line(o, buf, sizeof(buf)), -1);
+	ck_assert_str_eq(buf, "untouched");
 	json_decref(o);
 }
 END_TEST
@@ -856,6 +1287,7 @@ stats_suite(void)
 	tcase_add_test(tc, hist_skewed);
 	tcase_add_test(tc, hist_out_of_range);
 	tcase_add_test(tc, hist_fixed_memory);
+	tcase_add_test(tc, hist_edges_below);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rates");
@@ -878,8 +1310,17 @@ stats_suite(void)
 	tcase_add_test(tc, prometheus_text);
 	tcase_add_test(tc, prometheus_label_escaping);
 	tcase_add_test(tc, status_line);
+	tcase_add_test(tc, prometheus_histogram);
+	tcase_add_test(tc, prometheus_cluster);
 	tcase_add_test(tc, proto_helpers);
 	tcase_add_test(tc, proto_commands);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cluster");
+	tcase_add_test(tc, cluster_text);
+	tcase_add_test(tc, cluster_text_down);
+	tcase_add_test(tc, cluster_text_hostile);
+	tcase_add_test(tc, cluster_line);
 	suite_add_tcase(s, tc);
 	return s;
 }

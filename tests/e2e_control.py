@@ -48,6 +48,7 @@ LINE_MAX = 4096                         # proto.h: PROTO_LINE_MAX
 IDLE_TIMEOUT = 10                       # control.h: CONTROL_IDLE_TIMEOUT
 CLIENTS_MAX = 64                        # control.h: CONTROL_CLIENTS_MAX
 NOT_RUNNING, DENIED, USAGE = 3, 4, 2    # fetchctl exit statuses
+NOT_CLUSTER = 5
 
 
 def built_with_systemd():
@@ -317,6 +318,19 @@ class TestStats(ControlTestCase):
                      "process", ft.MODEL):
             self.assertIn(word, out)
 
+    def test_stats_cluster_without_cluster_mode(self):
+        """stats --cluster of a daemon not in cluster mode: said on
+        stderr, nothing on stdout, status 5, --json or not; plain stats
+        has no cluster line."""
+        for args in (["stats", "--cluster"], ["--json", "stats", "--cluster"],
+                     ["--cluster", "stats"]):
+            rc, out, err = self.ctl(*args)
+            self.assertEqual(rc, NOT_CLUSTER, "%r: %s %s" % (args, out, err))
+            self.assertEqual(out, "")
+            self.assertIn("not in cluster mode", err)
+        self.assertNotIn("\ncluster ", self.ctl_ok("stats"))
+        self.assertNotIn("cluster", self.stats())
+
     def test_prometheus(self):
         self.submit_job("p", [self.url("p%d.bin" % i, size=1000 + i)
                               for i in range(3)])
@@ -339,7 +353,7 @@ class TestStats(ControlTestCase):
             m = re.match(r"^(fetchd_[a-z_]+)(\{[^}]*\})? (\S+)$", line)
             self.assertTrue(m, "not a sample line: %r" % line)
             samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-            base = re.sub(r"_(sum|count)$", "", m.group(1))
+            base = re.sub(r"_(sum|count|bucket)$", "", m.group(1))
             self.assertTrue(m.group(1) in types or base in types,
                             "no TYPE for %s" % line)
         for name, typ in types.items():
@@ -358,6 +372,29 @@ class TestStats(ControlTestCase):
             samples['fetchd_latency_ttfb_seconds{quantile="0.5"}'],
             st["latency_ms"]["ttfb"]["p50"] / 1000, places=6)
         self.assertIn('fetchd_rate_bytes_per_second{window="60s"}', samples)
+        self.check_histograms(text, types, samples)
+        self.assertNotIn("fetchd_cluster", text)
+
+    def check_histograms(self, text, types, samples):
+        """Each latency is also a histogram: cumulative buckets in rising
+        order, le="+Inf" last and equal to _count, _sum as the summary's."""
+        for which in ("ttfb", "total"):
+            name = "fetchd_latency_%s_histogram_seconds" % which
+            self.assertEqual(types[name], "histogram")
+            buckets = re.findall(r'^%s_bucket\{le="([^"]+)"\} (\S+)$'
+                                 % name, text, re.M)
+            self.assertGreater(len(buckets), 10, buckets)
+            self.assertEqual(buckets[-1][0], "+Inf")
+            les = [float(le) for le, _ in buckets]
+            counts = [float(n) for _, n in buckets]
+            self.assertEqual(les, sorted(les))
+            self.assertEqual(len(set(les)), len(les))
+            self.assertEqual(counts, sorted(counts))
+            self.assertEqual(counts[-1], samples[name + "_count"])
+            self.assertEqual(counts[-1], 3)
+            self.assertAlmostEqual(
+                samples[name + "_sum"],
+                samples["fetchd_latency_%s_seconds_sum" % which], places=6)
 
     def test_metrics_endpoint(self):
         s = socket.socket()
@@ -403,7 +440,10 @@ class TestCommands(ControlTestCase):
     def test_usage(self):
         for args in ([], ["bogus"], ["cancel"], ["cancel", "a", "b"],
                      ["watch", "5"], ["watch", "x"], ["stats", "extra"],
-                     ["--prometheus", "jobs"], ["submit"], ["--nope"]):
+                     ["--prometheus", "jobs"], ["submit"], ["--nope"],
+                     ["--cluster", "jobs"], ["ping", "--cluster"],
+                     ["--prometheus", "stats", "--cluster"],
+                     ["submit", "--cluster", "f"]):
             rc, out, err = self.ctl(*args)
             self.assertEqual(rc, USAGE, "%r: %s %s" % (args, out, err))
             self.assertEqual(out, "")
@@ -412,7 +452,8 @@ class TestCommands(ControlTestCase):
         rc, out, err = self.ctl("-h", sock=False)
         self.assertEqual(rc, 0)
         for word in ("exit status", "3 fetchd is not running",
-                     "4 permission denied", "submit", "watch"):
+                     "4 permission denied", "5 stats --cluster", "submit",
+                     "watch", "stats --cluster"):
             self.assertIn(word, out)
 
     def test_jobs_listing(self):

@@ -3,8 +3,8 @@
 # man-check.sh: the manual pages are well-formed and fetchd.conf(5) is
 # complete.
 #
-# 1. mandoc -T lint -W warning is silent on fetchd(8), fetchctl(1) and
-#    fetchd.conf(5).
+# 1. mandoc -T lint -W warning is silent on fetchd(8), fetchctl(1),
+#    fetchd.conf(5) and fetchd-cluster(7).
 # 2. Every option of etc/fetchd.conf (a "key = value" line, commented out
 #    or not, under a [section] line) has an entry ".It Cm key" under
 #    ".Ss [section]" in fetchd.conf(5), and every such entry is an option of
@@ -41,7 +41,7 @@ fi
 
 fail=0
 
-for page in fetchd.8 fetchctl.1 fetchd.conf.5; do
+for page in fetchd.8 fetchctl.1 fetchd.conf.5 fetchd-cluster.7; do
 	if [ ! -f "$man/$page" ]; then
 		echo "FAIL: $man/$page is missing"
 		fail=1

@@ -1,8 +1,10 @@
 /*
  * fuzz_job.c: job files, the first input a producer controls. Every line
  * through job_parse_line() (and what an accepted entry feeds on:
- * job_out_valid(), job_name_from_url()), then the whole input through the
- * streaming reader twice, as the daemon validates and then runs a job.
+ * job_out_valid(), job_name_from_url()), and cut at tabs into the three
+ * fields of a cluster stream entry through job_entry_fields(); then the
+ * whole input through the streaming reader twice, as the daemon validates
+ * and then runs a job.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,33 @@
 
 #include "fuzz.h"
 #include "job.h"
+
+/* "URL<tab>OUT<tab>SHA256" as a cluster node gets them, apart; an empty
+ * OUT or SHA256 stands for none. */
+static void
+parse_entry(const char *line, size_t len)
+{
+	char *copy, *f[3] = { NULL, NULL, NULL }, *p, err[JOB_ERR_MAX];
+	struct job_entry e;
+	int n = 0;
+
+	if ((copy = strndup(line, len)) == NULL)
+		return;
+	for (p = copy; n < 3 && p != NULL; n++) {
+		f[n] = p;
+		if ((p = strchr(p, '\t')) != NULL)
+			*p++ = '\0';
+	}
+	if (job_entry_fields(f[0], f[1] != NULL && f[1][0] != '\0' ? f[1] :
+	    NULL, f[2] != NULL && f[2][0] != '\0' ? f[2] : NULL, &e, err,
+	    sizeof(err)) == 1) {
+		if ((e.out != NULL && !job_out_valid(e.out, err,
+		    sizeof(err))) || strpbrk(e.url, " \t") != NULL)
+			abort();        /* accepted, yet not valid */
+		job_entry_free(&e);
+	}
+	free(copy);
+}
 
 static void
 parse_lines(const uint8_t *data, size_t size)
@@ -32,6 +61,7 @@ parse_lines(const uint8_t *data, size_t size)
 				abort();        /* accepted, yet not valid */
 			job_entry_free(&e);
 		}
+		parse_entry(p, (size_t)(nl - p));
 		p = nl + 1;
 	}
 }
