@@ -56,6 +56,8 @@
 #define CL_TICK_MS 500          /* heartbeat, timeouts, claims */
 #define CL_ID_MAX 48            /* "ms-seq" stream ids */
 #define CL_ARGS_MAX 32          /* arguments of one command we build */
+#define CL_RESULTS_BATCH 32     /* results in a read worth reading on */
+#define CL_RESULTS_WAIT_US 1000 /* else the next read waits this long */
 
 static const char cluster_lua[] =
     "#!lua name=fetchd\n"
@@ -74,11 +76,13 @@ static const char cluster_lua[] =
     "  redis.call('XDEL', keys[1], args[3])\n"
     "  return 1\n"
     "end\n"
-    /* KEYS stream; ARGV group, consumer, ids: returns the ids lost */
+    /* KEYS stream; ARGV group, consumer, ids: returns the ids lost,
+     * taken over or deleted (a cancelled job's) */
     "local function renew(keys, args)\n"
     "  local lost = {}\n"
     "  for i = 3, #args do\n"
-    "    if owned(keys[1], args[1], args[2], args[i]) then\n"
+    "    if owned(keys[1], args[1], args[2], args[i]) and"
+    " #redis.call('XRANGE', keys[1], args[i], args[i]) == 1 then\n"
     "      redis.call('XCLAIM', keys[1], args[1], args[2], 0, args[i],"
     " 'JUSTID')\n"
     "    else lost[#lost + 1] = args[i] end\n"
@@ -187,12 +191,24 @@ struct out_ref {
 };
 
 /* Fetch side: an entry taken from the stream. */
-enum fent_state { FE_QUEUED, FE_RUNNING, FE_RESULT, FE_SENDING };
+enum fent_state { FE_NEW, FE_QUEUED, FE_RUNNING, FE_RESULT, FE_SENDING };
+
+/* A job directory fetch-side transfers write into, opened once for all
+ * of them (as jobs.c does for its own) and closed when none is left. */
+struct jobdir {
+	TAILQ_ENTRY(jobdir) entry;
+	char *name;
+	int fd;
+	long refs;
+};
+TAILQ_HEAD(jobdir_list, jobdir);
 
 struct fent {
 	TAILQ_ENTRY(fent) entry;
+	TAILQ_ENTRY(fent) qentry;       /* in queue while FE_QUEUED */
 	enum fent_state state;
 	struct transfer *t;     /* FE_QUEUED, FE_RUNNING */
+	struct jobdir *dir;     /* t's directory while t lives */
 	char id[CL_ID_MAX];
 	char *coord, *job, *index;
 	int lost;               /* a renewal found it taken over */
@@ -248,11 +264,16 @@ struct cluster {
 	int results_pending;    /* reading our own pending results first */
 	int verify_wanted;      /* outs_verify() once the results are read */
 	char results_from[CL_ID_MAX];   /* ... after this id */
+	char results_acked[CL_ID_MAX];  /* the last result acknowledged */
+	char results_trimmed[CL_ID_MAX]; /* the stream trimmed up to */
 
 	/* Fetch side. */
 	struct engine *fetcher;
 	struct fent_list fents;
+	struct fent_list queue;         /* taken, not yet started */
+	struct jobdir_list dirs;
 	long nqueued, nrunning, nresults;
+	int paused;
 	int entries_pending;    /* taking our own pending entries first */
 	char entries_from[CL_ID_MAX];   /* ... after this id */
 	uint64_t next_id;
@@ -270,6 +291,8 @@ struct cluster {
 static void rc_connect(struct rconn *rc);
 static void fetch_read(struct cluster *c);
 static void results_read(struct cluster *c);
+static void results_read_soon(struct cluster *c, size_t got);
+static void results_trim(struct cluster *c);
 static void results_send_all(struct cluster *c);
 static void outs_verify(struct cluster *c);
 static void setup(struct cluster *c);
@@ -1002,7 +1025,6 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 	struct cluster *c = rc->c;
 	const redisReply *list = read_entries(r);
 	const char *ack[3 + CL_READ_MAX] = { "XACK", c->k_results, c->group };
-	const char *del[2 + CL_READ_MAX] = { "XDEL", c->k_results };
 	const redisReply *f;
 	const char *id;
 	int n = 0, pending = c->results_pending;
@@ -1029,17 +1051,18 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 		 * too, or it stays pending here for good. */
 		if (id == NULL)
 			continue;
-		ack[3 + n] = del[2 + n] = id;
-		n++;
+		ack[3 + n++] = id;
 		if (c->results_pending)
 			snprintf(c->results_from, sizeof(c->results_from), "%s",
 			    id);
 	}
 	/* Acknowledged once recorded: a crash before this reads them
-	 * again, and a result for a URL already recorded finds nothing. */
+	 * again, and a result for a URL already recorded finds nothing.
+	 * Deleted later, a batch at a time (results_trim). */
 	if (n > 0) {
 		(void)rc_send(rc, NULL, NULL, 3 + n, ack, NULL, 0);
-		(void)rc_send(rc, NULL, NULL, 2 + n, del, NULL, 0);
+		snprintf(c->results_acked, sizeof(c->results_acked), "%s",
+		    ack[3 + n - 1]);
 	}
 	/* Less than a full page of new results: the stream is read up to
 	 * its end. */
@@ -1048,14 +1071,51 @@ on_results(redisAsyncContext *ac, void *r, void *priv)
 		c->verify_wanted = 0;
 		outs_verify(c);
 	}
-	results_read(c);
+	results_read_soon(c, list != NULL ? list->elements : 0);
+}
+
+/*
+ * The next read of results. After a short page, a moment later: the
+ * results that come meanwhile are then read together, one wake-up for
+ * many instead of one each (the window keeps the nodes busy meanwhile).
+ */
+static void
+results_read_soon(struct cluster *c, size_t got)
+{
+	struct timeval tv = { 0, CL_RESULTS_WAIT_US };
+
+	if (got >= CL_RESULTS_BATCH || c->results_pending)
+		results_read(c);
+	else
+		evtimer_add(c->rc[RC_RESULTS].ev_retry, &tv);
+}
+
+/* Delete the results read and acknowledged so far: every entry up to
+ * the last one acknowledged (results are read and acknowledged in order;
+ * one still pending there was recorded already). */
+static void
+results_trim(struct cluster *c)
+{
+	char past[CL_ID_MAX + 24];
+	const char *argv[] = { "XTRIM", c->k_results, "MINID", past };
+	unsigned long long ms, seq;
+
+	if (c->results_acked[0] == '\0' ||
+	    strcmp(c->results_acked, c->results_trimmed) == 0 ||
+	    sscanf(c->results_acked, "%llu-%llu", &ms, &seq) != 2)
+		return;
+	/* MINID keeps the id given: the one after the last acknowledged. */
+	snprintf(past, sizeof(past), "%llu-%llu", ms, seq + 1);
+	if (rc_send(&c->rc[RC_CMD], NULL, NULL, 4, argv, NULL, 0) == 0)
+		memcpy(c->results_trimmed, c->results_acked,
+		    sizeof(c->results_trimmed));
 }
 
 static void
 results_read(struct cluster *c)
 {
 	struct rconn *rc = &c->rc[RC_RESULTS];
-	char count[16], block[16];
+	char count[24], block[24];
 	const char *argv[] = { "XREADGROUP", "GROUP", c->group, c->me,
 		"COUNT", count, "BLOCK", block, "STREAMS", c->k_results,
 		c->results_pending ? c->results_from : ">" };
@@ -1072,11 +1132,65 @@ results_read(struct cluster *c)
 
 /* --- fetch side ---------------------------------------------------------- */
 
+/* --- fetch side: job directories ----------------------------------------- */
+
+/* The job's directory, opened (made) once for every transfer into it;
+ * NULL when it cannot be opened now (the transfer then opens it by its
+ * path, and says why when that fails too). */
+static struct jobdir *
+jobdir_get(struct cluster *c, const char *job, const char *path)
+{
+	struct jobdir *jd;
+	int created;
+
+	TAILQ_FOREACH(jd, &c->dirs, entry)
+		if (strcmp(jd->name, job) == 0)
+			break;
+	if (jd == NULL) {
+		if ((jd = calloc(1, sizeof(*jd))) == NULL ||
+		    (jd->name = strdup(job)) == NULL ||
+		    (jd->fd = fetch_open_dir(path, &created)) == -1) {
+			if (jd != NULL)
+				free(jd->name);
+			free(jd);
+			return NULL;
+		}
+		TAILQ_INSERT_HEAD(&c->dirs, jd, entry);
+	}
+	jd->refs++;
+	return jd;
+}
+
+static void
+jobdir_put(struct cluster *c, struct jobdir *jd)
+{
+	if (jd == NULL || --jd->refs > 0)
+		return;
+	TAILQ_REMOVE(&c->dirs, jd, entry);
+	close(jd->fd);
+	free(jd->name);
+	free(jd);
+}
+
+/* t is done with: free it and let go of its directory. */
+static void
+fent_drop_transfer(struct cluster *c, struct fent *fe)
+{
+	fetch_transfer_free(fe->t);
+	fe->t = NULL;
+	jobdir_put(c, fe->dir);
+	fe->dir = NULL;
+}
+
 static void
 fent_free(struct cluster *c, struct fent *fe)
 {
 	TAILQ_REMOVE(&c->fents, fe, entry);
-	fetch_transfer_free(fe->t);
+	if (fe->state == FE_QUEUED) {
+		TAILQ_REMOVE(&c->queue, fe, qentry);
+		c->nqueued--;
+	}
+	fent_drop_transfer(c, fe);
 	free(fe->coord);
 	free(fe->job);
 	free(fe->index);
@@ -1219,88 +1333,55 @@ fent_result(struct cluster *c, struct fent *fe)
 		result_send(c, fe);
 }
 
-static int
-sha256_parse(const char *hex, unsigned char out[32])
-{
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-
-		if (!isxdigit((unsigned char)hex[2 * i]) ||
-		    !isxdigit((unsigned char)hex[2 * i + 1]) ||
-		    sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return hex[64] == '\0' ? 0 : -1;
-}
-
 /*
- * An entry's fields, checked exactly like a job line (the URL's scheme
- * and form, the output name, the sha256) plus the job's and the
- * coordinator's names: a transfer into download_dir/J, or NULL with the
- * reason in err.
+ * An entry's fields, checked exactly like a job line's (the URL's scheme
+ * and form, the output name, the sha256: job_entry_fields) plus the job's
+ * and the coordinator's names: a transfer into download_dir/J for fe, or
+ * NULL with the reason in err.
  */
 static struct transfer *
-entry_transfer(struct cluster *c, const redisReply *f, char *err,
-    size_t errlen)
+entry_transfer(struct cluster *c, struct fent *fe, const redisReply *f,
+    char *err, size_t errlen)
 {
-	const char *url = reply_field(f, "u"), *name = reply_field(f, "n");
-	const char *job = reply_field(f, "j"), *sha = reply_field(f, "s");
-	const char *coord = reply_field(f, "c");
-	struct job_entry e;
-	struct transfer *t = NULL;
+	const char *job = reply_field(f, "j");
 	char dir[PATH_MAX + SPOOL_NAME_MAX + 2];
+	struct transfer *t = NULL;
+	struct job_entry e;
 	size_t index;
 
-	memset(&e, 0, sizeof(e));
-	if (!config_node_name_valid(coord, 0)) {
+	if (!config_node_name_valid(reply_field(f, "c"), 0)) {
 		snprintf(err, errlen, "bad coordinator name");
 		return NULL;
 	}
-	if (job == NULL || !spool_name_valid(job)) {
-		snprintf(err, errlen, "bad job name");
+	if (job == NULL || !spool_name_valid(job) ||
+	    parse_size(reply_field(f, "i"), &index) == -1) {
+		snprintf(err, errlen, "bad job name or index");
 		return NULL;
 	}
-	if (parse_size(reply_field(f, "i"), &index) == -1) {
-		snprintf(err, errlen, "bad index");
+	if (reply_field(f, "n") == NULL) {
+		snprintf(err, errlen, "no output name");
 		return NULL;
 	}
-	if (url == NULL || strpbrk(url, " \t") != NULL ||
-	    job_parse_line(url, strlen(url), 1, &e, err, errlen) != 1 ||
-	    e.out != NULL || e.has_sha256) {
-		if (url == NULL || err[0] == '\0' || e.url != NULL)
-			snprintf(err, errlen, "bad URL");
-		job_entry_free(&e);
+	if (job_entry_fields(reply_field(f, "u"), reply_field(f, "n"),
+	    reply_field(f, "s"), &e, err, errlen) == -1)
 		return NULL;
-	}
-	if (name == NULL || !job_out_valid(name, err, errlen)) {
-		if (name == NULL)
-			snprintf(err, errlen, "no output name");
-		job_entry_free(&e);
-		return NULL;
-	}
 	snprintf(dir, sizeof(dir), "%s/%s", c->download_dir, job);
-	if ((t = fetch_transfer_new(e.url, e.host, dir, name)) == NULL ||
+	if ((t = fetch_transfer_new(e.url, e.host, dir, e.out)) == NULL ||
 	    (t->part_tag = strdup(c->me)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		job_entry_free(&e);
+		fetch_transfer_free(t);
+		return NULL;
 	}
-	if (sha != NULL) {
-		if (strlen(sha) != 64 || sha256_parse(sha, t->sha256) == -1) {
-			snprintf(err, errlen, "sha256 is not 64 hex digits");
-			goto fail;
-		}
-		t->has_sha256 = 1;
-	}
+	t->has_sha256 = e.has_sha256;
+	memcpy(t->sha256, e.sha256, sizeof(t->sha256));
+	job_entry_free(&e);
 	t->attempt = (int)field_long(f, "a", 1, 1000, 1);
 	t->params = c->params;
 	t->id = CLUSTER_ID_BIT | ++c->next_id;
-	job_entry_free(&e);
+	if ((fe->dir = jobdir_get(c, job, dir)) != NULL)
+		t->dirfd = fe->dir->fd;
 	return t;
-fail:
-	job_entry_free(&e);
-	fetch_transfer_free(t);
-	return NULL;
 }
 
 static char *
@@ -1310,17 +1391,20 @@ dup_or_null(const char *s)
 }
 
 /* An entry taken from the stream (read or claimed): queue it, or answer
- * a bad one with a failed result at once. */
+ * a bad one with a failed result at once. maybe_ours: it may be one of
+ * ours already (our own pending entries, a claim), else it is new. */
 static void
-entry_in(struct cluster *c, const char *id, const redisReply *f)
+entry_in(struct cluster *c, const char *id, const redisReply *f,
+    int maybe_ours)
 {
 	char err[JOB_ERR_MAX + 64] = "";
 	struct fent *fe;
 	struct fent *dup;
 
-	TAILQ_FOREACH(dup, &c->fents, entry)
-		if (strcmp(dup->id, id) == 0)
-			return; /* our own pending entry, running already */
+	if (maybe_ours)
+		TAILQ_FOREACH(dup, &c->fents, entry)
+			if (strcmp(dup->id, id) == 0)
+				return; /* running here already */
 	if ((fe = calloc(1, sizeof(*fe))) == NULL)
 		return;         /* stays pending: taken up again later */
 	snprintf(fe->id, sizeof(fe->id), "%s", id);
@@ -1328,7 +1412,7 @@ entry_in(struct cluster *c, const char *id, const redisReply *f)
 	fe->job = dup_or_null(reply_field(f, "j"));
 	fe->index = dup_or_null(reply_field(f, "i"));
 	TAILQ_INSERT_TAIL(&c->fents, fe, entry);
-	if ((fe->t = entry_transfer(c, f, err, sizeof(err))) == NULL) {
+	if ((fe->t = entry_transfer(c, fe, f, err, sizeof(err))) == NULL) {
 		c->bad_entries++;
 		log_warnx("cluster: entry %s refused: %s", id, err);
 		fe->outcome = FETCH_FAIL;
@@ -1341,6 +1425,7 @@ entry_in(struct cluster *c, const char *id, const redisReply *f)
 	}
 	fe->t->owner = fe;
 	fe->state = FE_QUEUED;
+	TAILQ_INSERT_TAIL(&c->queue, fe, qentry);
 	c->nqueued++;
 }
 
@@ -1351,42 +1436,51 @@ fetch_submit(struct cluster *c)
 	struct fent *fe;
 
 	/* Entries taken while stopping stay ours, for the restart. */
-	if (c->fetcher == NULL || c->stopping)
+	if (c->fetcher == NULL || c->stopping || c->paused)
 		return;
-	TAILQ_FOREACH(fe, &c->fents, entry) {
-		if (!engine_has_room(c->fetcher))
-			break;
-		if (fe->state != FE_QUEUED)
-			continue;
+	while ((fe = TAILQ_FIRST(&c->queue)) != NULL &&
+	    engine_has_room(c->fetcher)) {
 		fe->t->progress = 0;
 		if (engine_submit(c->fetcher, fe->t) == -1)
 			break;
+		TAILQ_REMOVE(&c->queue, fe, qentry);
 		fe->state = FE_RUNNING;
 		c->nqueued--;
 		c->nrunning++;
 	}
 }
 
+/*
+ * How many more entries to take. A node keeps as many taken as it has
+ * workers, besides the running ones, so a slot that frees is filled at
+ * once from here, and asks for more only when half of that is gone: one
+ * read for many URLs instead of a read for each. Taken entries are leased
+ * like running ones.
+ */
 static long
 fetch_room(const struct cluster *c)
 {
-	long room;
+	long room, workers;
 
-	if (c->fetcher == NULL || c->stopping || c->role == CONF_ROLE_COORDINATE)
+	if (c->fetcher == NULL || c->stopping || c->paused ||
+	    c->role == CONF_ROLE_COORDINATE)
 		return 0;
-	room = engine_workers(c->fetcher) - c->fetcher->inflight - c->nqueued;
+	workers = engine_workers(c->fetcher);
+	room = 2 * workers - c->fetcher->inflight - c->nqueued;
+	if (c->nqueued > 0 && room < (workers + 1) / 2)
+		return 0;
 	return room > CL_READ_MAX ? CL_READ_MAX : room;
 }
 
 static void
-entries_in(struct cluster *c, const redisReply *list)
+entries_in(struct cluster *c, const redisReply *list, int maybe_ours)
 {
 	const redisReply *f;
 	const char *id;
 
 	for (size_t i = 0; list != NULL && i < list->elements; i++)
 		if (reply_entry(list->element[i], &id, &f))
-			entry_in(c, id, f);
+			entry_in(c, id, f, maybe_ours);
 	fetch_submit(c);
 }
 
@@ -1406,7 +1500,7 @@ on_entries(redisAsyncContext *ac, void *r, void *priv)
 		rc_schedule(rc);
 		return;
 	}
-	entries_in(c, read_entries(r));
+	entries_in(c, read_entries(r), 0);
 	fetch_read(c);
 }
 
@@ -1437,7 +1531,7 @@ on_mine(redisAsyncContext *ac, void *r, void *priv)
 		c->entries_pending = 0;
 	else
 		memcpy(c->entries_from, last->str, last->len + 1);
-	entries_in(c, reply->element[1]);
+	entries_in(c, reply->element[1], 1);
 	fetch_read(c);
 }
 
@@ -1453,7 +1547,7 @@ on_mine(redisAsyncContext *ac, void *r, void *priv)
 static void
 fetch_mine(struct cluster *c, long room)
 {
-	char count[16], maxd[16];
+	char count[24], maxd[24];
 	const char *argv[] = { "FCALL", "fetchd_mine", "2", c->stream,
 		c->k_dead, c->group, c->me, c->entries_from, count, maxd,
 		c->k_prefix };
@@ -1469,7 +1563,7 @@ static void
 fetch_read(struct cluster *c)
 {
 	struct rconn *rc = &c->rc[RC_ENTRIES];
-	char count[16], block[16];
+	char count[24], block[24];
 	const char *argv[] = { "XREADGROUP", "GROUP", c->group, c->me,
 		"COUNT", count, "BLOCK", block, "STREAMS", c->stream, ">" };
 	long room = fetch_room(c);
@@ -1499,14 +1593,14 @@ on_claimed(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	rc->c->claimed += reply->elements;
-	entries_in(rc->c, reply);
+	entries_in(rc->c, reply, 1);
 }
 
 /* Take over entries idle past claim_idle (dead-lettering the worn out). */
 static void
 fetch_claim(struct cluster *c)
 {
-	char idle[24], count[16], maxd[16];
+	char idle[24], count[24], maxd[24];
 	const char *argv[] = { "FCALL", "fetchd_claim", "2", c->stream,
 		c->k_dead, c->group, c->me, idle, count, maxd, c->k_prefix };
 	long room = fetch_room(c);
@@ -1517,6 +1611,25 @@ fetch_claim(struct cluster *c)
 	snprintf(count, sizeof(count), "%ld", room);
 	snprintf(maxd, sizeof(maxd), "%ld", c->max_deliveries);
 	(void)rc_send(&c->rc[RC_CMD], on_claimed, NULL, 11, argv, NULL, 0);
+}
+
+/* A renewal found fe taken over by another node, or deleted (its job
+ * cancelled): one not started yet is dropped, one running is stopped
+ * (its result, sent anyway, is refused). */
+static void
+entry_lost(struct cluster *c, struct fent *fe)
+{
+	c->renew_lost++;
+	log_info("cluster: entry %s (job %s #%s) is no longer this node's; "
+	    "%s", fe->id, fe->job, fe->index, fe->state == FE_QUEUED ?
+	    "dropped" : "stopping it here");
+	if (fe->state == FE_QUEUED) {
+		fent_free(c, fe);
+		return;
+	}
+	fe->lost = 1;
+	if (fe->state == FE_RUNNING)
+		engine_cancel(fe->t);
 }
 
 static void
@@ -1541,13 +1654,8 @@ on_renewed(redisAsyncContext *ac, void *r, void *priv)
 		TAILQ_FOREACH(fe, &c->fents, entry) {
 			if (fe->lost || strcmp(fe->id, id->str) != 0)
 				continue;
-			fe->lost = 1;
-			c->renew_lost++;
-			log_info("cluster: entry %s (job %s #%s) was taken "
-			    "over by another node; stopping it here",
-			    fe->id, fe->job, fe->index);
-			if (fe->state == FE_RUNNING)
-				engine_cancel(fe->t);
+			entry_lost(c, fe);
+			break;
 		}
 	}
 }
@@ -1594,7 +1702,6 @@ cluster_fetched(struct cluster *c, struct transfer *t)
 		fent_free(c, fe);
 		return;
 	}
-	fe->t = NULL;
 	fe->outcome = t->outcome;
 	fe->errkind = t->errkind;
 	fe->status = t->http_status;
@@ -1610,7 +1717,7 @@ cluster_fetched(struct cluster *c, struct transfer *t)
 	 * the stop is kept, above). */
 	if (t->outcome != FETCH_OK)
 		fetch_discard(t);
-	fetch_transfer_free(t);
+	fent_drop_transfer(c, fe);
 	fent_result(c, fe);
 }
 
@@ -1747,6 +1854,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 		fetch_renew(c);
 		c->next_renew = now + (double)c->lease_renew;
 	}
+	if (c->ready && !c->cut)
+		results_trim(c);
 	if (c->ready && !c->stopping) {
 		heartbeat(c);
 		if (now >= c->next_claim) {
@@ -1907,6 +2016,8 @@ cluster_new(struct event_base *base, const struct config *cfg,
 	TAILQ_INIT(&c->outs);
 	TAILQ_INIT(&c->cancelled);
 	TAILQ_INIT(&c->fents);
+	TAILQ_INIT(&c->queue);
+	TAILQ_INIT(&c->dirs);
 	if (cluster_init(c, cfg) == -1)
 		goto fail;
 	if ((c->ev_tick = evtimer_new(base, tick_cb, c)) == NULL ||
@@ -2012,6 +2123,20 @@ cluster_poke(struct cluster *c)
 {
 	fetch_submit(c);
 	fetch_read(c);
+}
+
+void
+cluster_pause(struct cluster *c, int paused)
+{
+	c->paused = paused;
+	if (!paused)
+		cluster_poke(c);
+}
+
+void
+cluster_set_config(struct cluster *c, const struct config *cfg)
+{
+	fetch_params_from_config(&c->params, cfg);
 }
 
 void

@@ -91,6 +91,12 @@ void cluster_fetched(struct cluster *c, struct transfer *t);
 /* The local engine may have room: take more entries. */
 void cluster_poke(struct cluster *c);
 
+/* Paused (fetchctl pause): take no entries; queued ones wait. */
+void cluster_pause(struct cluster *c, int paused);
+
+/* The [http] options fetch-side transfers take from now on (reload). */
+void cluster_set_config(struct cluster *c, const struct config *cfg);
+
 /* Stop taking entries (shutting down); the entries running here keep
  * their leases while they finish in the grace period. */
 void cluster_stop(struct cluster *c);

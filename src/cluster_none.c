@@ -65,6 +65,20 @@ cluster_poke(struct cluster *c)
 }
 
 void
+cluster_pause(struct cluster *c, int paused)
+{
+	(void)c;
+	(void)paused;
+}
+
+void
+cluster_set_config(struct cluster *c, const struct config *cfg)
+{
+	(void)c;
+	(void)cfg;
+}
+
+void
 cluster_stop(struct cluster *c)
 {
 	(void)c;

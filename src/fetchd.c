@@ -580,6 +580,8 @@ apply_jobs(const struct config *old, const struct config *cur, void *arg,
 	struct daemon *d = arg;
 
 	jobs_set_config(d->jobs, &d->cfg);
+	if (d->cluster != NULL)
+		cluster_set_config(d->cluster, &d->cfg);
 	return 0;
 }
 
@@ -739,6 +741,8 @@ ctl_pause(void *arg, int paused)
 		log_info("%s from the control socket", paused ?
 		    "paused: no new transfers start" : "resumed");
 	d->paused = paused;
+	if (d->cluster != NULL)
+		cluster_pause(d->cluster, paused);
 	if (!paused)
 		dispatch_soon(d);
 }

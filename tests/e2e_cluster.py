@@ -1199,9 +1199,12 @@ class TestCluster(ClusterCase):
                                   self.cluster_stats(n)), 20,
                      "the nodes to be done with the cancelled URLs")
         self.assertEqual(self.cluster_stats(n0)["out"], 0)
-        # At most one URL per worker (3 x 4) had started.
+        # At most what the nodes had taken: one URL per worker running
+        # and as many queued (3 x 2 x 4); a queued one found deleted by a
+        # renewal is dropped instead of started.
         fetched = {r["key"] for r in self.server.log()}
-        self.assertLessEqual(len(fetched), 12, sorted(fetched))
+        self.assertLessEqual(len(fetched), 24, sorted(fetched))
+        self.assertLess(len(fetched), len(urls))
 
     def test_18_partitioned_coordinator(self):
         self.proxy = Proxy(self.tmp, self.redis.port)
