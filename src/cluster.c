@@ -892,18 +892,27 @@ outs_verify(struct cluster *c)
 
 /* --- reading stream entries ---------------------------------------------- */
 
-/* Field name of a flat [name, value, ...] reply; NULL when absent or not
- * a string. */
+/* The value after name in a flat [name, value, ...] reply; NULL when
+ * absent. */
+static const redisReply *
+reply_value(const redisReply *f, const char *name)
+{
+	for (size_t i = 0; i + 1 < f->elements; i += 2) {
+		const redisReply *k = f->element[i];
+
+		if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
+			return f->element[i + 1];
+	}
+	return NULL;
+}
+
+/* Field name of a flat reply as a string; NULL when absent or not one. */
 static const char *
 reply_field(const redisReply *f, const char *name)
 {
-	for (size_t i = 0; i + 1 < f->elements; i += 2) {
-		const redisReply *k = f->element[i], *v = f->element[i + 1];
+	const redisReply *v = reply_value(f, name);
 
-		if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
-			return v->type == REDIS_REPLY_STRING ? v->str : NULL;
-	}
-	return NULL;
+	return v != NULL && v->type == REDIS_REPLY_STRING ? v->str : NULL;
 }
 
 /* An entry [id, [fields]] of a reply: 1 with *id and *fields, else 0. */
@@ -1749,16 +1758,13 @@ on_nodes(redisAsyncContext *ac, void *r, void *priv)
 	c->nodes = nodes;
 }
 
+/* Field name of a flat reply as an integer; -1 when absent or not one. */
 static long long
 map_int(const redisReply *m, const char *name)
 {
-	for (size_t i = 0; i + 1 < m->elements; i += 2) {
-		const redisReply *k = m->element[i], *v = m->element[i + 1];
+	const redisReply *v = reply_value(m, name);
 
-		if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
-			return v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
-	}
-	return -1;
+	return v != NULL && v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
 }
 
 static void
