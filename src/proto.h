@@ -88,6 +88,8 @@ enum proto_exit {
 	                                   connection failure */
 	PROTO_EXIT_NOT_CLUSTER = 5,     /* stats --cluster: the daemon is not
 	                                   in cluster mode */
+	PROTO_EXIT_FAILED = 6,          /* wait: a job ended in failed/ */
+	PROTO_EXIT_TIMEOUT = 7,         /* wait: --timeout passed first */
 };
 
 /* {"proto":1}; NULL on allocation failure. */
