@@ -236,7 +236,7 @@ static json_t *
 set_figures(json_t *o, const struct job_info *ji)
 {
 	o = set_counts(o, ji);
-	o = set(o, FEED_RUNNING, json_integer((json_int_t)ji->running));
+	o = set(o, FEED_RUNNING, json_integer((json_int_t)ji->transferring));
 	o = set(o, FEED_QUEUED, json_integer((json_int_t)ji->queued));
 	o = set(o, FEED_BYTES, json_integer((json_int_t)ji->bytes));
 	o = set(o, FEED_RATE, json_real(ji->rate));

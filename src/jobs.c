@@ -1302,9 +1302,10 @@ job_info_fill(const struct job *j, struct job_info *ji, double now)
 	ji->urls = j->nurls;
 	ji->done = j->ndone;
 	ji->failed = j->nfailed;
-	ji->bytes = job_bytes(j, &ji->running);
-	if (j->state != JOB_VALIDATING && j->nurls > end + ji->running)
-		ji->queued = j->nurls - end - ji->running;
+	ji->running = j->nlive;
+	ji->bytes = job_bytes(j, &ji->transferring);
+	if (j->state != JOB_VALIDATING && j->nurls > end + ji->transferring)
+		ji->queued = j->nurls - end - ji->transferring;
 	if (j->state == JOB_WAITING) {
 		ji->waiting = j->wait_reason;
 		ji->retry_in = j->wait_until > now ? j->wait_until - now : 0;

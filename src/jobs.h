@@ -62,9 +62,10 @@ struct job_info {
 	                           "waiting" */
 	size_t urls;            /* URLs in the job (after validation) */
 	size_t done, failed;    /* URLs finished so far */
-	size_t running;         /* transfers an engine holds now */
-	size_t queued;          /* URLs neither finished nor running (0 until
-	                           validated) */
+	size_t running;         /* transfers out: running or queued */
+	size_t transferring;    /* of them, held by an engine now */
+	size_t queued;          /* URLs neither finished nor held by an
+	                           engine (0 until validated) */
 	uint64_t bytes;         /* bytes of finished files + in flight */
 	const char *waiting;    /* "waiting": what failed; else NULL */
 	double retry_in;        /* "waiting": s until the next try */

@@ -117,7 +117,8 @@ info(struct job_info *ji)
 	ji->urls = 10;
 	ji->done = 4;
 	ji->failed = 1;
-	ji->running = 2;
+	ji->running = 5;
+	ji->transferring = 2;
 	ji->queued = 3;
 	ji->bytes = 4096;
 	ji->rate = 100.5;
