@@ -192,6 +192,7 @@ client_close_soon(struct client *c)
 	if (c->watch != NULL)
 		event_del(c->watch);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
 	if (!c->eof)
 		bufferevent_enable(c->bev, EV_READ);
@@ -319,8 +320,11 @@ client_unsubscribe(struct client *c)
 	c->all = c->subscriber = 0;
 }
 
-/* c subscribes: from now on it is idle by design, only the write timeout
- * applies. */
+/*
+ * c subscribes: from now on it is idle by design, only the write timeout
+ * applies; and write_cb runs once its output is down to half the bound,
+ * to tell it what it missed.
+ */
 static void
 client_subscribed(struct client *c)
 {
@@ -331,6 +335,7 @@ client_subscribed(struct client *c)
 	c->subscriber = 1;
 	c->ctl->nsubscribers++;
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONTROL_EVENTS_MAX / 2, 0);
 }
 
 /* Subscribe c to job (`wait JOB` or `events JOB`). 0, or -1 (said). */
@@ -389,8 +394,8 @@ sub_drop(struct client *c)
  * One event line (n bytes with its newline) for c, within the bound of
  * its output: beyond CONTROL_EVENTS_MAX the event is counted as missed
  * (and after CONTROL_WRITE_TIMEOUT s there the subscriber is dropped);
- * once missed, events wait until the output is below half, and a
- * `missed` line goes first.
+ * once missed, events are missed until the output is down to half, when
+ * write_cb (or the next event) queues a `missed` line.
  */
 static void
 sub_queue(struct client *c, const char *line, size_t n)
@@ -794,8 +799,16 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	if (!c->closing)
+	if (!c->closing) {
+		/* A subscriber's output drained to half the bound: what it
+		 * missed is said now, not only with the next event. */
+		if (c->missed > 0 && evbuffer_get_length(
+		    bufferevent_get_output(bev)) <= CONTROL_EVENTS_MAX / 2) {
+			client_send(c, feed_missed(c->missed, 0));
+			c->missed = 0;
+		}
 		return;
+	}
 	if (c->eof) {
 		client_free(c);
 		return;
