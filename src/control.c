@@ -117,6 +117,7 @@ struct control {
 	/* Subscriptions: who wants what, without a walk over the clients. */
 	struct watch *watches[WATCH_BUCKETS];
 	size_t nwatches;                /* job names subscribed to */
+	size_t nwaits;                  /* `wait JOB` subscriptions */
 	size_t nall;                    /* clients subscribed to `events` */
 	size_t nsubscribers;
 	uint64_t seq;                   /* the last event numbered */
@@ -287,6 +288,12 @@ sub_detach(struct sub *s)
 	s->w = NULL;
 }
 
+int
+control_waiting(const struct control *ctl)
+{
+	return ctl != NULL && ctl->nwaits > 0;
+}
+
 /* Which kinds a job subscription gets: `wait` no url_done, no queued. */
 static int
 sub_wants(const struct sub *s, enum feed_kind kind)
@@ -307,6 +314,8 @@ client_unsubscribe(struct client *c)
 
 	while ((s = TAILQ_FIRST(&c->subs)) != NULL) {
 		TAILQ_REMOVE(&c->subs, s, by_client);
+		if (s->wait)
+			ctl->nwaits--;
 		w = s->w;
 		sub_detach(s);
 		watch_release(ctl, w);
@@ -363,7 +372,8 @@ sub_add(struct client *c, const char *job, int wait)
 		return -1;
 	}
 	s->c = c;
-	s->wait = wait;
+	s->wait = wait != 0;
+	c->ctl->nwaits += s->wait;
 	sub_attach(s, w);
 	TAILQ_INSERT_TAIL(&c->subs, s, by_client);
 	c->nsubs++;

@@ -79,6 +79,9 @@ uint64_t control_event_seq(struct control *c, const char *job,
 int control_wants(const struct control *c, const char *job,
     enum feed_kind kind);
 
+/* 1 when a client holds a `wait` (progress lines are wanted), else 0. */
+int control_waiting(const struct control *c);
+
 /*
  * Queue ev (stolen; NULL is fine: out of memory, nothing sent) for every
  * subscriber that wants kind of job, each once, serialised once. A

@@ -976,8 +976,8 @@ ctl_job_snapshot(void *arg, const char *job)
 	    result[0] != '\0' ? result : NULL);
 }
 
-/* An entry of active/ not among the jobs (set up again after a failure
- * to) waits. */
+/* An entry of active/ that is not among the jobs (memory ran out when it
+ * was set up; it is started again later) is waiting. */
 static json_t *
 ctl_job_detail(void *arg, const char *job)
 {
@@ -1051,7 +1051,8 @@ status_tick(void *arg)
 
 	if (d->jobs != NULL) {
 		jobs_sample(d->jobs, stats_now());
-		jobs_foreach(d->jobs, progress_cb, d);
+		if (control_waiting(d->control))
+			jobs_foreach(d->jobs, progress_cb, d);
 	}
 	if (getenv("NOTIFY_SOCKET") == NULL || d->stopping ||
 	    d->jobs == NULL || (st = ctl_stats(d)) == NULL)

@@ -382,6 +382,7 @@ START_TEST(test_index)
 	ck_assert_uint_eq(control_event_seq(sctl, "j", FEED_K_URL_DONE), 0);
 	ck_assert_uint_eq(control_event_seq(sctl, "j", FEED_K_QUEUED), 0);
 	ck_assert(!control_wants(sctl, "j", FEED_K_PROGRESS));
+	ck_assert(!control_waiting(sctl));
 
 	a = sub_client("events j\nwait j\n", 0);
 	b = sub_client("wait k\n", 0);
@@ -397,6 +398,7 @@ START_TEST(test_index)
 	ck_assert(control_wants(sctl, "k", FEED_K_CLAIMED));
 	ck_assert(control_wants(sctl, "k", FEED_K_PROGRESS));
 	ck_assert(control_wants(sctl, "k", FEED_K_JOB_DONE));
+	ck_assert(control_waiting(sctl));
 
 	/* a rename carries the subscriptions */
 	control_rename(sctl, "k", "k.1");
@@ -439,6 +441,7 @@ START_TEST(test_index)
 	close(a);
 	close(c);
 	sub_until("subscribers", 0);
+	ck_assert(!control_waiting(sctl));
 	ck_assert(!control_wants(sctl, "j", FEED_K_URL_DONE));
 	ck_assert(!control_wants(sctl, "x", FEED_K_URL_DONE));
 }
