@@ -9,7 +9,8 @@ lines through a raw Unix-socket client, as a script would.
     FETCHD=src/fetchd FETCHD_MODEL=event python3 tests/e2e_events.py -v
 
 Covered: every event of a job in order with the result's counts, seq
-increasing; one job's events after its snapshot; wait on a job that ended
+increasing; an entry of new/ refused at its claim; secrets out of the
+URLs; one job's events after its snapshot; wait on a job that ended
 (done, failed) and on one that runs (progress lines, then its end); a
 claim that renames a job carries the subscriptions along; a subscriber
 that never reads neither slows the downloads (the throughput with and
@@ -183,6 +184,20 @@ class EventsTest(FetchdTestCase):
         self.assertEqual(end["result"], self.result_path("failed", "e"))
         self.assertTrue(os.path.exists(end["result"]))
 
+    def test_rejected_entry_ends_failed(self):
+        c = self.client("events")
+        c.line()
+        os.symlink("/etc/passwd", self.daemon.spool_path("new", "lnk"))
+        lines = c.until(is_done("lnk"))
+        self.assertEqual([o["event"] for o in lines],
+                         ["job_queued", "job_done"])
+        end = lines[-1]
+        self.assertEqual(end["state"], "failed")
+        self.assertEqual((end["urls"], end["done"], end["failed"],
+                          end["bytes"]), (0, 0, 0, 0))
+        self.assertEqual(end["result"], self.result_path("failed", "lnk"))
+        self.assertTrue(os.path.exists(end["result"]))
+
     def test_url_secrets_redacted(self):
         c = self.client("events")
         c.line()
@@ -347,6 +362,8 @@ class EventsTest(FetchdTestCase):
 
     def test_subscription_limit(self):
         c = self.client()
+        c.send("events " + "x" * 300)
+        self.assertIn("at most 255 bytes", c.line()["error"])
         for i in range(SUBS_MAX):
             c.send("%s j%d" % ("wait" if i % 2 else "events", i))
         for i in range(SUBS_MAX):
