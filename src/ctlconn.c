@@ -8,6 +8,7 @@
  * connect again", and for a single request both mean "no reply".
  */
 #include <errno.h>
+#include <math.h>
 #include <grp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,7 +21,9 @@
 #include <unistd.h>
 
 #include "ctlconn.h"
+#include "feed.h"
 #include "proto.h"
+#include "util.h"
 
 void
 ctlconn_init(struct ctlconn *c, const volatile sig_atomic_t *stop)
@@ -164,27 +167,38 @@ reply_room(struct ctlconn *c)
 	return 0;
 }
 
-/* Wait for the daemon to send: CTLCONN_LINE when it has, 0 to wait again
- * (a signal came that is not a stop), or CTLCONN_ERROR (said),
- * CTLCONN_TIMEOUT, CTLCONN_INTR. */
+/*
+ * Wait for the daemon to send: CTLCONN_LINE when it has, else
+ * CTLCONN_ERROR (said), CTLCONN_TIMEOUT or CTLCONN_INTR. The stop flag is
+ * looked at before each poll and the poll lasts at most a second: a
+ * signal that came just before it is seen within that second.
+ */
 static int
 wait_readable(const struct ctlconn *c, int timeout_ms)
 {
+	double end = util_mono() + timeout_ms / 1000.0;
 	struct pollfd pfd;
-	int rv;
+	int rv, slice;
 
 	pfd.fd = c->fd;
 	pfd.events = POLLIN;
-	rv = poll(&pfd, 1, timeout_ms);
-	if (c->stop != NULL && *c->stop)
-		return CTLCONN_INTR;
-	if (rv == -1 && errno == EINTR)
-		return 0;
-	if (rv == -1) {
-		fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
-		return CTLCONN_ERROR;
+	for (;;) {
+		if (c->stop != NULL && *c->stop)
+			return CTLCONN_INTR;
+		slice = 1000;
+		if (timeout_ms >= 0 && (end - util_mono()) * 1000 < slice)
+			slice = (int)ceil((end - util_mono()) * 1000);
+		if (slice <= 0)
+			return CTLCONN_TIMEOUT;
+		rv = poll(&pfd, 1, slice);
+		if (rv == -1 && errno != EINTR) {
+			fprintf(stderr, "fetchctl: poll: %s\n",
+			    strerror(errno));
+			return CTLCONN_ERROR;
+		}
+		if (rv > 0)
+			return CTLCONN_LINE;
 	}
-	return rv == 0 ? CTLCONN_TIMEOUT : CTLCONN_LINE;
 }
 
 /* A complete line in the buffer into *line: 1, else 0. */
@@ -217,9 +231,7 @@ ctlconn_read_line(struct ctlconn *c, int timeout_ms, char **line)
 			return CTLCONN_LINE;
 		if (reply_room(c) == -1)
 			return CTLCONN_ERROR;
-		if ((rv = wait_readable(c, timeout_ms)) == 0)
-			continue;
-		if (rv != CTLCONN_LINE)
+		if ((rv = wait_readable(c, timeout_ms)) != CTLCONN_LINE)
 			return rv;
 		r = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
 		if (r == -1 && errno == EINTR)
@@ -256,7 +268,10 @@ ctlconn_decode(const char *line, int *status)
 		json_decref(o);
 		return NULL;
 	}
-	if ((e = json_object_get(o, PROTO_KEY_ERROR)) == NULL)
+	/* An event line may have an "error" member (url_done's): only a
+	 * line that is not an event can be an error reply. */
+	if ((e = json_object_get(o, PROTO_KEY_ERROR)) == NULL ||
+	    json_object_get(o, FEED_EVENT) != NULL)
 		*status = PROTO_EXIT_OK;
 	else if (json_is_true(json_object_get(o, PROTO_KEY_DENIED)))
 		*status = PROTO_EXIT_DENIED;
@@ -269,6 +284,8 @@ ctlconn_say(const char *line, const json_t *o)
 	const json_t *e = json_object_get(o, PROTO_KEY_ERROR);
 	char shown[128];
 
+	if (json_object_get(o, FEED_EVENT) != NULL)
+		return;
 	if (o == NULL) {
 		proto_printable(line, strlen(line), shown, sizeof(shown));
 		fprintf(stderr, "fetchctl: fetchd sent something that is not "

@@ -73,8 +73,7 @@ usage(FILE *fp)
 	    "commands:\n");
 	for (i = 0; i < PROTO_CMD__COUNT; i++) {
 		cmd = &proto_cmds[i];
-		if (strcmp(cmd->name, "wait") == 0 ||
-		    strcmp(cmd->name, "events") == 0)
+		if (cmd->id == PROTO_CMD_WAIT || cmd->id == PROTO_CMD_EVENTS)
 			continue;       /* fetchctl's forms below */
 		snprintf(word, sizeof(word), "%s%s%s", cmd->name,
 		    cmd->args[0] != '\0' ? " " : "", cmd->args);
@@ -384,6 +383,8 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		print_reload(o);
 		break;
 	case PROTO_CMD_WATCH:           /* run_watch() prints its own */
+	case PROTO_CMD_EVENTS:
+	case PROTO_CMD_WAIT:
 	case PROTO_CMD__COUNT:
 		break;
 	}
@@ -704,8 +705,8 @@ submit_jobs(const struct ctl *c, struct spool *sp, long max_urls,
 			fprintf(stderr, "fetchctl: nothing submitted\n");
 		/* all of them, or those a failing file system let through */
 		for (i = 0; i < done; i++) {
-			printf("%s\n", jobs[i].name);
-			list[i] = names[i];
+			printf("%s\n", jobs[i].queued);
+			list[i] = jobs[i].queued;
 		}
 		if (rc == PROTO_EXIT_OK && sock != NULL)
 			rc = run_wait(c, sock, nfiles, list);

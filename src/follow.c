@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "ctlconn.h"
+#include "feed.h"
 #include "follow.h"
 #include "meter.h"
 #include "proto.h"
@@ -119,7 +120,7 @@ draw(struct waiter *w)
 		printf("\033[%dA", w->drawn);
 	for (i = 0; i < lines; i++) {
 		stub = w->jobs[i].last != NULL ? NULL : json_pack("{s:s,s:s}",
-		    "job", w->jobs[i].name, "state", "asking fetchd");
+		    FEED_JOB, w->jobs[i].name, FEED_STATE, "asking fetchd");
 		meter_line(w->jobs[i].last != NULL ? w->jobs[i].last : stub,
 		    cols, line, sizeof(line));
 		json_decref(stub);
@@ -154,8 +155,8 @@ plain(struct wjob *j, const char *state)
 	struct tm tm;
 	time_t t;
 
-	figures = proto_num(j->last, "done", 0) +
-	    proto_num(j->last, "failed", 0) + proto_num(j->last, "bytes", 0);
+	figures = proto_num(j->last, FEED_DONE, 0) +
+	    proto_num(j->last, FEED_FAILED, 0) + proto_num(j->last, FEED_BYTES, 0);
 	if (strcmp(state, j->said) == 0 &&
 	    (now - j->said_at < FOLLOW_PLAIN_EVERY || figures == j->said_figures))
 		return;
@@ -178,7 +179,7 @@ update(struct waiter *w, struct wjob *j, json_t *o)
 	json_decref(j->last);
 	j->last = o;
 	if (!w->o->tty)
-		plain(j, str_of(o, "state"));
+		plain(j, str_of(o, FEED_STATE));
 }
 
 /*
@@ -189,21 +190,21 @@ update(struct waiter *w, struct wjob *j, json_t *o)
 static void
 on_snapshot(struct waiter *w, struct wjob *j, json_t *o)
 {
-	const char *state = str_of(o, "state");
+	const char *state = str_of(o, FEED_STATE);
 
-	if (strcmp(state, "unknown") == 0) {
+	if (strcmp(state, FEED_STATE_UNKNOWN) == 0) {
 		undraw(w);
 		fprintf(stderr, "fetchctl: no such job: %s\n", j->name);
 		j->end = JOB_UNKNOWN;
 		return;
 	}
-	if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0)
+	if (strcmp(state, FEED_STATE_DONE) == 0 || strcmp(state, FEED_STATE_FAILED) == 0)
 		j->end = JOB_ENDED;
 	/* A snapshot of an active job has fewer figures than the progress
 	 * events: keep those while the state is the same. */
-	if (j->last != NULL && strcmp(str_of(j->last, "state"), state) == 0 &&
-	    !json_is_number(json_object_get(o, "rate")) &&
-	    json_is_number(json_object_get(j->last, "rate")))
+	if (j->last != NULL && strcmp(str_of(j->last, FEED_STATE), state) == 0 &&
+	    !json_is_number(json_object_get(o, FEED_RATE)) &&
+	    json_is_number(json_object_get(j->last, FEED_RATE)))
 		return;
 	update(w, j, o);
 }
@@ -212,7 +213,7 @@ on_snapshot(struct waiter *w, struct wjob *j, json_t *o)
 static void
 on_claimed(struct waiter *w, json_t *o)
 {
-	const char *as = str_of(o, "queued_as"), *name = str_of(o, "job");
+	const char *as = str_of(o, FEED_QUEUED_AS), *name = str_of(o, FEED_JOB);
 	struct wjob *j;
 	json_t *c;
 
@@ -220,8 +221,8 @@ on_claimed(struct waiter *w, json_t *o)
 	    strlen(name) > NAME_MAX_CLAIMED)
 		return;
 	snprintf(j->name, sizeof(j->name), "%s", name);
-	c = json_pack("{s:s,s:s}", "job", name, "state",
-	    json_is_true(json_object_get(o, "resumed")) ? "resumed" :
+	c = json_pack("{s:s,s:s}", FEED_JOB, name, FEED_STATE,
+	    json_is_true(json_object_get(o, FEED_RESUMED)) ? FEED_RESUMED :
 	    "claimed");
 	if (c != NULL)
 		update(w, j, c);
@@ -263,19 +264,19 @@ on_line(struct waiter *w, const char *line, int *rc)
 		*rc = status;
 		return NEXT_STOP;
 	}
-	ev = str_of(o, "event");
-	j = find_job(w, str_of(o, "job"));
-	if (strcmp(ev, "job_claimed") == 0)
+	ev = str_of(o, FEED_EVENT);
+	j = find_job(w, str_of(o, FEED_JOB));
+	if (strcmp(ev, FEED_JOB_CLAIMED) == 0)
 		on_claimed(w, o);
-	else if (strcmp(ev, "missed") == 0 && subscribe(w) == -1)
+	else if (strcmp(ev, FEED_MISSED) == 0 && subscribe(w) == -1)
 		*rc = PROTO_EXIT_ERROR;
 	else if (j == NULL || j->end != JOB_WAITING)
 		;                       /* not ours, or heard of already */
-	else if (strcmp(ev, "job") == 0)
+	else if (strcmp(ev, FEED_SNAPSHOT) == 0)
 		on_snapshot(w, j, o);
-	else if (strcmp(ev, "progress") == 0)
+	else if (strcmp(ev, FEED_PROGRESS) == 0)
 		update(w, j, o);
-	else if (strcmp(ev, "job_done") == 0) {
+	else if (strcmp(ev, FEED_JOB_DONE) == 0) {
 		j->end = JOB_ENDED;
 		update(w, j, o);
 	}
@@ -311,6 +312,8 @@ left_ms(const struct waiter *w)
 	if (w->deadline == 0)
 		return -1;
 	left = w->deadline - util_mono();
+	if (left > 3600)
+		return 3600 * 1000;     /* the loop comes back for the rest */
 	return left <= 0 ? 0 : (int)ceil(left * 1000);
 }
 
@@ -394,12 +397,12 @@ finish(struct waiter *w)
 			rc = PROTO_EXIT_ERROR;
 			continue;
 		}
-		state = str_of(w->jobs[i].last, "state");
-		if (strcmp(state, "failed") == 0 && rc == PROTO_EXIT_OK)
+		state = str_of(w->jobs[i].last, FEED_STATE);
+		if (strcmp(state, FEED_STATE_FAILED) == 0 && rc == PROTO_EXIT_OK)
 			rc = PROTO_EXIT_FAILED;
 		printf("%s %s %s\n", w->jobs[i].name, state,
-		    *str_of(w->jobs[i].last, "result") != '\0' ?
-		    str_of(w->jobs[i].last, "result") : "-");
+		    *str_of(w->jobs[i].last, FEED_RESULT) != '\0' ?
+		    str_of(w->jobs[i].last, FEED_RESULT) : "-");
 	}
 	return rc;
 }
@@ -466,18 +469,19 @@ follow_wait(const struct follow_opts *o, char *const *names, int n)
  */
 #define EVENTS_TEXT_MAX 8192
 
-/* An event for people. (Until the daemon's rendering is shared.) */
+/* An event for people: the time it happened (or now, for the lines that
+ * are not published events) and feed_line()'s text. */
 static void
 events_render(const json_t *ev, char *buf, size_t len)
 {
-	char stamp[32];
-	time_t t = (time_t)proto_num(ev, "time", (double)time(NULL));
+	char stamp[16], text[EVENTS_TEXT_MAX];
+	time_t t = (time_t)proto_num(ev, FEED_TIME, (double)time(NULL));
 	struct tm tm;
 
 	localtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-	snprintf(buf, len, "%s %s %s", stamp, str_of(ev, "event"),
-	    str_of(ev, "job"));
+	feed_line(ev, text, sizeof(text));
+	snprintf(buf, len, "%s %s", stamp, text);
 }
 
 /*
@@ -489,19 +493,19 @@ events_render(const json_t *ev, char *buf, size_t len)
 static int
 events_end(char *job, size_t len, const json_t *ev)
 {
-	const char *kind = str_of(ev, "event"), *state = str_of(ev, "state");
+	const char *kind = str_of(ev, FEED_EVENT), *state = str_of(ev, FEED_STATE);
 
-	if (strcmp(kind, "job_claimed") == 0 &&
-	    strcmp(str_of(ev, "queued_as"), job) == 0) {
-		snprintf(job, len, "%s", str_of(ev, "job"));
+	if (strcmp(kind, FEED_JOB_CLAIMED) == 0 &&
+	    strcmp(str_of(ev, FEED_QUEUED_AS), job) == 0) {
+		snprintf(job, len, "%s", str_of(ev, FEED_JOB));
 		return -1;
 	}
-	if (strcmp(str_of(ev, "job"), job) != 0 ||
-	    (strcmp(kind, "job_done") != 0 && strcmp(kind, "job") != 0))
+	if (strcmp(str_of(ev, FEED_JOB), job) != 0 ||
+	    (strcmp(kind, FEED_JOB_DONE) != 0 && strcmp(kind, FEED_SNAPSHOT) != 0))
 		return -1;
-	if (strcmp(state, "done") == 0)
+	if (strcmp(state, FEED_STATE_DONE) == 0)
 		return PROTO_EXIT_OK;
-	if (strcmp(state, "failed") == 0)
+	if (strcmp(state, FEED_STATE_FAILED) == 0)
 		return PROTO_EXIT_FAILED;
 	return -1;
 }
@@ -511,7 +515,7 @@ static int
 events_line(const struct follow_opts *o, char *job, size_t len,
     const char *line)
 {
-	char text[EVENTS_TEXT_MAX];
+	char text[EVENTS_TEXT_MAX + 16];
 	json_t *ev;
 	int status, rc = -1;
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "feed.h"
 #include "jobinfo.h"
 #include "meter.h"
 #include "proto.h"
@@ -166,7 +167,7 @@ print_result(FILE *fp, const json_t *job)
 {
 	struct rows r;
 	char path[SHOWN_MAX], b[32];
-	const char *p = json_string_value(json_object_get(job, "result"));
+	const char *p = json_string_value(json_object_get(job, FEED_RESULT));
 	size_t i;
 
 	if (p == NULL)
@@ -205,13 +206,13 @@ print_errors(FILE *fp, const json_t *errors)
 	fprintf(fp, "errors      the last %zu, newest last:\n",
 	    json_array_size(errors));
 	json_array_foreach((json_t *)errors, i, e) {
-		t = (time_t)proto_num(e, "time", 0);
+		t = (time_t)proto_num(e, FEED_TIME, 0);
 		localtime_r(&t, &tm);
 		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
 		fprintf(fp, "  %s #%.0f %s: status %.0f, attempt %.0f: %s\n",
-		    stamp, proto_num(e, "index", 0), str_at(e, "url", a,
-		    sizeof(a)), proto_num(e, "status", 0),
-		    proto_num(e, "attempt", 0), str_at(e, "error", b,
+		    stamp, proto_num(e, FEED_INDEX, 0), str_at(e, FEED_URL, a,
+		    sizeof(a)), proto_num(e, FEED_STATUS, 0),
+		    proto_num(e, FEED_ATTEMPT, 0), str_at(e, FEED_ERROR, b,
 		    sizeof(b)));
 	}
 }
@@ -223,26 +224,26 @@ print_active(FILE *fp, const json_t *job)
 	char bytes[32], rate[32], eta[32];
 
 	fprintf(fp, "urls        %.0f: %.0f done, %.0f failed, %.0f running, "
-	    "%.0f queued\n", proto_num(job, "urls", 0),
-	    proto_num(job, "done", 0), proto_num(job, "failed", 0),
-	    proto_num(job, "running", 0), proto_num(job, "queued", 0));
-	proto_fmt_bytes(proto_num(job, "bytes", 0), bytes, sizeof(bytes));
-	meter_fmt_rate(proto_num(job, "rate", 0), rate, sizeof(rate));
-	meter_fmt_eta(proto_num(job, "eta", -1), eta, sizeof(eta));
+	    "%.0f queued\n", proto_num(job, FEED_URLS, 0),
+	    proto_num(job, FEED_DONE, 0), proto_num(job, FEED_FAILED, 0),
+	    proto_num(job, FEED_RUNNING, 0), proto_num(job, FEED_QUEUED, 0));
+	proto_fmt_bytes(proto_num(job, FEED_BYTES, 0), bytes, sizeof(bytes));
+	meter_fmt_rate(proto_num(job, FEED_RATE, 0), rate, sizeof(rate));
+	meter_fmt_eta(proto_num(job, FEED_ETA, -1), eta, sizeof(eta));
 	fprintf(fp, "received    %s, %s, %.1f URL/s, ETA %s\n", bytes, rate,
-	    proto_num(job, "url_rate", 0), eta);
-	print_errors(fp, json_object_get(job, "errors"));
+	    proto_num(job, FEED_URL_RATE, 0), eta);
+	print_errors(fp, json_object_get(job, FEED_ERRORS));
 }
 
 void
 jobinfo_print(FILE *fp, const json_t *reply)
 {
-	const json_t *job = json_object_get(reply, "job");
+	const json_t *job = json_object_get(reply, PROTO_KEY_JOB);
 	char a[SHOWN_MAX];
 
-	fprintf(fp, "job         %s\n", str_at(job, "name", a, sizeof(a)));
-	fprintf(fp, "state       %s\n", str_at(job, "state", a, sizeof(a)));
-	if (json_is_number(json_object_get(job, "urls")))
+	fprintf(fp, "job         %s\n", str_at(job, FEED_NAME, a, sizeof(a)));
+	fprintf(fp, "state       %s\n", str_at(job, FEED_STATE, a, sizeof(a)));
+	if (json_is_number(json_object_get(job, FEED_URLS)))
 		print_active(fp, job);
 	print_result(fp, job);
 }

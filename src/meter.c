@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "feed.h"
 #include "meter.h"
 #include "proto.h"
 
@@ -61,13 +62,14 @@ str_of(const json_t *o, const char *key, const char *def)
 static const char *
 job_name(const json_t *o)
 {
-	return str_of(o, "job", str_of(o, "name", "?"));
+	return str_of(o, FEED_JOB, str_of(o, FEED_NAME, "?"));
 }
 
 static int
 ended(const char *state)
 {
-	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0;
+	return strcmp(state, FEED_STATE_DONE) == 0 ||
+	    strcmp(state, FEED_STATE_FAILED) == 0;
 }
 
 void
@@ -134,17 +136,17 @@ meter_fmt_name(const char *name, size_t width, char *buf, size_t len)
 static int
 running(const char *state)
 {
-	return strcmp(state, "running") == 0 || strcmp(state, "active") == 0;
+	return strcmp(state, "running") == 0 || strcmp(state, FEED_STATE_ACTIVE) == 0;
 }
 
 /* "done/failed/total"; the total is "?" while a job is validated. */
 static void
 put_counts(struct text *t, const json_t *o, const char *state)
 {
-	double urls = proto_num(o, "urls", 0);
+	double urls = proto_num(o, FEED_URLS, 0);
 
-	put(t, "%.0f/%.0f/", proto_num(o, "done", 0),
-	    proto_num(o, "failed", 0));
+	put(t, "%.0f/%.0f/", proto_num(o, FEED_DONE, 0),
+	    proto_num(o, FEED_FAILED, 0));
 	if (urls == 0 && strcmp(state, "validating") == 0)
 		put(t, "?");
 	else
@@ -159,12 +161,12 @@ put_tail(struct text *t, const json_t *o, const char *state)
 	char a[32], b[32];
 
 	if (running(state)) {
-		meter_fmt_rate(proto_num(o, "rate", 0), a, sizeof(a));
-		meter_fmt_eta(proto_num(o, "eta", -1), b, sizeof(b));
+		meter_fmt_rate(proto_num(o, FEED_RATE, 0), a, sizeof(a));
+		meter_fmt_eta(proto_num(o, FEED_ETA, -1), b, sizeof(b));
 		put(t, "%11s ETA %s", a, b);
 	} else if (ended(state) && json_is_number(json_object_get(o,
-	    "seconds"))) {
-		proto_fmt_duration(proto_num(o, "seconds", 0), a, sizeof(a));
+	    FEED_SECONDS))) {
+		proto_fmt_duration(proto_num(o, FEED_SECONDS, 0), a, sizeof(a));
 		put(t, "%s in %s", state, a);
 	} else
 		put(t, "%s", state);
@@ -174,10 +176,10 @@ put_tail(struct text *t, const json_t *o, const char *state)
 static void
 put_bar(struct text *t, const json_t *o, const char *state, size_t bw)
 {
-	double urls = proto_num(o, "urls", 0), fin, frac = 0;
+	double urls = proto_num(o, FEED_URLS, 0), fin, frac = 0;
 	size_t i, fill;
 
-	fin = proto_num(o, "done", 0) + proto_num(o, "failed", 0);
+	fin = proto_num(o, FEED_DONE, 0) + proto_num(o, FEED_FAILED, 0);
 	if (urls > 0)
 		frac = fin / urls;
 	if (ended(state) || frac > 1)
@@ -200,8 +202,8 @@ line_bare(const json_t *o, const char *state, size_t avail, char *buf,
 
 	meter_fmt_name(job_name(o), avail, name, sizeof(name));
 	put(&t, "%s  %s", name, state);
-	if (json_is_string(json_object_get(o, "result")))
-		put(&t, "  %s", str_of(o, "result", ""));
+	if (json_is_string(json_object_get(o, FEED_RESULT)))
+		put(&t, "  %s", str_of(o, FEED_RESULT, ""));
 	if (t.pos > avail)
 		buf[t.pos = avail] = '\0';
 	return t.pos;
@@ -210,7 +212,7 @@ line_bare(const json_t *o, const char *state, size_t avail, char *buf,
 size_t
 meter_line(const json_t *o, int width, char *buf, size_t len)
 {
-	const char *state = str_of(o, "state", "?");
+	const char *state = str_of(o, FEED_STATE, "?");
 	char right[256], bytes[32], name[METER_LINE_MAX];
 	struct text r = { right, sizeof(right), 0 }, t = { buf, len, 0 };
 	size_t avail, nw, bw = 0;
@@ -223,9 +225,9 @@ meter_line(const json_t *o, int width, char *buf, size_t len)
 	if (width > METER_WIDTH_MAX)
 		width = METER_WIDTH_MAX;
 	avail = (size_t)width - 1;
-	if (!json_is_number(json_object_get(o, "urls")))
+	if (!json_is_number(json_object_get(o, FEED_URLS)))
 		return line_bare(o, state, avail, buf, len);
-	proto_fmt_bytes(proto_num(o, "bytes", 0), bytes, sizeof(bytes));
+	proto_fmt_bytes(proto_num(o, FEED_BYTES, 0), bytes, sizeof(bytes));
 	put(&r, " ");
 	put_counts(&r, o, state);
 	put(&r, " %10s ", bytes);
@@ -250,7 +252,7 @@ meter_line(const json_t *o, int width, char *buf, size_t len)
 size_t
 meter_plain(const json_t *o, char *buf, size_t len)
 {
-	const char *state = str_of(o, "state", "?");
+	const char *state = str_of(o, FEED_STATE, "?");
 	struct text t = { buf, len, 0 };
 	char a[32];
 
@@ -258,23 +260,23 @@ meter_plain(const json_t *o, char *buf, size_t len)
 		return 0;
 	buf[0] = '\0';
 	put(&t, "%s %s", job_name(o), state);
-	if (json_is_number(json_object_get(o, "urls"))) {
-		proto_fmt_bytes(proto_num(o, "bytes", 0), a, sizeof(a));
+	if (json_is_number(json_object_get(o, FEED_URLS))) {
+		proto_fmt_bytes(proto_num(o, FEED_BYTES, 0), a, sizeof(a));
 		put(&t, ": %.0f done, %.0f failed of %.0f URLs, %s",
-		    proto_num(o, "done", 0), proto_num(o, "failed", 0),
-		    proto_num(o, "urls", 0), a);
+		    proto_num(o, FEED_DONE, 0), proto_num(o, FEED_FAILED, 0),
+		    proto_num(o, FEED_URLS, 0), a);
 		if (running(state)) {
-			meter_fmt_rate(proto_num(o, "rate", 0), a, sizeof(a));
+			meter_fmt_rate(proto_num(o, FEED_RATE, 0), a, sizeof(a));
 			put(&t, ", %s, ETA ", a);
-			meter_fmt_eta(proto_num(o, "eta", -1), a, sizeof(a));
+			meter_fmt_eta(proto_num(o, FEED_ETA, -1), a, sizeof(a));
 			put(&t, "%s", a);
-		} else if (json_is_number(json_object_get(o, "seconds"))) {
-			proto_fmt_duration(proto_num(o, "seconds", 0), a,
+		} else if (json_is_number(json_object_get(o, FEED_SECONDS))) {
+			proto_fmt_duration(proto_num(o, FEED_SECONDS, 0), a,
 			    sizeof(a));
 			put(&t, " in %s", a);
 		}
 	}
-	if (json_is_string(json_object_get(o, "result")))
-		put(&t, "; result %s", str_of(o, "result", ""));
+	if (json_is_string(json_object_get(o, FEED_RESULT)))
+		put(&t, "; result %s", str_of(o, FEED_RESULT, ""));
 	return t.pos;
 }
