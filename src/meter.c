@@ -139,13 +139,15 @@ running(const char *state)
 	return strcmp(state, "running") == 0 || strcmp(state, FEED_STATE_ACTIVE) == 0;
 }
 
-/* "done/failed/total"; the total is "?" while a job is validated. */
+/* "done/failed/total", done as wide as the total so that the bar keeps
+ * its width as it fills; the total is "?" while a job is validated. */
 static void
 put_counts(struct text *t, const json_t *o, const char *state)
 {
 	double urls = proto_num(o, FEED_URLS, 0);
+	int w = snprintf(NULL, 0, "%.0f", urls);
 
-	put(t, "%.0f/%.0f/", proto_num(o, FEED_DONE, 0),
+	put(t, "%*.0f/%.0f/", w, proto_num(o, FEED_DONE, 0),
 	    proto_num(o, FEED_FAILED, 0));
 	if (urls == 0 && strcmp(state, "validating") == 0)
 		put(t, "?");

@@ -106,7 +106,7 @@ START_TEST(test_running_line)
 	const char *l = line(RUNNING, 100);
 
 	ck_assert_msg(strncmp(l, "nightly [", 9) == 0, "%s", l);
-	ck_assert_ptr_nonnull(strstr(l, "] 40/2/100 "));
+	ck_assert_ptr_nonnull(strstr(l, "]  40/2/100 "));
 	ck_assert_ptr_nonnull(strstr(l, "1.2 MiB/s ETA 1m05s"));
 	/* 42 of 100 finished: a bar 42% full, its head after the fill. */
 	ck_assert_ptr_nonnull(strstr(l, "[================>"));
