@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 #
 # completion-check.sh: the bash completion of fetchctl
 # (etc/bash-completion/fetchctl) against the built fetchctl.
@@ -64,7 +64,8 @@ fail() {
 	failed=1
 }
 
-# shellcheck source=../etc/bash-completion/fetchctl
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=etc/bash-completion/fetchctl
 . "$script"
 func=$(complete -p fetchctl 2>/dev/null | sed -n 's/.* -F \([^ ]*\) .*/\1/p')
 if [ -z "$func" ]; then
@@ -105,8 +106,8 @@ lines() {
 
 expect stats fetchctl st
 expect "$(lines cancel)" fetchctl can
-commands=$(fetchctl --help | sed -n '/^commands:/,/^[^ ]/s/^  \([a-z][a-z-]*\).*/\1/p' |
-    sort -u)
+commands=$(fetchctl --help |
+    sed -n '/^commands:/,/^[^ ]/s/^  \([a-z][a-z-]*\).*/\1/p' | sort -u)
 [ -n "$commands" ] || fail "fetchctl --help lists no commands"
 expect "$commands" fetchctl ""
 expect "$commands" fetchctl --json ""
@@ -115,9 +116,11 @@ expect "$commands" fetchctl --json ""
 
 complete_words fetchctl -
 for o in -s -c --json --prometheus; do
-	grep -qx -- "$o" <<<"$got" || fail "fetchctl -<TAB>: $o missing from [${got//$'\n'/ }]"
+	grep -qx -- "$o" <<<"$got" ||
+	    fail "fetchctl -<TAB>: $o missing from [${got//$'\n'/ }]"
 done
-grep -qx -- --cluster <<<"$got" && fail "fetchctl -<TAB>: --cluster offered before stats"
+grep -qx -- --cluster <<<"$got" &&
+    fail "fetchctl -<TAB>: --cluster offered before stats"
 expect "$(lines --cluster)" fetchctl stats --cl
 expect "$(lines --json)" fetchctl cancel --js
 expect "$(lines --name)" fetchctl submit --na
@@ -125,7 +128,7 @@ expect "$(lines --name)" fetchctl submit --na
 # --- 3. job names from the spool -----------------------------------------
 
 spool="$work/spool with blank"
-for d in tmp new active done failed; do
+for d in tmp new active 'done' failed; do
 	mkdir -p "$spool/$d" || exit 1
 done
 touch "$spool/new/queued" "$spool/new/.hidden" "$spool/tmp/staged" \
@@ -156,7 +159,8 @@ expect "" fetchctl -c "$work/fetchd.conf" cancel zzz
 
 # --- 4. files, and nothing where nothing fits ----------------------------
 
-mkdir -p "$work/files/sub" && touch "$work/files/urls.txt" "$work/files/urls2.txt"
+mkdir -p "$work/files/sub" &&
+    touch "$work/files/urls.txt" "$work/files/urls2.txt"
 expect "$(lines "$work/files/urls.txt" "$work/files/urls2.txt")" \
     fetchctl submit "$work/files/ur"
 expect "$(lines "$work/files/sub")" fetchctl submit "$work/files/s"
@@ -193,7 +197,8 @@ want=$(sed -n '/"spool_dir", *CONF_STR/,/RESTART/p' "$top/src/config.c" |
 if [ -z "$want" ]; then
 	fail "no default of spool_dir found in src/config.c"
 elif [ "$_fetchctl_default_spool" != "$want" ]; then
-	fail "the completion's default spool $_fetchctl_default_spool is not src/config.c's $want"
+	fail "the completion's default spool $_fetchctl_default_spool" \
+	    "is not src/config.c's $want"
 fi
 
 [ "$failed" -eq 0 ] && echo "PASS: fetchctl completion"
