@@ -807,10 +807,17 @@ static void
 post_ended(struct task *t, const char *how, double secs)
 {
 	struct jobhook *jh = t->e->jh;
-	int code = t->kill_stage == 0 && t->status != -1 &&
-	    WIFEXITED(t->status) ? WEXITSTATUS(t->status) : JOBHOOK_POST_RETRY;
+	int normal = t->kill_stage == 0 && t->status != -1 &&
+	    WIFEXITED(t->status);
+	int code = normal ? WEXITSTATUS(t->status) : JOBHOOK_POST_RETRY;
+	char why[128] = "";
 	double delay;
 
+	/* the child's own line said why; anything else is said here */
+	if (code == JOBHOOK_POST_GIVEUP)
+		snprintf(why, sizeof(why), " (refused)");
+	else if (!normal || code != JOBHOOK_POST_RETRY)
+		snprintf(why, sizeof(why), " (%s)", how);
 	if (code == JOBHOOK_POST_OK) {
 		log_info("webhook %s: delivered (attempt %d, %.1fs)",
 		    t->e->job, t->attempts, secs);
@@ -820,14 +827,14 @@ post_ended(struct task *t, const char *how, double secs)
 	if (code != JOBHOOK_POST_GIVEUP &&
 	    t->attempts <= jh->cfg->on_job_done_retries) {
 		delay = retry_delay(jh, t->attempts);
-		log_warnx("webhook %s: attempt %d failed (%s); next in %.1fs",
-		    t->e->job, t->attempts, how, delay);
+		log_warnx("webhook %s: attempt %d failed%s; next in %.1fs",
+		    t->e->job, t->attempts, why, delay);
 		task_wait(t, delay);
 		return;
 	}
-	log_warnx("webhook %s: given up after %d attempt%s (%s); the job "
-	    "stays in %s/", t->e->job, t->attempts,
-	    util_plural((double)t->attempts), how,
+	log_warnx("webhook %s: given up after %d attempt%s%s; the job stays "
+	    "in %s/", t->e->job, t->attempts,
+	    util_plural((double)t->attempts), why,
 	    t->e->failed ? "failed" : "done");
 	task_over(t);
 }
@@ -963,14 +970,16 @@ hooks_set(const struct config *cfg)
 	    (cfg->on_job_done_url[0] != '\0' ? HOOK_URL : 0);
 }
 
-/* The entry of a job that is ending (recorded, not yet queued). */
+/* The entry of a job: one that is ending (recorded, not yet queued) when
+ * queued is 0, any when it is -1. */
 static struct entry *
-entry_ending(struct jobhook *jh, const char *job)
+entry_find(struct jobhook *jh, const char *job, int queued)
 {
 	struct entry *e;
 
 	TAILQ_FOREACH(e, &jh->entries, link)
-		if (!e->queued && strcmp(e->job, job) == 0)
+		if ((queued == -1 || e->queued == queued) &&
+		    strcmp(e->job, job) == 0)
 			return e;
 	return NULL;
 }
@@ -980,7 +989,7 @@ jobhook_ending(struct jobhook *jh, const char *job, int failed,
     const struct jobhook_counts *counts)
 {
 	unsigned owed = hooks_set(jh->cfg);
-	struct entry *e = entry_ending(jh, job);
+	struct entry *e = entry_find(jh, job, 0);
 
 	if (owed == 0) {
 		/* unset by a reload since an earlier try at the move */
@@ -1004,7 +1013,7 @@ jobhook_ending(struct jobhook *jh, const char *job, int failed,
 void
 jobhook_ended(struct jobhook *jh, const char *job, int failed)
 {
-	struct entry *e = entry_ending(jh, job);
+	struct entry *e = entry_find(jh, job, 0);
 
 	if (e == NULL)
 		return;         /* no hook was set when it ended */
@@ -1034,6 +1043,9 @@ recover_one(const char *job, void *arg)
 	struct entry *e;
 	int where;
 
+	/* a job resumed by spool_recover() that has ended already */
+	if (entry_find(jh, job, -1) != NULL)
+		return;
 	if (spool_hook_read(jh->sp, job, text, sizeof(text)) == -1 ||
 	    (where = spool_hook_where(jh->sp, job)) == -1)
 		return;

@@ -74,7 +74,7 @@ post_verdict(CURLcode rc, long status)
 
 static void
 post_options(CURL *h, const char *url, const char *body,
-    struct curl_slist *hdr)
+    struct curl_slist *hdr, char *errbuf)
 {
 	const char *s;
 	long timeout = (s = getenv("FETCHD_HOOK_TIMEOUT")) ? atol(s) : 60;
@@ -82,6 +82,7 @@ post_options(CURL *h, const char *url, const char *body,
 
 	if (timeout < 1)
 		timeout = 1;
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -113,7 +114,7 @@ jobhook_post_main(void)
 	const char *url = getenv("FETCHD_HOOK_URL");
 	const char *body = getenv("FETCHD_HOOK_BODY");
 	struct curl_slist *hdr = NULL;
-	char shown[512];
+	char shown[512], errbuf[CURL_ERROR_SIZE] = "";
 	long status = 0;
 	CURLcode rc;
 	CURL *h;
@@ -131,12 +132,15 @@ jobhook_post_main(void)
 		fprintf(stderr, "POST %s: libcurl cannot start\n", shown);
 		return JOBHOOK_POST_RETRY;
 	}
-	post_options(h, url, body, hdr);
+	post_options(h, url, body, hdr, errbuf);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	v = post_verdict(rc, status);
 	if (rc != CURLE_OK)
-		fprintf(stderr, "POST %s: %s\n", shown, curl_easy_strerror(rc));
+		/* libcurl's detail, unless it might show a userinfo */
+		fprintf(stderr, "POST %s: %s\n", shown,
+		    errbuf[0] != '\0' && strchr(errbuf, '@') == NULL ?
+		    errbuf : curl_easy_strerror(rc));
 	else
 		fprintf(stderr, "POST %s: HTTP %ld%s\n", shown, status,
 		    status >= 300 && status < 400 ?
