@@ -216,7 +216,10 @@ class TestProgram(HookCase):
 
     @no_daemon
     def test_hanging_hook_is_killed(self):
-        self.start_with(on_job_done=self.hook_path(), on_job_done_timeout=1,
+        # long enough for the hook (a Python program) to start on a
+        # loaded machine and say so before its limit
+        self.start_with(on_job_done=self.hook_path(),
+                        on_job_done_timeout=max(3, int(3 * ft.SCALE)),
                         on_job_done_max=1)
         self.drop_job("hang1", [self.url("a.bin")])
         run = self.wait_runs("hang1", 1)[0]
