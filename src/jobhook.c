@@ -278,8 +278,8 @@ entry_queue(struct entry *e)
 		    (t->ev_timer = evtimer_new(jh->base, task_timer_cb,
 		    t)) == NULL) {
 			free(t);
-			log_warnx("hook %s: out of memory; its record stays "
-			    "for the next start", e->job);
+			log_warnx("%s %s: out of memory; not run",
+			    kind_name(1U << i), e->job);
 			e->owed &= ~(1U << i);
 			continue;
 		}
