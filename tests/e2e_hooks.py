@@ -18,7 +18,8 @@ Covered:
   - on_job_done_max = 2 holds while 6 hooks want to run (the hooks count
     themselves, under a lock);
   - the webhook reaches the server with the job's facts as JSON, is sent
-    again after a 503, and is given up at once on a 404;
+    again after a 503, is given up at once on a 404, and after
+    on_job_done_retries more attempts when every one times out;
   - a daemon killed (-9) while a hook runs runs it again at its next
     start, and the record is gone after;
   - records found at start: a job in done/ gets its hook, one whose job is
@@ -294,6 +295,20 @@ class TestWebhook(HookCase):
         self.wait_no_records()
         self.assertEqual(len(self.server.requests_for("/hook/y")), 1)
         self.assertEqual(self.daemon.finished("w2")[0], "done")
+
+
+    @no_daemon
+    def test_post_timeouts_are_bounded(self):
+        self.start_with(on_job_done_url=self.server.url("/hook/z",
+                                                        delay=4000),
+                        on_job_done_timeout=1, on_job_done_retries=1)
+        self.drop_job("w3", [self.url("a.bin")])
+        self.wait_log("webhook w3: attempt 1 failed")
+        self.wait_log("webhook w3: given up after 2 attempts")
+        self.wait_no_records()
+        # logged by the server when its answers end, 4 s after each came
+        self.server.wait_requests("/hook/z", 2)
+        self.assertEqual(len(self.server.requests_for("/hook/z")), 2)
 
 
 class TestRestart(HookCase):
