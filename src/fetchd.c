@@ -27,6 +27,7 @@
 #include "control.h"
 #include "engine.h"
 #include "fetch.h"
+#include "jobhook.h"
 #include "jobs.h"
 #include "log.h"
 #include "proto.h"
@@ -60,6 +61,7 @@ struct daemon {
 	struct stats *stats;
 	struct control *control;
 	struct cluster *cluster;        /* cluster mode, else NULL */
+	struct jobhook *jobhook;        /* on_job_done, on_job_done_url */
 
 	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace, *ev_reap;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
@@ -177,6 +179,7 @@ claim_names(struct daemon *d, int *failed)
 		case SPOOL_REJECTED:
 			log_warnx("%s in new/ rejected; see failed/", name);
 			stats_job_finished(d->stats, name, 1);
+			jobhook_rejected(d->jobhook, claimed);
 			break;
 		case SPOOL_GONE:
 			break;
@@ -331,9 +334,39 @@ hook_job_finished(const char *name, int failed, void *arg)
 	struct daemon *d = arg;
 
 	stats_job_finished(d->stats, name, failed);
+	jobhook_ended(d->jobhook, name, failed);
 	/* A slot for another job: there may be names we could not take. */
 	d->rescan_wanted = 1;
 	dispatch_soon(d);
+}
+
+struct ending_ctx {
+	const char *name;
+	struct jobhook_counts c;
+	int found;
+};
+
+static void
+ending_counts(const struct job_info *ji, void *arg)
+{
+	struct ending_ctx *ec = arg;
+
+	if (strcmp(ji->name, ec->name) != 0)
+		return;
+	ec->c = (struct jobhook_counts){ ji->urls, ji->done, ji->failed,
+		ji->bytes };
+	ec->found = 1;
+}
+
+/* Before the job leaves active/: its hooks' record, with its counts. */
+static void
+hook_job_ending(const char *name, int failed, void *arg)
+{
+	struct daemon *d = arg;
+	struct ending_ctx ec = { name, { 0 }, 0 };
+
+	jobs_foreach(d->jobs, ending_counts, &ec);
+	jobhook_ending(d->jobhook, name, failed, ec.found ? &ec.c : NULL);
 }
 
 /* Free an engine, keeping its count of replaced children for the stats
@@ -960,10 +993,13 @@ workers_start(struct daemon *d)
 		.transfer_retry = hook_transfer_retry,
 		.work_ready = hook_work_ready,
 		.job_finished = hook_job_finished,
+		.job_ending = hook_job_ending,
 	};
 
 	if ((d->pending = calloc(PENDING_MAX, sizeof(*d->pending))) == NULL)
 		fatal("calloc");
+	if ((d->jobhook = jobhook_new(d->base, &d->spool, &d->cfg)) == NULL)
+		return -1;
 	d->sched = sched_new(d->base, d->cfg.per_host, hook_work_ready, d);
 	d->jobs = jobs_new(d->base, &d->spool, d->sched, &d->cfg, &hooks, d);
 	if (d->sched == NULL || d->jobs == NULL)
@@ -1093,6 +1129,8 @@ daemon_run(struct daemon *d)
 	events_add(d);
 	if (spool_recover(&d->spool, recover_cb, d) == -1)
 		log_warnx("recovery of %s/active failed", d->cfg.spool_dir);
+	if (jobhook_recover(d->jobhook) == -1)
+		log_warnx("recovery of %s/hooks failed", d->cfg.spool_dir);
 	new_watch_and_scan(d);
 	if (control_start(d) == -1) {
 		stop_now(d);
@@ -1129,6 +1167,7 @@ daemon_teardown(struct daemon *d)
 	control_free(d->control);
 	sched_free(d->sched);
 	jobs_free(d->jobs);
+	jobhook_free(d->jobhook);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
@@ -1155,6 +1194,8 @@ main(int argc, char *argv[])
 	/* The process engine's workers are this binary too (worker.h). */
 	if (worker_cmdline(argc, argv, &fd))
 		return worker_main(fd);
+	if (jobhook_post_cmdline(argc, argv))
+		return jobhook_post_main();
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

@@ -38,6 +38,8 @@ struct jobs_hooks {
 	void (*transfer_retry)(const struct transfer *, void *);
 	void (*job_finished)(const char *name, int failed, void *);
 	void (*work_ready)(void *);     /* the scheduler has new transfers */
+	/* the job is about to leave active/ (called again if that fails) */
+	void (*job_ending)(const char *name, int failed, void *arg);
 };
 
 struct job_info {

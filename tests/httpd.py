@@ -44,6 +44,12 @@ A redirect= applies when the status for the request is 2xx or 3xx, so
 be 200..599. HEAD sends the headers only. GET /ping answers "pong", GET
 /reset-counters clears the counters, any other path gets 404.
 
+POST to any path under /hook/ is a webhook receiver: the request body
+(at most 64 KiB, by Content-Length) is logged with the request as "body"
+(text) and "ctype" (its Content-Type), and the answer is the status=A,B,C
+of the n-th POST for the key as above (default 200) with the body
+"status N\n"; delay=MS applies too. Any other POST gets 404.
+
 GET /concurrency answers {"now": N, "max": M}: requests for /f/ being
 served now (from the request line read to the response's end, delay
 included) and the most there were at once; /concurrency?reset=1 answers the
@@ -168,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self._serve(head=True)
 
+    def do_POST(self):
+        self._serve(head=False)
+
     # -- output helpers ---------------------------------------------------
 
     def _send(self, data):
@@ -283,8 +292,40 @@ class Handler(BaseHTTPRequestHandler):
                 with srv.lock:
                     srv.inflight -= 1
 
+    def _statuses(self, params):
+        """The status=A,B,C list (default [200]), checked."""
+        if not params.get("status"):
+            return [200]
+        try:
+            statuses = [int(s, 10) for s in params["status"].split(",")]
+        except ValueError:
+            raise BadRequest("status: not a list of integers")
+        if any(s < 200 or s > 599 for s in statuses):
+            raise BadRequest("status: outside 200..599")
+        return statuses
+
+    def _post(self, path, params, n):
+        """A webhook: log the body, answer the n-th status."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > 64 * 1024:
+            raise BadRequest("Content-Length: outside 0..65536")
+        data = self.rfile.read(length) if length else b""
+        self.rec["body"] = data.decode("utf-8", "replace")
+        self.rec["ctype"] = self.headers.get("Content-Type")
+        if not path.startswith("/hook/"):
+            self._error(404)
+            return
+        statuses = self._statuses(params)
+        delay = _int(params, "delay", 0, 0)
+        if delay:
+            time.sleep(delay / 1000.0)
+        self._error(statuses[min(n, len(statuses)) - 1])
+
     def _respond(self, path, params, n):
         srv = self.server
+        if self.command == "POST":
+            self._post(path, params, n)
+            return
         if path == "/ping":
             self._simple(200, "pong")
             return
@@ -318,14 +359,7 @@ class Handler(BaseHTTPRequestHandler):
         redirect = params.get("redirect")
         retry_after = params.get("retry_after")
         ctype = params.get("ctype") or "application/octet-stream"
-        statuses = [200]
-        if params.get("status"):
-            try:
-                statuses = [int(s, 10) for s in params["status"].split(",")]
-            except ValueError:
-                raise BadRequest("status: not a list of integers")
-            if any(s < 200 or s > 599 for s in statuses):
-                raise BadRequest("status: outside 200..599")
+        statuses = self._statuses(params)
         status = statuses[min(n, len(statuses)) - 1]
 
         if delay:
