@@ -9,9 +9,16 @@
  *  - a request line is at most PROTO_LINE_MAX bytes: the input buffer
  *    stops there, and a longer line is answered with an error and closed;
  *  - a client without a complete request for CONTROL_IDLE_TIMEOUT seconds
- *    is closed (watchers are exempt while connected), one that does not
- *    read its replies for CONTROL_WRITE_TIMEOUT seconds too, and a watcher
- *    whose queued output passes CONTROL_OUTPUT_MAX is dropped;
+ *    is closed (watchers and subscribers are exempt while connected), one
+ *    that does not read its replies for CONTROL_WRITE_TIMEOUT seconds too,
+ *    and a watcher whose queued output passes CONTROL_OUTPUT_MAX is
+ *    dropped;
+ *  - a subscriber's queued output is bounded by CONTROL_EVENTS_MAX: beyond
+ *    it events are counted, not queued, and it is told how many it missed;
+ *    one that stays beyond it (or writes nothing) for CONTROL_WRITE_TIMEOUT
+ *    seconds is told it is dropped and closed. A subscriber never slows
+ *    the daemon: events are built only when one is wanted (an index of the
+ *    subscribed names answers that) and serialised once for all;
  *  - at most CONTROL_CLIENTS_MAX clients; more are told so and closed;
  *  - writes never raise SIGPIPE (the daemon ignores it) and every path
  *    that ends a client frees it, so a client hanging up costs nothing.
@@ -40,12 +47,35 @@
 #include <event2/keyvalq_struct.h>
 
 #include "control.h"
+#include "feed.h"
 #include "log.h"
 #include "proto.h"
+#include "util.h"
 
 #define ACCEPT_BURST 64         /* connections taken per wakeup */
 #define CONTROL_LINGER 2        /* s to wait for a client to close after
                                    our last reply */
+#define WATCH_BUCKETS 256       /* hash chains of subscribed job names */
+
+struct watch;
+
+/* One `events JOB` or `wait JOB` of a client. */
+struct sub {
+	TAILQ_ENTRY(sub) by_watch;      /* the job's subscriptions */
+	TAILQ_ENTRY(sub) by_client;     /* the client's */
+	struct watch *w;
+	struct client *c;
+	int wait;                       /* `wait JOB`, else `events JOB` */
+};
+TAILQ_HEAD(sub_list, sub);
+
+/* A job name subscribed to, in the control's hash of them. */
+struct watch {
+	struct watch *next;             /* its hash chain */
+	struct sub_list subs;
+	size_t nevents, nwait;          /* subs of each kind */
+	char name[];
+};
 
 struct client {
 	TAILQ_ENTRY(client) entry;
@@ -57,6 +87,16 @@ struct client {
 	int shut;                       /* we shut ours */
 	uid_t uid;
 	pid_t pid;
+
+	/* Subscriptions. */
+	int subscriber;                 /* counted in ctl->nsubscribers */
+	int all;                        /* `events` */
+	struct sub_list subs;
+	size_t nsubs;
+	uint64_t mark;                  /* the last publish it got */
+	uint64_t missed;                /* events lost since the last `missed` */
+	double over_since;              /* monotonic s its output passed
+	                                   CONTROL_EVENTS_MAX; 0: it is not */
 };
 TAILQ_HEAD(client_list, client);
 
@@ -73,6 +113,16 @@ struct control {
 	struct control_hooks hooks;
 	void *arg;
 	struct evhttp *http;
+
+	/* Subscriptions: who wants what, without a walk over the clients. */
+	struct watch *watches[WATCH_BUCKETS];
+	size_t nwatches;                /* job names subscribed to */
+	size_t nwaits;                  /* `wait JOB` subscriptions */
+	size_t nall;                    /* clients subscribed to `events` */
+	size_t nsubscribers;
+	uint64_t seq;                   /* the last event numbered */
+	uint64_t mark;                  /* publishes so far */
+	uint64_t dropped, missed;       /* since start */
 };
 
 static void client_free(struct client *);
@@ -143,12 +193,357 @@ client_close_soon(struct client *c)
 	if (c->watch != NULL)
 		event_del(c->watch);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
 	if (!c->eof)
 		bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		bufferevent_trigger(c->bev, EV_WRITE,
 		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Subscriptions. The job names subscribed to are a hash of watches, each
+ * with its subscriptions; `events` subscribers are counted. Asking whether
+ * anyone wants an event is one count or one lookup, so the daemon can ask
+ * for each of thousands of URLs a second.
+ */
+static unsigned
+watch_hash(const char *name)
+{
+	unsigned h = 2166136261u;       /* FNV-1a */
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h % WATCH_BUCKETS;
+}
+
+static struct watch *
+watch_find(const struct control *ctl, const char *name)
+{
+	struct watch *w;
+
+	for (w = ctl->watches[watch_hash(name)]; w != NULL; w = w->next)
+		if (strcmp(w->name, name) == 0)
+			return w;
+	return NULL;
+}
+
+/* The watch of name, made when missing; NULL when out of memory. */
+static struct watch *
+watch_get(struct control *ctl, const char *name)
+{
+	struct watch *w;
+	size_t n = strlen(name);
+	unsigned h;
+
+	if ((w = watch_find(ctl, name)) != NULL)
+		return w;
+	if ((w = calloc(1, sizeof(*w) + n + 1)) == NULL)
+		return NULL;
+	memcpy(w->name, name, n + 1);
+	TAILQ_INIT(&w->subs);
+	h = watch_hash(name);
+	w->next = ctl->watches[h];
+	ctl->watches[h] = w;
+	ctl->nwatches++;
+	return w;
+}
+
+/* Forget w once nobody subscribes to it. */
+static void
+watch_release(struct control *ctl, struct watch *w)
+{
+	struct watch **pp;
+
+	if (!TAILQ_EMPTY(&w->subs))
+		return;
+	for (pp = &ctl->watches[watch_hash(w->name)]; *pp != w;
+	    pp = &(*pp)->next)
+		;
+	*pp = w->next;
+	ctl->nwatches--;
+	free(w);
+}
+
+static void
+sub_attach(struct sub *s, struct watch *w)
+{
+	s->w = w;
+	TAILQ_INSERT_TAIL(&w->subs, s, by_watch);
+	if (s->wait)
+		w->nwait++;
+	else
+		w->nevents++;
+}
+
+static void
+sub_detach(struct sub *s)
+{
+	TAILQ_REMOVE(&s->w->subs, s, by_watch);
+	if (s->wait)
+		s->w->nwait--;
+	else
+		s->w->nevents--;
+	s->w = NULL;
+}
+
+int
+control_waiting(const struct control *ctl)
+{
+	return ctl != NULL && ctl->nwaits > 0;
+}
+
+/* Which kinds a job subscription gets: `wait` no url_done, no queued. */
+static int
+sub_wants(const struct sub *s, enum feed_kind kind)
+{
+	if (s->wait)
+		return kind == FEED_K_CLAIMED || kind == FEED_K_PROGRESS ||
+		    kind == FEED_K_JOB_DONE;
+	return kind != FEED_K_PROGRESS;
+}
+
+/* Every subscription of c ends: on each path that frees a client. */
+static void
+client_unsubscribe(struct client *c)
+{
+	struct control *ctl = c->ctl;
+	struct watch *w;
+	struct sub *s;
+
+	while ((s = TAILQ_FIRST(&c->subs)) != NULL) {
+		TAILQ_REMOVE(&c->subs, s, by_client);
+		if (s->wait)
+			ctl->nwaits--;
+		w = s->w;
+		sub_detach(s);
+		watch_release(ctl, w);
+		free(s);
+	}
+	c->nsubs = 0;
+	if (c->all)
+		ctl->nall--;
+	if (c->subscriber)
+		ctl->nsubscribers--;
+	c->all = c->subscriber = 0;
+}
+
+/*
+ * c subscribes: from now on it is idle by design, only the write timeout
+ * applies; and write_cb runs once its output is down to half the bound,
+ * to tell it what it missed.
+ */
+static void
+client_subscribed(struct client *c)
+{
+	struct timeval wtv = { CONTROL_WRITE_TIMEOUT, 0 };
+
+	if (c->subscriber)
+		return;
+	c->subscriber = 1;
+	c->ctl->nsubscribers++;
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONTROL_EVENTS_MAX / 2, 0);
+}
+
+/* Subscribe c to job (`wait JOB` or `events JOB`). 0, or -1 (said). */
+static int
+sub_add(struct client *c, const char *job, int wait)
+{
+	const char *cmd = wait ? "wait" : "events";
+	struct watch *w;
+	struct sub *s;
+
+	if (c->nsubs >= CONTROL_SUBS_MAX) {
+		client_error(c, "%s: at most %d job subscriptions on one "
+		    "connection", cmd, CONTROL_SUBS_MAX);
+		return -1;
+	}
+	if (strlen(job) > CONTROL_JOB_MAX) {
+		client_error(c, "%s: a job name is at most %d bytes", cmd,
+		    CONTROL_JOB_MAX);
+		return -1;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (w = watch_get(c->ctl, job)) == NULL) {
+		free(s);
+		client_error(c, "out of memory");
+		return -1;
+	}
+	s->c = c;
+	s->wait = wait != 0;
+	c->ctl->nwaits += s->wait;
+	sub_attach(s, w);
+	TAILQ_INSERT_TAIL(&c->subs, s, by_client);
+	c->nsubs++;
+	client_subscribed(c);
+	return 0;
+}
+
+/*
+ * A subscriber that does not read: its last line says so ("dropped":
+ * true, with what it missed), then the lingering close. Writing is on
+ * again: a write timeout stopped it.
+ */
+static void
+sub_drop(struct client *c)
+{
+	struct control *ctl = c->ctl;
+
+	log_info("control: pid %ld does not read its events (%llu missed); "
+	    "dropping it", (long)c->pid, (unsigned long long)c->missed);
+	ctl->dropped++;
+	client_send(c, feed_missed(c->missed, 1));
+	c->missed = 0;
+	client_close_soon(c);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/*
+ * One event line (n bytes with its newline) for c, within the bound of
+ * its output: beyond CONTROL_EVENTS_MAX the event is counted as missed
+ * (and after CONTROL_WRITE_TIMEOUT s there the subscriber is dropped);
+ * once missed, events are missed until the output is down to half, when
+ * write_cb (or the next event) queues a `missed` line.
+ */
+static void
+sub_queue(struct client *c, const char *line, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = evbuffer_get_length(out);
+	double now;
+
+	if (len <= CONTROL_EVENTS_MAX)
+		c->over_since = 0;
+	if (len > CONTROL_EVENTS_MAX ||
+	    (c->missed > 0 && len > CONTROL_EVENTS_MAX / 2)) {
+		c->missed++;
+		c->ctl->missed++;
+		if (len <= CONTROL_EVENTS_MAX)
+			return;
+		now = util_mono();
+		if (c->over_since == 0)
+			c->over_since = now;
+		else if (now - c->over_since >= CONTROL_WRITE_TIMEOUT)
+			sub_drop(c);
+		return;
+	}
+	if (c->missed > 0) {
+		client_send(c, feed_missed(c->missed, 0));
+		c->missed = 0;
+	}
+	if (evbuffer_add(out, line, n) == -1) {
+		log_warnx("control: cannot queue an event; closing the client");
+		client_close_soon(c);
+	}
+}
+
+/* line for c, unless it has it from this publish already (a client may
+ * hold `events` and `events J` and `wait J` together). */
+static void
+deliver(struct client *c, const char *line, size_t n)
+{
+	if (c->closing || c->mark == c->ctl->mark)
+		return;
+	c->mark = c->ctl->mark;
+	sub_queue(c, line, n);
+}
+
+uint64_t
+control_event_seq(struct control *ctl, const char *job, enum feed_kind kind)
+{
+	if (ctl == NULL)
+		return 0;
+	ctl->seq++;
+	return control_wants(ctl, job, kind) ? ctl->seq : 0;
+}
+
+int
+control_wants(const struct control *ctl, const char *job,
+    enum feed_kind kind)
+{
+	const struct watch *w;
+
+	if (ctl == NULL)
+		return 0;
+	if (kind != FEED_K_PROGRESS && ctl->nall > 0)
+		return 1;
+	if (ctl->nwatches == 0 || (w = watch_find(ctl, job)) == NULL)
+		return 0;
+	if (kind == FEED_K_QUEUED || kind == FEED_K_URL_DONE)
+		return w->nevents > 0;
+	if (kind == FEED_K_PROGRESS)
+		return w->nwait > 0;
+	return 1;
+}
+
+void
+control_publish(struct control *ctl, const char *job, enum feed_kind kind,
+    json_t *ev)
+{
+	struct client *c;
+	struct watch *w;
+	struct sub *s;
+	char *line, *p;
+	size_t n;
+
+	if (ctl == NULL || ev == NULL) {
+		json_decref(ev);
+		return;
+	}
+	line = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(ev);
+	if (line == NULL || (p = realloc(line, strlen(line) + 2)) == NULL) {
+		free(line);
+		log_warnx("control: out of memory; an event is not sent");
+		return;
+	}
+	line = p;
+	n = strlen(line);
+	line[n++] = '\n';
+	line[n] = '\0';
+	ctl->mark++;
+	if (kind != FEED_K_PROGRESS && ctl->nall > 0)
+		TAILQ_FOREACH(c, &ctl->clients, entry)
+			if (c->all)
+				deliver(c, line, n);
+	if ((w = watch_find(ctl, job)) != NULL)
+		TAILQ_FOREACH(s, &w->subs, by_watch)
+			if (sub_wants(s, kind))
+				deliver(s->c, line, n);
+	free(line);
+}
+
+void
+control_rename(struct control *ctl, const char *from, const char *to)
+{
+	struct watch *w, *nw;
+	struct sub *s;
+
+	if (ctl == NULL || strcmp(from, to) == 0 ||
+	    (w = watch_find(ctl, from)) == NULL)
+		return;
+	if ((nw = watch_get(ctl, to)) == NULL) {
+		log_warnx("control: out of memory; the subscriptions to %s do "
+		    "not follow it to %s", from, to);
+		return;
+	}
+	while ((s = TAILQ_FIRST(&w->subs)) != NULL) {
+		sub_detach(s);
+		sub_attach(s, nw);
+	}
+	watch_release(ctl, w);
+}
+
+json_t *
+control_json(const struct control *ctl)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}",
+	    "clients", (json_int_t)(ctl != NULL ? ctl->nclients : 0),
+	    "subscribers", (json_int_t)(ctl != NULL ? ctl->nsubscribers : 0),
+	    "subscribers_dropped", (json_int_t)(ctl != NULL ? ctl->dropped : 0),
+	    "events_missed", (json_int_t)(ctl != NULL ? ctl->missed : 0));
 }
 
 /*
@@ -188,7 +583,52 @@ cmd_stats(struct client *c, int argc, char **argv)
 static void
 cmd_jobs(struct client *c, int argc, char **argv)
 {
-	client_send(c, c->ctl->hooks.jobs(c->ctl->arg));
+	struct control *ctl = c->ctl;
+	char word[64];
+	json_t *o;
+
+	if (argc == 1) {
+		client_send(c, ctl->hooks.jobs(ctl->arg));
+		return;
+	}
+	if ((o = ctl->hooks.job_detail(ctl->arg, argv[1])) != NULL &&
+	    json_is_null(o)) {
+		json_decref(o);
+		proto_printable(argv[1], strlen(argv[1]), word, sizeof(word));
+		client_error(c, "no such job: %s", word);
+		return;
+	}
+	client_send(c, o != NULL ? json_pack("{s:o}", PROTO_KEY_JOB, o) :
+	    NULL);
+}
+
+/* `events`: everything, after a line with the last seq so far; `events
+ * JOB`: one job's, after its snapshot. */
+static void
+cmd_events(struct client *c, int argc, char **argv)
+{
+	struct control *ctl = c->ctl;
+
+	if (argc == 1) {
+		if (!c->all)
+			ctl->nall++;
+		c->all = 1;
+		client_subscribed(c);
+		client_send(c, feed_subscribed(ctl->seq));
+		return;
+	}
+	if (sub_add(c, argv[1], 0) == 0)
+		client_send(c, ctl->hooks.job_snapshot(ctl->arg, argv[1]));
+}
+
+/* `wait JOB`: its snapshot, then its claim, progress and end. */
+static void
+cmd_wait(struct client *c, int argc, char **argv)
+{
+	struct control *ctl = c->ctl;
+
+	if (sub_add(c, argv[1], 1) == 0)
+		client_send(c, ctl->hooks.job_snapshot(ctl->arg, argv[1]));
 }
 
 static void
@@ -279,6 +719,8 @@ static void (*const cmd_handlers[PROTO_CMD__COUNT])(struct client *, int,
 	[PROTO_CMD_STATS] = cmd_stats,
 	[PROTO_CMD_JOBS] = cmd_jobs,
 	[PROTO_CMD_WATCH] = cmd_watch,
+	[PROTO_CMD_EVENTS] = cmd_events,
+	[PROTO_CMD_WAIT] = cmd_wait,
 	[PROTO_CMD_PAUSE] = cmd_pause,
 	[PROTO_CMD_RESUME] = cmd_resume,
 	[PROTO_CMD_CANCEL] = cmd_cancel,
@@ -367,8 +809,16 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	if (!c->closing)
+	if (!c->closing) {
+		/* A subscriber's output drained to half the bound: what it
+		 * missed is said now, not only with the next event. */
+		if (c->missed > 0 && evbuffer_get_length(
+		    bufferevent_get_output(bev)) <= CONTROL_EVENTS_MAX / 2) {
+			client_send(c, feed_missed(c->missed, 0));
+			c->missed = 0;
+		}
 		return;
+	}
 	if (c->eof) {
 		client_free(c);
 		return;
@@ -430,7 +880,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close_soon(c);
 		return;
 	}
-	/* A write timed out: the client does not read. */
+	/* A write timed out: the client does not read. A subscriber is
+	 * told it is dropped first. */
+	if (c->subscriber) {
+		sub_drop(c);
+		return;
+	}
 	client_free(c);
 }
 
@@ -440,6 +895,7 @@ client_free(struct client *c)
 	struct control *ctl = c->ctl;
 
 	log_debug("control: client pid %ld gone", (long)c->pid);
+	client_unsubscribe(c);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
 	if (c->watch != NULL)
@@ -538,6 +994,7 @@ client_new(struct control *ctl, int fd)
 		return;
 	}
 	c->ctl = ctl;
+	TAILQ_INIT(&c->subs);
 	c->uid = cr.uid;
 	c->pid = cr.pid;
 	if ((c->bev = bufferevent_socket_new(ctl->base, fd,

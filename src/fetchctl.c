@@ -567,6 +567,8 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		print_reload(o);
 		break;
 	case PROTO_CMD_WATCH:           /* run_watch() prints its own */
+	case PROTO_CMD_EVENTS:
+	case PROTO_CMD_WAIT:
 	case PROTO_CMD__COUNT:
 		break;
 	}

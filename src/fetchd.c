@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -26,6 +28,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "feed.h"
 #include "fetch.h"
 #include "jobhook.h"
 #include "jobs.h"
@@ -38,6 +41,7 @@
 #include "worker.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
+#define PENDING_BUCKETS 1024    /* hash chains of the names waiting */
 #define RESCAN_MIN_AGE 2        /* s: where the spool cannot tell writers,
                                    a scan leaves younger files alone */
 #define DISPATCH_STEP 16        /* URLs read per step while the engine has room */
@@ -48,6 +52,13 @@ struct old_engine {
 	struct engine *engine;
 };
 TAILQ_HEAD(old_engine_list, old_engine);
+
+/* A name of new/ waiting for its claim: in the FIFO and in a hash chain,
+ * so each name waits (and is announced as queued) once. */
+struct pending_name {
+	struct pending_name *next;      /* its hash chain */
+	char name[];
+};
 
 struct daemon {
 	const char *cfgpath;
@@ -66,8 +77,9 @@ struct daemon {
 	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace, *ev_reap;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
 
-	char **pending;                 /* job names to claim, FIFO */
+	struct pending_name **pending;  /* job names to claim, FIFO */
 	size_t npending, pending_head;
+	struct pending_name *pending_index[PENDING_BUCKETS];
 	int rescan_wanted;              /* names were dropped or skipped */
 	int stopping;
 	int flushing;                   /* the cluster sends its results */
@@ -136,50 +148,183 @@ raise_nofile(long want)
 }
 
 /*
+ * Events for the control socket's subscribers (feed.h builds them). Each
+ * is built only when control says someone wants it: url_done may come
+ * thousands of times a second.
+ */
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+publish_queued(struct daemon *d, const char *name)
+{
+	uint64_t seq;
+
+	if ((seq = control_event_seq(d->control, name, FEED_K_QUEUED)) != 0)
+		control_publish(d->control, name, FEED_K_QUEUED,
+		    feed_job_queued(seq, wall_now(), name));
+}
+
+/* job was claimed (resumed: found in active/ at start); queued_as: its
+ * name in new/ when the claim renamed it, whose subscriptions follow. */
+static void
+publish_claimed(struct daemon *d, const char *job, int resumed,
+    const char *queued_as)
+{
+	uint64_t seq;
+
+	if (queued_as != NULL)
+		control_rename(d->control, queued_as, job);
+	if ((seq = control_event_seq(d->control, job, FEED_K_CLAIMED)) != 0)
+		control_publish(d->control, job, FEED_K_CLAIMED,
+		    feed_job_claimed(seq, wall_now(), job, resumed, queued_as));
+}
+
+/* A job ended (ji: its counts); queued_as as for publish_claimed(), for
+ * an entry of new/ rejected under another name. */
+static void
+publish_done(struct daemon *d, const struct job_info *ji, int failed,
+    const char *queued_as)
+{
+	char result[PATH_MAX];
+	uint64_t seq;
+	json_t *ev;
+
+	if (queued_as != NULL)
+		control_rename(d->control, queued_as, ji->name);
+	if ((seq = control_event_seq(d->control, ji->name,
+	    FEED_K_JOB_DONE)) == 0)
+		return;
+	if (spool_result_path(&d->spool, ji->name, failed, result,
+	    sizeof(result)) == -1)
+		result[0] = '\0';
+	ev = feed_job_done(seq, wall_now(), ji, failed, result);
+	if (ev != NULL && queued_as != NULL)
+		json_object_set_new(ev, FEED_QUEUED_AS, json_string(queued_as));
+	control_publish(d->control, ji->name, FEED_K_JOB_DONE, ev);
+}
+
+static void
+progress_cb(const struct job_info *ji, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (control_wants(d->control, ji->name, FEED_K_PROGRESS))
+		control_publish(d->control, ji->name, FEED_K_PROGRESS,
+		    feed_progress(ji));
+}
+
+/*
  * Claiming. inotify names go into a bounded FIFO; they are claimed while
  * there is room for another active job. When names had to be dropped (or
  * the FIFO was full) a rescan of new/ picks them up later.
  */
+static unsigned
+pending_hash(const char *s)
+{
+	unsigned h = 5381;
+
+	while (*s != '\0')
+		h = h * 33 + (unsigned char)*s++;
+	return h % PENDING_BUCKETS;
+}
+
+static int
+pending_has(const struct daemon *d, const char *name)
+{
+	const struct pending_name *p;
+
+	for (p = d->pending_index[pending_hash(name)]; p != NULL; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A name seen in new/ (inotify, a scan): to the FIFO unless it waits
+ * there already, and announced as queued. */
 static void
 pending_add(const char *name, void *arg)
 {
 	struct daemon *d = arg;
-	size_t slot;
+	struct pending_name *p;
+	size_t n = strlen(name);
+	unsigned h;
 
-	if (d->npending == PENDING_MAX) {
+	if (pending_has(d, name))
+		return;
+	if (d->npending == PENDING_MAX ||
+	    (p = malloc(sizeof(*p) + n + 1)) == NULL) {
 		d->rescan_wanted = 1;
 		return;
 	}
-	slot = (d->pending_head + d->npending) % PENDING_MAX;
-	if ((d->pending[slot] = strdup(name)) == NULL) {
-		d->rescan_wanted = 1;
-		return;
-	}
+	memcpy(p->name, name, n + 1);
+	h = pending_hash(name);
+	p->next = d->pending_index[h];
+	d->pending_index[h] = p;
+	d->pending[(d->pending_head + d->npending) % PENDING_MAX] = p;
 	d->npending++;
+	if (name[0] != '.')     /* never a job: spool_claim leaves it */
+		publish_queued(d, name);
+}
+
+/* The first name of the FIFO, out of it and of its hash chain. */
+static struct pending_name *
+pending_take(struct daemon *d)
+{
+	struct pending_name *p = d->pending[d->pending_head], **pp;
+
+	d->pending[d->pending_head] = NULL;
+	d->pending_head = (d->pending_head + 1) % PENDING_MAX;
+	d->npending--;
+	for (pp = &d->pending_index[pending_hash(p->name)]; *pp != p;
+	    pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	return p;
+}
+
+/* new/name was rejected into failed/claimed. */
+static void
+rejected(struct daemon *d, const char *name, const char *claimed)
+{
+	struct job_info ji;
+
+	log_warnx("%s in new/ rejected; see failed/", name);
+	stats_job_finished(d->stats, name, 1);
+	memset(&ji, 0, sizeof(ji));
+	ji.name = claimed;
+	publish_done(d, &ji, 1, strcmp(name, claimed) != 0 ? name : NULL);
+	jobhook_rejected(d->jobhook, claimed);
 }
 
 static void
 claim_names(struct daemon *d, int *failed)
 {
-	char claimed[SPOOL_NAME_MAX + 16], *name;
+	char claimed[SPOOL_NAME_MAX + 16];
+	struct pending_name *p;
+	const char *name;
+	int renamed;
 
 	while (!d->stopping && d->npending > 0 && !jobs_full(d->jobs)) {
-		name = d->pending[d->pending_head];
-		d->pending[d->pending_head] = NULL;
-		d->pending_head = (d->pending_head + 1) % PENDING_MAX;
-		d->npending--;
+		p = pending_take(d);
+		name = p->name;
 		switch (spool_claim(&d->spool, name, claimed, sizeof(claimed))) {
 		case SPOOL_CLAIMED:
+			renamed = strcmp(name, claimed) != 0;
 			log_info("job %s claimed%s%s", name,
-			    strcmp(name, claimed) != 0 ? " as " : "",
-			    strcmp(name, claimed) != 0 ? claimed : "");
+			    renamed ? " as " : "", renamed ? claimed : "");
+			publish_claimed(d, claimed, 0, renamed ? name : NULL);
 			if (jobs_start(d->jobs, claimed, 0) == -1)
 				log_warnx("job %s stays in active/", claimed);
 			break;
 		case SPOOL_REJECTED:
-			log_warnx("%s in new/ rejected; see failed/", name);
-			stats_job_finished(d->stats, name, 1);
-			jobhook_rejected(d->jobhook, claimed);
+			rejected(d, name, claimed);
 			break;
 		case SPOOL_GONE:
 			break;
@@ -188,7 +333,7 @@ claim_names(struct daemon *d, int *failed)
 			*failed = 1;
 			break;
 		}
-		free(name);
+		free(p);
 	}
 }
 
@@ -316,8 +461,15 @@ static void
 hook_transfer_final(const struct transfer *t, void *arg)
 {
 	struct daemon *d = arg;
+	const char *job;
+	uint64_t seq;
 
 	stats_transfer_final(d->stats, t);
+	job = jobs_transfer_job(t);
+	if ((seq = control_event_seq(d->control, job, FEED_K_URL_DONE)) != 0)
+		control_publish(d->control, job, FEED_K_URL_DONE,
+		    feed_url_done(seq, wall_now(), job, t, d->cluster == NULL ?
+		    NULL : t->node != NULL ? t->node : ""));
 }
 
 static void
@@ -329,44 +481,27 @@ hook_transfer_retry(const struct transfer *t, void *arg)
 }
 
 static void
-hook_job_finished(const char *name, int failed, void *arg)
+hook_job_finished(const struct job_info *ji, int failed, void *arg)
 {
 	struct daemon *d = arg;
 
-	stats_job_finished(d->stats, name, failed);
-	jobhook_ended(d->jobhook, name, failed);
+	stats_job_finished(d->stats, ji->name, failed);
+	jobhook_ended(d->jobhook, ji->name, failed);
+	publish_done(d, ji, failed, NULL);
 	/* A slot for another job: there may be names we could not take. */
 	d->rescan_wanted = 1;
 	dispatch_soon(d);
 }
 
-struct ending_ctx {
-	const char *name;
-	struct jobhook_counts c;
-	int found;
-};
-
-static void
-ending_counts(const struct job_info *ji, void *arg)
-{
-	struct ending_ctx *ec = arg;
-
-	if (strcmp(ji->name, ec->name) != 0)
-		return;
-	ec->c = (struct jobhook_counts){ ji->urls, ji->done, ji->failed,
-		ji->bytes };
-	ec->found = 1;
-}
-
 /* Before the job leaves active/: its hooks' record, with its counts. */
 static void
-hook_job_ending(const char *name, int failed, void *arg)
+hook_job_ending(const struct job_info *ji, int failed, void *arg)
 {
 	struct daemon *d = arg;
-	struct ending_ctx ec = { name, { 0 }, 0 };
+	struct jobhook_counts c = { ji->urls, ji->done, ji->failed,
+		ji->bytes };
 
-	jobs_foreach(d->jobs, ending_counts, &ec);
-	jobhook_ending(d->jobhook, name, failed, ec.found ? &ec.c : NULL);
+	jobhook_ending(d->jobhook, ji->name, failed, &c);
 }
 
 /* Free an engine, keeping its count of replaced children for the stats
@@ -752,6 +887,8 @@ ctl_stats(void *arg)
 	lv.transfers_active = inflight_total(d);
 	lv.inflight_bytes = inflight_bytes(d);
 	st = stats_json(d->stats, &lv, now);
+	if (st != NULL)
+		json_object_set_new(st, "control", control_json(d->control));
 	if (st != NULL && d->cluster != NULL)
 		json_object_set_new(st, "cluster", cluster_json(d->cluster));
 	return st;
@@ -813,6 +950,66 @@ ctl_reload(void *arg, json_t *restart, char *err, size_t errlen)
 	return reload(arg, restart, err, errlen);
 }
 
+/*
+ * Where job is: claimed (*ji filled, 1), else the spool's directory that
+ * holds it (0), its result's path in result when it ended. The state: a
+ * FEED_STATE_* word.
+ */
+static int
+job_where(struct daemon *d, const char *job, struct job_info *ji,
+    const char **state, char *result, size_t len)
+{
+	enum spool_place at;
+
+	result[0] = '\0';
+	if (d->jobs != NULL && jobs_info(d->jobs, job, ji) == 0) {
+		*state = FEED_STATE_ACTIVE;
+		return 1;
+	}
+	at = spool_where(&d->spool, job);
+	*state = at == SPOOL_IN_ACTIVE ? FEED_STATE_ACTIVE :
+	    at == SPOOL_IN_NEW ? FEED_STATE_QUEUED :
+	    at == SPOOL_IN_DONE ? FEED_STATE_DONE :
+	    at == SPOOL_IN_FAILED ? FEED_STATE_FAILED : FEED_STATE_UNKNOWN;
+	if ((at == SPOOL_IN_DONE || at == SPOOL_IN_FAILED) &&
+	    spool_result_path(&d->spool, job, at == SPOOL_IN_FAILED, result,
+	    len) == -1)
+		result[0] = '\0';
+	return 0;
+}
+
+static json_t *
+ctl_job_snapshot(void *arg, const char *job)
+{
+	struct job_info ji;
+	const char *state;
+	char result[PATH_MAX];
+	int active;
+
+	active = job_where(arg, job, &ji, &state, result, sizeof(result));
+	return feed_snapshot(job, state, active ? &ji : NULL,
+	    result[0] != '\0' ? result : NULL);
+}
+
+/* An entry of active/ that is not among the jobs (memory ran out when it
+ * was set up; it is started again later) is waiting. */
+static json_t *
+ctl_job_detail(void *arg, const char *job)
+{
+	struct job_info ji;
+	const char *state;
+	char result[PATH_MAX];
+
+	if (job_where(arg, job, &ji, &state, result, sizeof(result)))
+		return feed_detail(job, ji.state, &ji, NULL);
+	if (strcmp(state, FEED_STATE_UNKNOWN) == 0)
+		return json_null();
+	if (strcmp(state, FEED_STATE_ACTIVE) == 0)
+		state = "waiting";
+	return feed_detail(job, state, NULL, result[0] != '\0' ? result :
+	    NULL);
+}
+
 static uint64_t
 inflight_bytes(void *arg)
 {
@@ -856,7 +1053,10 @@ cluster_wake(void *arg)
 	dispatch_soon(arg);
 }
 
-/* Every second, after the rate sample: the service manager's status. */
+/*
+ * Every second, after the rate sample: the jobs' own rate samples, the
+ * progress lines of `wait` subscribers, the service manager's status.
+ */
 static void
 status_tick(void *arg)
 {
@@ -864,6 +1064,11 @@ status_tick(void *arg)
 	char line[480], status[512];
 	json_t *st;
 
+	if (d->jobs != NULL) {
+		jobs_sample(d->jobs, stats_now());
+		if (control_waiting(d->control))
+			jobs_foreach(d->jobs, progress_cb, d);
+	}
 	if (getenv("NOTIFY_SOCKET") == NULL || d->stopping ||
 	    d->jobs == NULL || (st = ctl_stats(d)) == NULL)
 		return;
@@ -903,6 +1108,7 @@ recover_cb(const char *job, void *arg)
 	struct daemon *d = arg;
 
 	log_info("job %s: resuming", job);
+	publish_claimed(d, job, 1, NULL);
 	if (jobs_start(d->jobs, job, 1) == -1)
 		log_warnx("job %s: cannot resume; left in active/", job);
 }
@@ -1071,6 +1277,8 @@ control_start(struct daemon *d)
 		.paused = ctl_paused,
 		.cancel = ctl_cancel,
 		.reload = ctl_reload,
+		.job_snapshot = ctl_job_snapshot,
+		.job_detail = ctl_job_detail,
 	};
 	char err[1024];
 
@@ -1165,6 +1373,7 @@ daemon_teardown(struct daemon *d)
 	cluster_free(d->cluster);
 	d->cluster = NULL;
 	control_free(d->control);
+	d->control = NULL;
 	sched_free(d->sched);
 	jobs_free(d->jobs);
 	jobhook_free(d->jobhook);

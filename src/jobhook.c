@@ -442,7 +442,7 @@ task_cmdline(struct task *t, struct strv *argv, struct strv *env)
 	char result[PATH_MAX];
 	char *body;
 
-	if (spool_hook_result_path(e->jh->sp, e->job, e->failed, result,
+	if (spool_result_path(e->jh->sp, e->job, e->failed, result,
 	    sizeof(result)) == -1)
 		return -1;
 	env_inherit(env);
@@ -1041,21 +1041,21 @@ recover_one(const char *job, void *arg)
 	struct jobhook *jh = rc->jh;
 	char text[RECORD_MAX];
 	struct entry *e;
-	int where;
+	enum spool_place where;
 
 	/* a job resumed by spool_recover() that has ended already */
 	if (entry_find(jh, job, -1) != NULL)
 		return;
 	if (spool_hook_read(jh->sp, job, text, sizeof(text)) == -1 ||
-	    (where = spool_hook_where(jh->sp, job)) == -1)
+	    (where = spool_where(jh->sp, job)) == SPOOL_IN_ERROR)
 		return;
-	if (where == SPOOL_IN_ACTIVE) {
+	if (where == SPOOL_IN_ACTIVE || where == SPOOL_IN_NEW) {
 		log_info("hook %s: waits for its job to end", job);
 		return;
 	}
 	if (where == SPOOL_IN_NONE) {
-		log_warnx("hook %s: the job is in none of active/, done/, "
-		    "failed/; its hooks are dropped", job);
+		log_warnx("hook %s: the job is in none of new/, active/, "
+		    "done/, failed/; its hooks are dropped", job);
 		(void)spool_hook_remove(jh->sp, job);
 		return;
 	}

@@ -107,6 +107,23 @@ struct job {
 	double wait_until;      /* monotonic s of the next try */
 	char wait_reason[160];
 	struct event *ev_wait;
+
+	/* What the progress events and `jobs JOB` show. */
+	double claimed_at;      /* monotonic s of jobs_start() */
+	struct job_sample {
+		double t;
+		uint64_t bytes, urls;
+	} samples[JOBS_RATE_WINDOW + 1];        /* one a second, a ring */
+	size_t sample_next, nsamples;
+	struct job_error {
+		size_t index;
+		char *url;
+		char error[FETCH_ERR_MAX];
+		long status;
+		int attempt;
+		double time;
+	} errs[JOBS_URL_ERRORS];                /* the last ones, a ring */
+	size_t err_next, nerrs;
 };
 
 TAILQ_HEAD(job_list, job);
@@ -136,6 +153,7 @@ struct jobs {
 };
 
 static void job_free(struct job *);
+static void job_info_fill(const struct job *, struct job_info *, double);
 
 /* t leaves the job's live transfers (finished, dropped or cancelled). */
 static void
@@ -299,6 +317,8 @@ job_free(struct job *j)
 		event_free(j->ev);
 	if (j->ev_wait != NULL)
 		event_free(j->ev_wait);
+	for (size_t i = 0; i < JOBS_URL_ERRORS; i++)
+		free(j->errs[i].url);
 	free(j->ring);
 	free(j->dir);
 	free(j->name);
@@ -414,8 +434,12 @@ job_move(struct job *j)
 	struct jobs *js = j->js;
 
 	j->moving = 1;
-	if (js->hooks.job_ending != NULL)
-		js->hooks.job_ending(j->name, j->finish_failed, js->arg);
+	if (js->hooks.job_ending != NULL) {
+		struct job_info ji;
+
+		job_info_fill(j, &ji, mono_now());
+		js->hooks.job_ending(&ji, j->finish_failed, js->arg);
+	}
 	if (spool_finish(js->spool, j->name, j->finish_failed) == -1) {
 		job_park(j, errno, j->finish_failed ? "cannot move it to "
 		    "failed/" : "cannot move it to done/");
@@ -424,8 +448,12 @@ job_move(struct job *j)
 	log_info("job %s %s: %zu ok, %zu failed%s", j->name,
 	    j->finish_failed ? "failed" : "done", j->ndone, j->nfailed,
 	    j->nerrors > 0 ? " (malformed)" : "");
-	if (js->hooks.job_finished != NULL)
-		js->hooks.job_finished(j->name, j->finish_failed, js->arg);
+	if (js->hooks.job_finished != NULL) {
+		struct job_info ji;
+
+		job_info_fill(j, &ji, mono_now());
+		js->hooks.job_finished(&ji, j->finish_failed, js->arg);
+	}
 	job_remove(j);
 }
 
@@ -647,6 +675,7 @@ jobs_start(struct jobs *js, const char *name, int resume)
 	j->js = js;
 	j->fd = -1;
 	j->resume = resume;
+	j->claimed_at = mono_now();
 	TAILQ_INIT(&j->live);
 	if ((j->name = strdup(name)) == NULL ||
 	    asprintf(&j->dir, "%s/%s", js->cfg->download_dir, name) == -1) {
@@ -1064,6 +1093,27 @@ jobs_refill(struct jobs *js, size_t want, long workers)
 	return added;
 }
 
+/* A failed attempt of t, for the job's last errors (`jobs JOB`). */
+static void
+job_note_error(struct job *j, const struct transfer *t)
+{
+	struct job_error *e = &j->errs[j->err_next];
+	char *url;
+
+	if ((url = strdup(t->url)) == NULL)
+		return;         /* only the list of errors loses it */
+	free(e->url);
+	e->url = url;
+	e->index = t->index;
+	snprintf(e->error, sizeof(e->error), "%s", t->error);
+	e->status = t->http_status;
+	e->attempt = t->attempt;
+	e->time = (double)time(NULL);
+	j->err_next = (j->err_next + 1) % JOBS_URL_ERRORS;
+	if (j->nerrs < JOBS_URL_ERRORS)
+		j->nerrs++;
+}
+
 void
 jobs_transfer_done(struct jobs *js, struct transfer *t)
 {
@@ -1071,6 +1121,8 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 	double delay;
 
 	t->seconds_total += t->seconds;
+	if (t->outcome != FETCH_OK)
+		job_note_error(j, t);
 	if (js->stopping || j->broken) {
 		/* Not recorded: the .part and the claim let the next start
 		 * (or take-up, job_park) resume it. */
@@ -1170,37 +1222,153 @@ jobs_inflight_bytes(const struct jobs *js)
 	return sum;
 }
 
+/*
+ * The rates of a job: bytes (its finished files and the progress of its
+ * live transfers) and URLs finished, between the newest sample and the
+ * oldest one kept, at most JOBS_RATE_WINDOW s before it.
+ */
+static void
+job_rates(const struct job *j, double *bps, double *ups)
+{
+	const struct job_sample *a, *b;
+	double dt;
+
+	*bps = *ups = 0;
+	if (j->nsamples < 2)
+		return;
+	b = &j->samples[(j->sample_next + JOBS_RATE_WINDOW) %
+	    (JOBS_RATE_WINDOW + 1)];
+	a = &j->samples[(j->sample_next + JOBS_RATE_WINDOW + 1 -
+	    j->nsamples) % (JOBS_RATE_WINDOW + 1)];
+	if ((dt = b->t - a->t) <= 0)
+		return;
+	*bps = (double)(b->bytes - a->bytes) / dt;
+	*ups = (double)(b->urls - a->urls) / dt;
+}
+
+/* Bytes of finished files plus the progress of the live transfers. */
+static uint64_t
+job_bytes(const struct job *j, size_t *running)
+{
+	const struct transfer *t;
+	uint64_t sum = j->bytes;
+
+	*running = 0;
+	TAILQ_FOREACH(t, &j->live, owner_entry) {
+		sum += __atomic_load_n(&t->progress, __ATOMIC_RELAXED);
+		*running += t->engine != NULL;
+	}
+	return sum;
+}
+
 void
-jobs_foreach(const struct jobs *js,
-    void (*cb)(const struct job_info *, void *), void *arg)
+jobs_sample(struct jobs *js, double now)
+{
+	struct job_sample *p, *last;
+	struct job *j;
+	size_t running;
+
+	TAILQ_FOREACH(j, &js->list, entry) {
+		p = &j->samples[j->sample_next];
+		p->t = now;
+		p->bytes = job_bytes(j, &running);
+		p->urls = j->ndone + j->nfailed;
+		if (j->nsamples > 0) {
+			last = &j->samples[(j->sample_next + JOBS_RATE_WINDOW) %
+			    (JOBS_RATE_WINDOW + 1)];
+			/* Never backwards (a job taken up again counts
+			 * anew): a rate is not negative. */
+			if (p->bytes < last->bytes || p->urls < last->urls)
+				j->nsamples = 0;
+		}
+		j->sample_next = (j->sample_next + 1) % (JOBS_RATE_WINDOW + 1);
+		if (j->nsamples < JOBS_RATE_WINDOW + 1)
+			j->nsamples++;
+	}
+}
+
+/*
+ * The ETA is the URLs still to finish over the URL rate of the last
+ * JOBS_RATE_WINDOW s: a job's URLs are of any size, but a rate of whole
+ * URLs needs no lengths the server may not send, and it counts the time
+ * between transfers too. Unknown (-1) until the job is validated and while
+ * no URL finished in the window.
+ */
+static void
+job_info_fill(const struct job *j, struct job_info *ji, double now)
 {
 	static const char *const states[] = {
 		"validating", "running", "finishing", "waiting"
 	};
+	size_t end = j->ndone + j->nfailed, i, k;
+
+	memset(ji, 0, sizeof(*ji));
+	ji->name = j->name;
+	ji->state = states[j->state];
+	ji->urls = j->nurls;
+	ji->done = j->ndone;
+	ji->failed = j->nfailed;
+	ji->running = j->nlive;
+	ji->bytes = job_bytes(j, &ji->transferring);
+	if (j->state != JOB_VALIDATING && j->nurls > end + ji->transferring)
+		ji->queued = j->nurls - end - ji->transferring;
+	if (j->state == JOB_WAITING) {
+		ji->waiting = j->wait_reason;
+		ji->retry_in = j->wait_until > now ? j->wait_until - now : 0;
+	}
+	job_rates(j, &ji->rate, &ji->url_rate);
+	ji->eta = -1;
+	if (j->state != JOB_VALIDATING && end >= j->nurls)
+		ji->eta = 0;
+	else if (j->state != JOB_VALIDATING && ji->url_rate > 0)
+		ji->eta = (double)(j->nurls - end) / ji->url_rate;
+	ji->seconds = now - j->claimed_at;
+	for (i = 0; i < j->nerrs; i++) {
+		k = (j->err_next + JOBS_URL_ERRORS - j->nerrs + i) %
+		    JOBS_URL_ERRORS;
+		ji->errors[i].index = j->errs[k].index;
+		ji->errors[i].url = j->errs[k].url;
+		ji->errors[i].error = j->errs[k].error;
+		ji->errors[i].status = j->errs[k].status;
+		ji->errors[i].attempt = j->errs[k].attempt;
+		ji->errors[i].time = j->errs[k].time;
+	}
+	ji->nerrors = j->nerrs;
+}
+
+void
+jobs_foreach(const struct jobs *js,
+    void (*cb)(const struct job_info *, void *), void *arg)
+{
 	const struct job *j;
-	const struct transfer *t;
 	struct job_info ji;
 	double now = mono_now();
 
 	TAILQ_FOREACH(j, &js->list, entry) {
-		memset(&ji, 0, sizeof(ji));
-		ji.name = j->name;
-		ji.state = states[j->state];
-		ji.urls = j->nurls;
-		ji.done = j->ndone;
-		ji.failed = j->nfailed;
-		ji.running = j->nlive;
-		ji.bytes = j->bytes;
-		if (j->state == JOB_WAITING) {
-			ji.waiting = j->wait_reason;
-			ji.retry_in = j->wait_until > now ?
-			    j->wait_until - now : 0;
-		}
-		TAILQ_FOREACH(t, &j->live, owner_entry)
-			ji.bytes += __atomic_load_n(&t->progress,
-			    __ATOMIC_RELAXED);
+		job_info_fill(j, &ji, now);
 		cb(&ji, arg);
 	}
+}
+
+int
+jobs_info(const struct jobs *js, const char *name, struct job_info *ji)
+{
+	const struct job *j;
+
+	TAILQ_FOREACH(j, &js->list, entry)
+		if (strcmp(j->name, name) == 0) {
+			job_info_fill(j, ji, mono_now());
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+jobs_transfer_job(const struct transfer *t)
+{
+	const struct job *j = t->owner;
+
+	return j->name;
 }
 
 struct cancel_ctx {

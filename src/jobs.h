@@ -29,29 +29,54 @@
                                    unfinished one and the last one read */
 #define JOBS_ACTIVE_MAX 64      /* jobs claimed at once; the rest wait in new/ */
 #define JOBS_ERROR_MAX 256      /* bytes of jobs_last_error() */
+#define JOBS_URL_ERRORS 5       /* a job's last URL errors kept */
+#define JOBS_RATE_WINDOW 10     /* s: a job's rates are over this window */
 
 struct jobs;
+struct job_info;
 
 /* Notifications to the daemon (stats, dispatching more work). */
 struct jobs_hooks {
 	void (*transfer_final)(const struct transfer *, void *);
 	void (*transfer_retry)(const struct transfer *, void *);
-	void (*job_finished)(const char *name, int failed, void *);
+	/* The job is in done/ or failed/ (failed set): its counts at
+	 * the end, seconds since its claim in this run. */
+	void (*job_finished)(const struct job_info *, int failed, void *);
 	void (*work_ready)(void *);     /* the scheduler has new transfers */
-	/* the job is about to leave active/ (called again if that fails) */
-	void (*job_ending)(const char *name, int failed, void *arg);
+	/* The job is about to leave active/ (called again if that fails):
+	 * the same facts as job_finished's. */
+	void (*job_ending)(const struct job_info *, int failed, void *);
 };
 
+/* A failed attempt of one of a job's URLs (retried ones too). */
+struct jobs_url_error {
+	size_t index;           /* the URL's place in the job, 0-based */
+	const char *url;        /* as in the job file: redact before showing */
+	const char *error;
+	long status;            /* HTTP status, 0 when none */
+	int attempt;            /* 1 for the first */
+	double time;            /* s since the epoch */
+};
+
+/* One job as it is now. The pointers hold until the main loop goes on. */
 struct job_info {
 	const char *name;
 	const char *state;      /* "validating", "running", "finishing",
 	                           "waiting" */
 	size_t urls;            /* URLs in the job (after validation) */
 	size_t done, failed;    /* URLs finished so far */
-	size_t running;         /* transfers out */
+	size_t running;         /* transfers out: running or queued */
+	size_t transferring;    /* of them, held by an engine now */
+	size_t queued;          /* URLs neither finished nor held by an
+	                           engine (0 until validated) */
 	uint64_t bytes;         /* bytes of finished files + in flight */
 	const char *waiting;    /* "waiting": what failed; else NULL */
 	double retry_in;        /* "waiting": s until the next try */
+	double rate, url_rate;  /* bytes/s, URLs/s over JOBS_RATE_WINDOW s */
+	double eta;             /* s until the end, -1 when unknown */
+	double seconds;         /* s since the claim in this run */
+	struct jobs_url_error errors[JOBS_URL_ERRORS]; /* oldest first */
+	size_t nerrors;
 };
 
 struct jobs *jobs_new(struct event_base *base, struct spool *sp,
@@ -107,6 +132,16 @@ int jobs_full(const struct jobs *js);   /* JOBS_ACTIVE_MAX reached */
 
 /* Sum of t->progress over every live transfer (for rate sampling). */
 uint64_t jobs_inflight_bytes(const struct jobs *js);
+
+/* Take a sample of every job's bytes and finished URLs for its rates (the
+ * daemon's 1-s tick). now: seconds on the monotonic clock. */
+void jobs_sample(struct jobs *js, double now);
+
+/* The job called name, into *ji. 0, or -1 when no such job is claimed. */
+int jobs_info(const struct jobs *js, const char *name, struct job_info *ji);
+
+/* The name of the job that owns t (one of this module's transfers). */
+const char *jobs_transfer_job(const struct transfer *t);
 
 /* Call cb for each job. */
 void jobs_foreach(const struct jobs *js,

@@ -6,7 +6,8 @@
  * answers with JSON objects, one per line, each carrying "proto":
  * PROTO_VERSION. An error is {"proto":1,"error":"..."}; a refusal on
  * credentials adds "denied":true. `watch` answers with a stats object every
- * interval until the client goes.
+ * interval until the client goes; `events` and `wait` with event lines
+ * (feed.h) until the client goes.
  *
  * The Prometheus text and the one-line summary are derived here from the
  * stats object, so the daemon has a single stats generator (stats_json) and
@@ -35,6 +36,8 @@ enum proto_cmd_id {
 	PROTO_CMD_STATS,
 	PROTO_CMD_JOBS,
 	PROTO_CMD_WATCH,
+	PROTO_CMD_EVENTS,
+	PROTO_CMD_WAIT,
 	PROTO_CMD_PAUSE,
 	PROTO_CMD_RESUME,
 	PROTO_CMD_CANCEL,
@@ -76,6 +79,8 @@ int proto_watch_ms(const char *s, long *ms);
 #define PROTO_KEY_RESTART_NEEDED "restart_needed" /* reload: changed options
                                                      not applied until a
                                                      restart */
+#define PROTO_KEY_JOB "job"             /* jobs JOB: the detail object
+                                           (feed.h names its members) */
 
 /* Exit statuses of fetchctl. */
 enum proto_exit {
@@ -88,6 +93,10 @@ enum proto_exit {
 	                                   connection failure */
 	PROTO_EXIT_NOT_CLUSTER = 5,     /* stats --cluster: the daemon is not
 	                                   in cluster mode */
+	PROTO_EXIT_FAILED = 6,          /* wait, submit --wait, events --job:
+	                                   a job ended in failed/ */
+	PROTO_EXIT_TIMEOUT = 7,         /* wait, submit --wait: --timeout
+	                                   passed before every job ended */
 };
 
 /* {"proto":1}; NULL on allocation failure. */

@@ -117,12 +117,16 @@ claimed_name_valid(const char *name)
 	return name_valid_len(name, SPOOL_CLAIMED_MAX - 1);
 }
 
-/* 1 when dirfd/name exists (any type), 0 when not, -1 on error. */
+/* 1 when dirfd/name exists (any type), 0 when not, -1 on error. A
+ * directory a producer could not open (dirfd -1) holds nothing it can
+ * know of. */
 static int
 entry_exists(struct spool *sp, int dirfd, const char *dir, const char *name)
 {
 	struct stat st;
 
+	if (dirfd < 0)
+		return 0;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	if (errno == ENOENT)
@@ -979,6 +983,39 @@ spool_claim(struct spool *sp, const char *name, char *claimed,
 	return SPOOL_CLAIMED;
 }
 
+/* active/ first: the job being worked on, whatever else has its name. */
+enum spool_place
+spool_where(struct spool *sp, const char *job)
+{
+	static const char *const dirs[] = { "active", "new", "done", "failed" };
+	static const enum spool_place places[] = {
+		SPOOL_IN_ACTIVE, SPOOL_IN_NEW, SPOOL_IN_DONE, SPOOL_IN_FAILED
+	};
+	const int fds[] = { sp->activefd, sp->newfd, sp->donefd, sp->failedfd };
+	size_t i;
+	int r;
+
+	if (!claimed_name_valid(job))
+		return SPOOL_IN_NONE;
+	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if ((r = entry_exists(sp, fds[i], dirs[i], job)) == -1)
+			return SPOOL_IN_ERROR;
+		if (r == 1)
+			return places[i];
+	}
+	return SPOOL_IN_NONE;
+}
+
+int
+spool_result_path(const struct spool *sp, const char *job, int failed,
+    char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s/%s.result", sp->root,
+	    failed ? "failed" : "done", job);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 /*
  * Open active/name read-only: O_NOFOLLOW, regular files only. Failures are
  * logged, except a missing file when enoent_ok; errno is kept.
@@ -1518,6 +1555,15 @@ spool_open_producer(struct spool *sp, const char *root, char *err,
 		errno = saved;
 		return -1;
 	}
+	/* To pick names free in every directory (spool_submit), where the
+	 * producer may read them; -1 where not. */
+	sp->activefd = open_dir_at(sp->rootfd, sp->root, "active", st.st_dev,
+	    err, errlen);
+	sp->donefd = open_dir_at(sp->rootfd, sp->root, "done", st.st_dev,
+	    err, errlen);
+	sp->failedfd = open_dir_at(sp->rootfd, sp->root, "failed", st.st_dev,
+	    err, errlen);
+	err[0] = '\0';
 	return 0;
 }
 
@@ -1637,31 +1683,58 @@ out:
 }
 
 /*
- * Rename the staged jobs into new/, first making sure no name is taken
- * there, so that a taken name moves none; then sync new/. Returns the
- * number moved, from the first; *err is set when anything failed.
+ * Rename tmp/<job->name> into new/ under the first of name, name.1, ...
+ * that is free in every spool directory (as spool_claim() counts them, so
+ * the daemon never renames it at claim; directories this producer cannot
+ * read count as empty) and not taken in new/. The name used goes to
+ * job->queued. 0, or -1 (logged).
+ */
+static int
+submit_place(struct spool *sp, struct spool_submission *job)
+{
+	char cand[SPOOL_CLAIMED_MAX];
+	unsigned i;
+	int r;
+
+	for (i = 0; i < SPOOL_SUFFIX_TRIES; i++) {
+		if (name_candidate(cand, sizeof(cand), job->name, i) == -1 ||
+		    !spool_name_valid(cand))
+			break;
+		if ((r = name_free(sp, cand)) == -1)
+			return -1;
+		if (r == 0)
+			continue;
+		if (util_rename_noreplace(sp->tmpfd, job->name, sp->newfd,
+		    cand) == 0) {
+			/* spool_name_valid(): it fits */
+			memcpy(job->queued, cand, strlen(cand) + 1);
+			return 0;
+		}
+		if (errno != EEXIST) {
+			log_warn("rename %s/tmp/%s to new/%s", sp->root,
+			    job->name, cand);
+			return -1;
+		}
+	}
+	log_warnx("%s: no free job name after %s in %s", job->path, job->name,
+	    sp->root);
+	return -1;
+}
+
+/*
+ * Rename the staged jobs into new/, each under a free name; then sync
+ * new/. Returns the number moved, from the first; *err is set when
+ * anything failed.
  */
 static size_t
-submit_move(struct spool *sp, const struct spool_submission *jobs, size_t n,
+submit_move(struct spool *sp, struct spool_submission *jobs, size_t n,
     int *err)
 {
 	size_t i;
-	int r;
 
 	*err = 0;
 	for (i = 0; i < n; i++)
-		if ((r = entry_exists(sp, sp->newfd, "new", jobs[i].name)) != 0) {
-			if (r == 1)
-				log_warnx("%s/new/%s: a job of that name is "
-				    "queued already", sp->root, jobs[i].name);
-			*err = 1;
-			return 0;
-		}
-	for (i = 0; i < n; i++)
-		if (util_rename_noreplace(sp->tmpfd, jobs[i].name, sp->newfd,
-		    jobs[i].name) == -1) {
-			log_warn("rename %s/tmp/%s to new/", sp->root,
-			    jobs[i].name);
+		if (submit_place(sp, &jobs[i]) == -1) {
 			*err = 1;
 			return i;
 		}
@@ -1675,7 +1748,7 @@ submit_move(struct spool *sp, const struct spool_submission *jobs, size_t n,
  * staged: a reader of new/ never sees a partial or unchecked job.
  */
 int
-spool_submit(struct spool *sp, const struct spool_submission *jobs,
+spool_submit(struct spool *sp, struct spool_submission *jobs,
     size_t n, int (*check)(int, const struct spool_submission *, void *),
     void *arg, size_t *submitted)
 {
@@ -1859,28 +1932,4 @@ spool_hook_list(struct spool *sp, void (*cb)(const char *, void *),
 	}
 	free_names(names, n);
 	return count;
-}
-
-int
-spool_hook_where(struct spool *sp, const char *job)
-{
-	int r;
-
-	if ((r = entry_exists(sp, sp->activefd, "active", job)) != 0)
-		return r == 1 ? SPOOL_IN_ACTIVE : -1;
-	if ((r = entry_exists(sp, sp->donefd, "done", job)) != 0)
-		return r == 1 ? SPOOL_IN_DONE : -1;
-	if ((r = entry_exists(sp, sp->failedfd, "failed", job)) != 0)
-		return r == 1 ? SPOOL_IN_FAILED : -1;
-	return SPOOL_IN_NONE;
-}
-
-int
-spool_hook_result_path(struct spool *sp, const char *job, int failed,
-    char *buf, size_t len)
-{
-	int r = snprintf(buf, len, "%s/%s/%s.result", sp->root,
-	    failed ? "failed" : "done", job);
-
-	return r < 0 || (size_t)r >= len ? -1 : 0;
 }

@@ -89,6 +89,28 @@ enum spool_claim_result {
 enum spool_claim_result spool_claim(struct spool *sp, const char *name,
     char *claimed, size_t claimedlen);
 
+/* Where a job of that name is. */
+enum spool_place {
+	SPOOL_IN_NONE = 0,      /* nowhere (or not a valid job name) */
+	SPOOL_IN_NEW,           /* queued */
+	SPOOL_IN_ACTIVE,
+	SPOOL_IN_DONE,
+	SPOOL_IN_FAILED,
+	SPOOL_IN_ERROR = -1,    /* the file system failed; logged */
+};
+
+/*
+ * The directory that holds an entry called job: active/ first (the job
+ * worked on now), then new/, done/, failed/ (an ended job: its J there).
+ * Names are looked up, never opened; a claimed name's ".N" is fine.
+ */
+enum spool_place spool_where(struct spool *sp, const char *job);
+
+/* The absolute path of an ended job's result, done/ or failed/ (failed
+ * set) J.result, into buf. 0, or -1 when it does not fit. */
+int spool_result_path(const struct spool *sp, const char *job, int failed,
+    char *buf, size_t len);
+
 /* Open active/<job> for reading: O_NOFOLLOW, regular files only. fd or -1. */
 int spool_open_job(struct spool *sp, const char *job);
 
@@ -142,9 +164,11 @@ int spool_recover(struct spool *sp, void (*cb)(const char *job, void *),
  */
 
 /*
- * Open an existing spool as a producer: the root, tmp/ and new/ only.
- * Nothing is created (a producer must not make the tree with its own owner
- * and modes) and only read and write access to tmp/ and new/ is needed.
+ * Open an existing spool as a producer: the root, tmp/ and new/, and
+ * active/, done/ and failed/ when it may read them (for spool_submit's
+ * names). Nothing is created (a producer must not make the tree with its
+ * own owner and modes) and only read and write access to tmp/ and new/ is
+ * needed.
  * Enough for spool_submit() and spool_count_new(); everything else needs
  * spool_open(). 0, or -1 with a message in err and errno kept (EACCES:
  * permission denied).
@@ -169,6 +193,8 @@ struct spool_submission {
 	const char *path;       /* the job file; also names it in messages */
 	int fd;                 /* >= 0: read this instead of opening path
 	                           (the standard input); not closed */
+	char queued[SPOOL_NAME_MAX + 1]; /* out: its name in new/, name or
+	                           name.N (spool_submit) */
 };
 
 /*
@@ -177,9 +203,12 @@ struct spool_submission {
  * check(fd, job, arg), when not NULL, is given the staged copy, open for
  * reading at its start, to accept (0) or refuse (-1, saying why). Every job
  * is staged and checked even after one failed, so the caller hears of every
- * problem at once. Only when all were staged and accepted and no name is
- * taken in new/ are they synced and renamed into new/ without replacing,
- * and new/ is synced. Nothing of the call is left in tmp/.
+ * problem at once. Only when all were staged and accepted are they synced
+ * and renamed into new/, each under the first of name, name.1, name.2, ...
+ * that exists in none of new/, active/, done/ and failed/ (by spool_claim's
+ * rule, so the daemon keeps that name; a directory the producer cannot
+ * read counts as empty), written to its queued member; and new/ is
+ * synced. Nothing of the call is left in tmp/.
  *
  * Returns 0 when every job is in new/ and new/ is synced. Otherwise -1
  * (logged) and *submitted (may be NULL) is the number of jobs, from the
@@ -187,7 +216,7 @@ struct spool_submission {
  * renames or the sync that follows them (what reached new/ cannot be taken
  * back: the daemon may have claimed it already).
  */
-int spool_submit(struct spool *sp, const struct spool_submission *jobs,
+int spool_submit(struct spool *sp, struct spool_submission *jobs,
     size_t n, int (*check)(int fd, const struct spool_submission *job,
     void *arg), void *arg, size_t *submitted)
     __attribute__((warn_unused_result));
@@ -208,14 +237,6 @@ long spool_count_new(struct spool *sp, void (*cb)(const char *name, void *),
  * are over, so that no crash loses one.
  */
 
-/* Where a job is, for a record found at start. */
-enum spool_where {
-	SPOOL_IN_NONE = 0,      /* in none of active/, done/, failed/ */
-	SPOOL_IN_ACTIVE,
-	SPOOL_IN_DONE,
-	SPOOL_IN_FAILED,
-};
-
 /* Write hooks/<job> holding data, replacing an earlier record: temporary,
  * fsync, rename, fsync hooks/. 0 or -1 (logged). */
 int spool_hook_write(struct spool *sp, const char *job, const char *data,
@@ -233,13 +254,5 @@ int spool_hook_remove(struct spool *sp, const char *job);
  * crash left are removed. The number of records, or -1. */
 long spool_hook_list(struct spool *sp, void (*cb)(const char *job, void *),
     void *arg);
-
-/* Where job is now (enum spool_where), or -1 on error (logged). */
-int spool_hook_where(struct spool *sp, const char *job);
-
-/* The absolute path of the job's result in done/ or failed/. 0, or -1
- * when it does not fit len. */
-int spool_hook_result_path(struct spool *sp, const char *job, int failed,
-    char *buf, size_t len);
 
 #endif

@@ -938,6 +938,38 @@ count_entries(const char *rel)
 	return n;
 }
 
+START_TEST(test_where)
+{
+	char buf[600], want[600];
+
+	put(path("new/q"), "x\n");
+	put(path("active/a"), "x\n");
+	put(path("done/d"), "x\n");
+	put(path("done/d.result"), "x\n");
+	put(path("failed/f.2"), "x\n");
+	put(path("new/a"), "a second a, queued\n");
+	put(path("done/only.result"), "x\n");
+	ck_assert_int_eq(spool_where(&sp, "q"), SPOOL_IN_NEW);
+	ck_assert_int_eq(spool_where(&sp, "a"), SPOOL_IN_ACTIVE);
+	ck_assert_int_eq(spool_where(&sp, "d"), SPOOL_IN_DONE);
+	ck_assert_int_eq(spool_where(&sp, "f.2"), SPOOL_IN_FAILED);
+	ck_assert_int_eq(spool_where(&sp, "f"), SPOOL_IN_NONE);
+	ck_assert_int_eq(spool_where(&sp, "only"), SPOOL_IN_NONE);
+	ck_assert_int_eq(spool_where(&sp, "d.result"), SPOOL_IN_NONE);
+	ck_assert_int_eq(spool_where(&sp, "../done/d"), SPOOL_IN_NONE);
+	ck_assert_int_eq(spool_where(&sp, ""), SPOOL_IN_NONE);
+
+	ck_assert_int_eq(spool_result_path(&sp, "d", 0, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/done/d.result", root);
+	ck_assert_str_eq(buf, want);
+	ck_assert_int_eq(spool_result_path(&sp, "f.2", 1, buf, sizeof(buf)),
+	    0);
+	snprintf(want, sizeof(want), "%s/failed/f.2.result", root);
+	ck_assert_str_eq(buf, want);
+	ck_assert_int_eq(spool_result_path(&sp, "d", 0, buf, 8), -1);
+}
+END_TEST
+
 START_TEST(test_open_producer)
 {
 	char err[256], r2[300];
@@ -950,7 +982,7 @@ START_TEST(test_open_producer)
 	ck_assert_int_ge(pr.tmpfd, 0);
 	ck_assert_int_ge(pr.newfd, 0);
 	ck_assert_int_eq(pr.activefd, -1);
-	ck_assert_int_eq(pr.donefd, -1);
+	ck_assert_int_ge(pr.donefd, 0);         /* readable: for names */
 	ck_assert(!exists(path("active")));
 	spool_close(&pr);
 
@@ -1066,7 +1098,7 @@ src_file(const char *name, const char *content)
 
 START_TEST(test_submit)
 {
-	struct spool_submission job = { "j1", NULL, -1 };
+	struct spool_submission job = { "j1", NULL, -1, "" };
 	char src[400], *big, *got;
 	struct seen sn = { 0 };
 	size_t done = 99;
@@ -1122,7 +1154,7 @@ END_TEST
 START_TEST(test_submit_taken)
 {
 	struct spool_submission jobs[2] = {
-		{ "a", NULL, -1 }, { "b", NULL, -1 },
+		{ "a", NULL, -1, "" }, { "b", NULL, -1, "" },
 	};
 	char src[400];
 	size_t done = 99;
@@ -1131,14 +1163,33 @@ START_TEST(test_submit_taken)
 	snprintf(src, sizeof(src), "%s/src", tmpdir);
 	jobs[0].path = jobs[1].path = src;
 
-	/* b is queued already: neither is submitted, b is untouched */
+	/* b is queued already: ours is b.1, theirs is untouched */
 	put(path("new/b"), "theirs\n");
-	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), -1);
-	ck_assert_uint_eq(done, 0);
-	ck_assert(!exists(path("new/a")));
+	ck_assert_int_eq(spool_submit(&sp, jobs, 2, NULL, NULL, &done), 0);
+	ck_assert_uint_eq(done, 2);
+	ck_assert_str_eq(jobs[0].queued, "a");
+	ck_assert_str_eq(jobs[1].queued, "b.1");
+	assert_content(path("new/a"), "http://x/\n");
+	assert_content(path("new/b.1"), "http://x/\n");
 	assert_content(path("new/b"), "theirs\n");
 	ck_assert_uint_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(unlink(path("new/a")), 0);
 	ck_assert_int_eq(unlink(path("new/b")), 0);
+	ck_assert_int_eq(unlink(path("new/b.1")), 0);
+
+	/* a name free in new/ but taken elsewhere, as spool_claim counts:
+	 * the job file or result in done/ and failed/, a journal in active/ */
+	put(path("done/a"), "x\n");
+	put(path("failed/a.1.result"), "x\n");
+	put(path("active/a.2.journal"), "x\n");
+	jobs[1].name = "b";
+	ck_assert_int_eq(spool_submit(&sp, jobs, 1, NULL, NULL, &done), 0);
+	ck_assert_str_eq(jobs[0].queued, "a.3");
+	ck_assert(exists(path("new/a.3")));
+	ck_assert_int_eq(unlink(path("new/a.3")), 0);
+	ck_assert_int_eq(unlink(path("done/a")), 0);
+	ck_assert_int_eq(unlink(path("failed/a.1.result")), 0);
+	ck_assert_int_eq(unlink(path("active/a.2.journal")), 0);
 
 	/* another producer is staging b: its file is left alone */
 	put(path("tmp/b"), "half of theirs");
@@ -1164,7 +1215,8 @@ END_TEST
 START_TEST(test_submit_all_or_nothing)
 {
 	struct spool_submission jobs[3] = {
-		{ "one", NULL, -1 }, { "two", NULL, -1 }, { "three", NULL, -1 },
+		{ "one", NULL, -1, "" }, { "two", NULL, -1, "" },
+		{ "three", NULL, -1, "" },
 	};
 	char p[3][400];
 	struct seen sn = { 0 };
@@ -1259,6 +1311,7 @@ spool_suite(void)
 	tcase_add_test(tc, test_recover_completes);
 	tcase_add_test(tc, test_recover_resumes);
 	tcase_add_test(tc, test_stale_tmp);
+	tcase_add_test(tc, test_where);
 	tcase_add_test(tc, test_open_producer);
 	tcase_add_test(tc, test_name_from_path);
 	tcase_add_test(tc, test_submit);
