@@ -1325,7 +1325,7 @@ watchdog_start(struct daemon *d)
 static int
 daemon_run(struct daemon *d)
 {
-	raise_nofile(d->cfg.count + 64);
+	raise_nofile(d->cfg.count + CONTROL_CLIENTS_MAX + 64);
 	d->base = base_new();
 	if (spool_take(d) == -1)
 		return -1;
