@@ -572,6 +572,63 @@ fetch_parse_content_range(const char *v, long long *start, long long *total)
 		*total = a;
 }
 
+void
+fetch_response_reset(struct fetch_response *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->cr_start = -1;
+	r->cr_total = -1;
+	r->length = -1;
+}
+
+/* A Content-Length value: digits and trailing blanks, else -1. */
+static long long
+parse_length(const char *v)
+{
+	char *end;
+	long long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	return errno != 0 || *end != '\0' ? -1 : n;
+}
+
+/* Copy a header's value without its trailing blanks into buf; "" when it
+ * does not fit (a cut validator would never match again). */
+static void
+keep_value(char *buf, size_t len, const char *v)
+{
+	size_t n = strlen(v);
+
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= len)
+		n = 0;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+}
+
+/* "Accept-Ranges: bytes" (a list: "bytes" among its tokens). */
+static int
+ranges_bytes(const char *v)
+{
+	size_t n;
+
+	while (*v != '\0') {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		n = strcspn(v, " \t,");
+		if (n == 5 && strncasecmp(v, "bytes", 5) == 0)
+			return 1;
+		v += n;
+	}
+	return 0;
+}
+
 int
 fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 {
@@ -586,9 +643,7 @@ fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 	line[strcspn(line, "\r\n")] = '\0';
 
 	if (strncmp(line, "HTTP/", 5) == 0) {
-		r->status = 0;
-		r->cr_start = -1;
-		r->cr_total = -1;
+		fetch_response_reset(r);
 		if ((v = strchr(line, ' ')) != NULL) {
 			st = strtol(v + 1, &end, 10);
 			if (end != v + 1 && st >= 100 && st <= 999)
@@ -598,7 +653,30 @@ fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 	}
 	if ((v = header_value(line, "Content-Range")) != NULL)
 		fetch_parse_content_range(v, &r->cr_start, &r->cr_total);
+	else if ((v = header_value(line, "Content-Length")) != NULL)
+		r->length = parse_length(v);
+	else if ((v = header_value(line, "Accept-Ranges")) != NULL)
+		r->ranges = ranges_bytes(v);
+	else if ((v = header_value(line, "ETag")) != NULL)
+		keep_value(r->etag, sizeof(r->etag), v);
+	else if ((v = header_value(line, "Last-Modified")) != NULL)
+		keep_value(r->last_modified, sizeof(r->last_modified), v);
 	return 0;
+}
+
+void
+fetch_response_meta(const struct fetch_response *r, struct fetch_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (r->status == 206)
+		m->length = r->cr_total;
+	else if (r->status == 200)
+		m->length = r->length;
+	else
+		m->length = -1;
+	m->ranges = r->ranges || r->status == 206;
+	memcpy(m->etag, r->etag, sizeof(m->etag));
+	memcpy(m->last_modified, r->last_modified, sizeof(m->last_modified));
 }
 
 static size_t
@@ -911,8 +989,8 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->easy = easy;
 	s->fd = -1;
 	s->dirfd = -1;
-	s->resp.cr_start = -1;
-	s->resp.cr_total = -1;
+	fetch_response_reset(&s->resp);
+	fetch_response_meta(&s->resp, &t->meta);  /* unknown until answered */
 	if (fetch_open_parent(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
 	s->own_dirfd = s->dirfd != t->dirfd;
@@ -1283,6 +1361,7 @@ fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 			finish_cause(t, s);
 	} else
 		finish_curl(t, s, res);
+	fetch_response_meta(&s->resp, &t->meta);
 
 	if (t->outcome == FETCH_RETRY)
 		part_record(t, s);

@@ -180,6 +180,10 @@ wire_put_result(struct wire *w, const struct transfer *t)
 	put_str(w, t->name, WIRE_PATH_MAX);
 	put_u64(w, t->part_dev);
 	put_u64(w, t->part_ino);
+	put_i64(w, t->meta.length);
+	put_u8(w, (uint8_t)(t->meta.ranges != 0));
+	put_str(w, t->meta.etag, sizeof(t->meta.etag) - 1);
+	put_str(w, t->meta.last_modified, sizeof(t->meta.last_modified) - 1);
 	return put_end(w);
 }
 
@@ -403,6 +407,10 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	*name = get_str(w, WIRE_PATH_MAX);
 	r.part_dev = get_u64(w);
 	r.part_ino = get_u64(w);
+	r.meta.length = (long long)get_range(w, 8, -1, INT64_MAX);
+	r.meta.ranges = (int)get_range(w, 1, 0, 1);
+	get_str_into(w, r.meta.etag, sizeof(r.meta.etag));
+	get_str_into(w, r.meta.last_modified, sizeof(r.meta.last_modified));
 	if (get_end(w) == -1 || (*name)[0] == '\0')
 		return -1;
 	t->outcome = r.outcome;
@@ -415,6 +423,7 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	t->retry_after = r.retry_after;
 	t->part_dev = r.part_dev;
 	t->part_ino = r.part_ino;
+	t->meta = r.meta;
 	memcpy(t->error, err, strlen(err) + 1);
 	return 0;
 }

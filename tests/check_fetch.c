@@ -2152,8 +2152,10 @@ END_TEST
 /* Lines as libcurl hands them: CRLF or not, not NUL-terminated, long. */
 START_TEST(test_parse_header)
 {
-	struct fetch_response r = { 0, -1, -1 };
+	struct fetch_response r;
 	char big[2000];
+
+	fetch_response_reset(&r);
 
 	ck_assert_int_eq(fetch_parse_header(&r, "HTTP/1.1 206 Partial\r\n",
 	    22), 1);
@@ -2178,6 +2180,58 @@ START_TEST(test_parse_header)
 	memcpy(big, "Content-Range: bytes 0-0/1", 26);
 	ck_assert_int_eq(fetch_parse_header(&r, big, sizeof(big)), 0);
 	ck_assert(r.cr_start == 0 && r.cr_total == -1);
+}
+END_TEST
+
+/* The resource's facts: length of a 200 or a 206, ranges, validators. */
+START_TEST(test_response_meta)
+{
+	struct fetch_response r;
+	struct fetch_meta m;
+	char big[600];
+
+#define HDR(s) fetch_parse_header(&r, s, strlen(s))
+	fetch_response_reset(&r);
+	HDR("HTTP/1.1 200 OK\r\n");
+	HDR("Content-Length: 1234 \r\n");
+	HDR("accept-ranges: none, Bytes\r\n");
+	HDR("ETag: W/\"x y\"  \r\n");
+	HDR("Last-Modified: Sun, 06 Dec 2026 10:00:00 GMT\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == 1234);
+	ck_assert_int_eq(m.ranges, 1);
+	ck_assert_str_eq(m.etag, "W/\"x y\"");
+	ck_assert_str_eq(m.last_modified, "Sun, 06 Dec 2026 10:00:00 GMT");
+	/* A redirect's target starts clean; a 206 gives the whole length
+	 * from Content-Range, not its Content-Length. */
+	HDR("HTTP/1.1 206 Partial Content\r\n");
+	HDR("Content-Length: 10\r\n");
+	HDR("Content-Range: bytes 10-19/5000\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == 5000);
+	ck_assert_int_eq(m.ranges, 1);
+	ck_assert_str_eq(m.etag, "");
+	/* Other statuses, bad lengths, a refused range unit. */
+	HDR("HTTP/1.1 404 Not Found\r\n");
+	HDR("Content-Length: 9\r\n");
+	HDR("Accept-Ranges: none\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1 && m.ranges == 0);
+	HDR("HTTP/1.1 200 OK\r\n");
+	HDR("Content-Length: 12x\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1);
+	HDR("Content-Length: -5\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1);
+	/* An ETag too long to keep is not kept cut. */
+	memset(big, 'e', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "ETag: \"", 7);
+	HDR(big);
+	fetch_response_meta(&r, &m);
+	ck_assert_str_eq(m.etag, "");
+#undef HDR
 }
 END_TEST
 
@@ -2264,6 +2318,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_transfer_new_free);
 	tcase_add_test(tc, test_parse_content_range);
 	tcase_add_test(tc, test_parse_header);
+	tcase_add_test(tc, test_response_meta);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -73,6 +73,10 @@ sample_result(struct transfer *t)
 	strcpy(t->error, "HTTP 503 Service Unavailable");
 	t->part_dev = 0xfedcba9876543210ULL;
 	t->part_ino = 0x0123456789abcdefULL;
+	t->meta.length = 1LL << 41;
+	t->meta.ranges = 1;
+	strcpy(t->meta.etag, "W/\"abc \\ def\"");
+	strcpy(t->meta.last_modified, "Sun, 06 Dec 2026 10:00:00 GMT");
 }
 
 /* A TRANSFER or RESULT of t into buf; its length. */
@@ -268,6 +272,11 @@ START_TEST(test_result)
 	ck_assert_str_eq(b->error, "HTTP 503 Service Unavailable");
 	ck_assert_uint_eq(b->part_dev, 0xfedcba9876543210ULL);
 	ck_assert_uint_eq(b->part_ino, 0x0123456789abcdefULL);
+	ck_assert(b->meta.length == 1LL << 41);
+	ck_assert_int_eq(b->meta.ranges, 1);
+	ck_assert_str_eq(b->meta.etag, "W/\"abc \\ def\"");
+	ck_assert_str_eq(b->meta.last_modified,
+	    "Sun, 06 Dec 2026 10:00:00 GMT");
 	ck_assert_str_eq(name, "sub/a b.1.iso");
 	ck_assert_str_eq(b->name, "sub/a b.iso"); /* the caller's call */
 	fetch_transfer_free(a);
