@@ -136,6 +136,16 @@ struct transfer {
 	char error[FETCH_ERR_MAX];
 	struct fetch_meta meta;
 
+	/* What the bytes in the .part are a copy of: the meta of the last
+	 * attempt that wrote to it (fetch_finish() sets it whenever a 2xx
+	 * body was taken). A resumed attempt asks for the rest only if the
+	 * resource is still that one: If-Range with the strong ETag, else
+	 * the Last-Modified date (a changed resource then comes whole, with
+	 * a 200), and a 206 for a resource of another length starts the file
+	 * again. Length -1 and no validators: nothing is known. The process
+	 * engine carries it both ways (wire.c). */
+	struct fetch_meta expect;
+
 	/* Shared with the thread running the transfer. */
 	volatile uint64_t progress;     /* body bytes so far (atomic ops) */
 	volatile int cancelled;         /* set by the owning engine's cancel
@@ -259,6 +269,13 @@ void fetch_parse_content_range(const char *v, long long *start,
 /* What a final response r says about the resource, into *m. */
 void fetch_response_meta(const struct fetch_response *r,
     struct fetch_meta *m);
+
+/* m says nothing: length -1, no validators. */
+void fetch_meta_unknown(struct fetch_meta *m);
+
+/* The If-Range value a resume of a copy of m sends (a strong ETag, else
+ * the Last-Modified date), or NULL when m has neither. */
+const char *fetch_if_range(const struct fetch_meta *m);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);

@@ -38,6 +38,15 @@ Resources: any path under /f/. Query parameters:
     redirect=URL  302 with "Location: URL" (when status is a 3xx, that code)
     hang=1        read the request, answer nothing until the client leaves
     ctype=T       Content-Type (default application/octet-stream)
+    etag=A,B,C    the n-th request for the key gets ETag "A", "B", ... (the
+                  last one repeats); weak=1 sends them weak (W/"A")
+    lastmod=T,U   the n-th request's Last-Modified: epoch seconds T, U, ...
+                  as an HTTP date (the last one repeats)
+
+A request with Range and If-Range gets its range only when If-Range is the
+response's strong ETag or its Last-Modified date, exactly; otherwise the
+whole body with a 200 (RFC 9110, 13.1.5). The log's "if_range" member is
+the If-Range header received, or null.
 
 A redirect= applies when the status for the request is 2xx or 3xx, so
 "status=503,200&redirect=..." redirects on the second request. Statuses must
@@ -67,6 +76,7 @@ Tests import body() from here to know the bytes a URL serves.
 """
 
 import argparse
+import email.utils
 import fcntl
 import functools
 import io
@@ -272,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
         self.rec = {
             "time": now, "method": self.command, "path": path,
             "query": query, "key": key, "range": self.headers.get("Range"),
+            "if_range": self.headers.get("If-Range"),
             "status": 0, "sent": 0, "n": n,
         }
         try:
@@ -291,6 +302,40 @@ class Handler(BaseHTTPRequestHandler):
             if served:
                 with srv.lock:
                     srv.inflight -= 1
+
+    @staticmethod
+    def _nth(params, name, n):
+        values = (params.get(name) or "").split(",")
+        return values[min(n, len(values)) - 1] if values != [""] else None
+
+    def _validators(self, params, n):
+        """The n-th request's ETag and Last-Modified headers."""
+        hdrs = []
+        tag = self._nth(params, "etag", n)
+        if tag is not None:
+            weak = "W/" if _int(params, "weak", 0, 0) else ""
+            hdrs.append(("ETag", '%s"%s"' % (weak, tag)))
+        when = self._nth(params, "lastmod", n)
+        if when is not None:
+            try:
+                stamp = float(when)
+            except ValueError:
+                raise BadRequest("lastmod must be epoch seconds")
+            hdrs.append(("Last-Modified",
+                         email.utils.formatdate(stamp, usegmt=True)))
+        return hdrs
+
+    def _if_range_holds(self, hdrs):
+        """No If-Range, or one naming this very response: the strong
+        ETag or the Last-Modified date, compared exactly."""
+        cond = self.headers.get("If-Range")
+        if cond is None:
+            return True
+        mine = dict(hdrs)
+        tag = mine.get("ETag")
+        if tag is not None and not tag.startswith("W/") and cond == tag:
+            return True
+        return cond == mine.get("Last-Modified")
 
     def _statuses(self, params):
         """The status=A,B,C list (default [200]), checked."""
@@ -386,10 +431,10 @@ class Handler(BaseHTTPRequestHandler):
 
         code = status
         start, end = 0, size
-        hdrs = [("Content-Type", ctype)]
+        hdrs = [("Content-Type", ctype)] + self._validators(params, n)
         if use_range:
             hdrs.append(("Accept-Ranges", "bytes"))
-        if use_range and status == 200:
+        if use_range and status == 200 and self._if_range_holds(hdrs):
             r = parse_range(self.headers.get("Range"), size)
             if r == "unsat":
                 self._simple(416, "status 416\n",
