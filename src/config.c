@@ -78,6 +78,20 @@ static const struct config_option opt_table[] = {
 	"A job with more URLs than this fails as a whole."},
     {"daemon", "metrics_listen", CONF_STR, OFF(metrics_listen), 0, 255, "",
 	RESTART, "host:port serving Prometheus text over HTTP; empty = off."},
+    {"daemon", "on_job_done", CONF_STR, OFF(on_job_done), 0, PATH_MAX - 1,
+	"", LIVE(NONE),
+	"Program run with job, state, result path when a job ends; empty = none."},
+    {"daemon", "on_job_done_url", CONF_STR, OFF(on_job_done_url), 0, 2047,
+	"", LIVE(NONE),
+	"http(s) URL a JSON summary of each ended job is POSTed to; empty = none."},
+    {"daemon", "on_job_done_timeout", CONF_INT, OFF(on_job_done_timeout), 1,
+	86400, "60", LIVE(NONE),
+	"Seconds one hook run may take; then SIGTERM, SIGKILL 5 s later."},
+    {"daemon", "on_job_done_max", CONF_INT, OFF(on_job_done_max), 1, 1000,
+	"4", LIVE(NONE), "Hooks running at once; the others wait in order."},
+    {"daemon", "on_job_done_retries", CONF_INT, OFF(on_job_done_retries), 0,
+	100, "5", LIVE(NONE),
+	"POSTs retried after a connection error, timeout, 5xx or 429."},
 
     /* [workers] */
     {"workers", "model", CONF_MODEL, OFF(model), 0, 0, "event", LIVE(ENGINE),
@@ -357,6 +371,29 @@ valid_listen(const char *s)
 }
 
 /*
+ * The hook's URL: http or https with a host, printable bytes only. libcurl
+ * checks the rest when the POST is made (a bad URL is then given up).
+ */
+static int
+valid_hook_url(const char *s)
+{
+	size_t n;
+
+	if (strncasecmp(s, "http://", 7) == 0)
+		n = 7;
+	else if (strncasecmp(s, "https://", 8) == 0)
+		n = 8;
+	else
+		return 0;
+	if (s[n] == '\0' || s[n] == '/')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
  * Checks on a string beyond its length that belong to one option: the
  * daemon's directories and socket must not depend on its working directory.
  */
@@ -370,6 +407,20 @@ check_string(
 		snprintf(msg, msglen,
 		    "%s.%s: \"%.64s\" is not an absolute path", opt->section,
 		    opt->key, s);
+		return -1;
+	}
+	if (opt_is(opt, OFF(on_job_done)) && s[0] != '\0' && s[0] != '/') {
+		snprintf(msg, msglen,
+		    "%s.%s: \"%.64s\" is not an absolute path", opt->section,
+		    opt->key, s);
+		return -1;
+	}
+	/* Not echoed: the URL may hold a password. */
+	if (opt_is(opt, OFF(on_job_done_url)) && s[0] != '\0' &&
+	    !valid_hook_url(s)) {
+		snprintf(msg, msglen, "%s.%s: not an http:// or https:// URL "
+		    "(without blanks or control bytes)", opt->section,
+		    opt->key);
 		return -1;
 	}
 	if (opt_is(opt, OFF(metrics_listen)) && s[0] != '\0' &&

@@ -32,6 +32,11 @@ struct config {
 	int sync;               /* 1: fsync files and results before done/ */
 	long max_job_urls;      /* URLs in one job, more fails the job */
 	char *metrics_listen;   /* "" = off; host:port for Prometheus text */
+	char *on_job_done;      /* "" = none; program run when a job ends */
+	char *on_job_done_url;  /* "" = none; http(s) URL POSTed to */
+	long on_job_done_timeout;       /* s one run of a hook may take */
+	long on_job_done_max;           /* hooks running at once */
+	long on_job_done_retries;       /* further POSTs after a failed one */
 
 	/* [workers] */
 	int model;              /* index into engine.h's list of engines */

@@ -21,7 +21,7 @@
 
 #include "feed.h"
 
-#define CONTROL_CLIENTS_MAX 64
+#define CONTROL_CLIENTS_MAX 1024     /* waiters and subscribers are clients */
 #define CONTROL_IDLE_TIMEOUT 10         /* s without a complete request */
 #define CONTROL_WRITE_TIMEOUT 10        /* s a client may leave output unread */
 #define CONTROL_OUTPUT_MAX (256 * 1024) /* watch output queued per client */

@@ -188,17 +188,23 @@ child_exec(int sock, int exe, pid_t ppid, int maxfd)
 	for (sig = 1; sig < NSIG; sig++)
 		(void)sigaction(sig, &sa, NULL);
 	/* Either may sit on 3 or 4 now: move both above first. The socket
-	 * ends up on 3 without close-on-exec, the binary on 4 with it. */
-	if ((sock = fcntl(sock, F_DUPFD_CLOEXEC, PROC_EXE_FD + 1)) == -1 ||
-	    (exe = fcntl(exe, F_DUPFD_CLOEXEC, PROC_EXE_FD + 1)) == -1 ||
-	    dup2(sock, PROC_FD) == -1 ||
-	    dup3(exe, PROC_EXE_FD, O_CLOEXEC) == -1)
+	 * ends up on 3 without close-on-exec, the binary on 4 with it. The
+	 * descriptors are moved and closed by raw system calls: the parent
+	 * may have threads (an engine switch), and no library wrapper or
+	 * sanitizer interceptor, with its view of their descriptors, may run
+	 * between fork and exec. */
+	if ((sock = (int)syscall(SYS_fcntl, sock, F_DUPFD_CLOEXEC,
+	    PROC_EXE_FD + 1)) == -1 ||
+	    (exe = (int)syscall(SYS_fcntl, exe, F_DUPFD_CLOEXEC,
+	    PROC_EXE_FD + 1)) == -1 ||
+	    syscall(SYS_dup3, sock, PROC_FD, 0) == -1 ||
+	    syscall(SYS_dup3, exe, PROC_EXE_FD, O_CLOEXEC) == -1)
 		_exit(127);
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, PROC_EXE_FD + 1, ~0U, 0) == -1)
 #endif
 		for (i = PROC_EXE_FD + 1; i <= maxfd; i++)
-			(void)close(i);
+			(void)syscall(SYS_close, i);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	fexecve(PROC_EXE_FD, argv, environ);

@@ -54,6 +54,8 @@ enum fetch_cause {
 	CAUSE_WRITE,            /* write(2) failed: cause_errno */
 	CAUSE_MAXSIZE,          /* the file would exceed max_file_size */
 	CAUSE_RANGE,            /* a 206 for another range than asked */
+	CAUSE_CHANGED,          /* a 206 of a resource of another length
+	                           than the .part's (t->expect) */
 };
 
 struct fetch_state {
@@ -68,6 +70,7 @@ struct fetch_state {
 	uint64_t offset;        /* bytes in name.part now */
 	uint64_t resume_from;   /* offset asked for with Range */
 	char range[32];         /* "N-" for CURLOPT_RANGE */
+	struct curl_slist *headers;     /* CURLOPT_HTTPHEADER, or NULL */
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
@@ -419,6 +422,7 @@ state_free(struct fetch_state *s)
 	if (s->dirfd != -1 && s->own_dirfd)
 		close(s->dirfd);
 	EVP_MD_CTX_free(s->md);
+	curl_slist_free_all(s->headers);
 	free(s->base);
 	free(s->part);
 	free(s);
@@ -499,6 +503,11 @@ response_start(struct fetch_state *s)
 			s->cause = CAUSE_RANGE;
 			return -1;
 		}
+		if (s->t->expect.length >= 0 && s->resp.cr_total >= 0 &&
+		    s->resp.cr_total != s->t->expect.length) {
+			s->cause = CAUSE_CHANGED;
+			return -1;
+		}
 		return 0;
 	}
 	if (s->offset > 0) {
@@ -572,6 +581,63 @@ fetch_parse_content_range(const char *v, long long *start, long long *total)
 		*total = a;
 }
 
+void
+fetch_response_reset(struct fetch_response *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->cr_start = -1;
+	r->cr_total = -1;
+	r->length = -1;
+}
+
+/* A Content-Length value: digits and trailing blanks, else -1. */
+static long long
+parse_length(const char *v)
+{
+	char *end;
+	long long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	return errno != 0 || *end != '\0' ? -1 : n;
+}
+
+/* Copy a header's value without its trailing blanks into buf; "" when it
+ * does not fit (a cut validator would never match again). */
+static void
+keep_value(char *buf, size_t len, const char *v)
+{
+	size_t n = strlen(v);
+
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= len)
+		n = 0;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+}
+
+/* "Accept-Ranges: bytes" (a list: "bytes" among its tokens). */
+static int
+ranges_bytes(const char *v)
+{
+	size_t n;
+
+	while (*v != '\0') {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		n = strcspn(v, " \t,");
+		if (n == 5 && strncasecmp(v, "bytes", 5) == 0)
+			return 1;
+		v += n;
+	}
+	return 0;
+}
+
 int
 fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 {
@@ -586,9 +652,7 @@ fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 	line[strcspn(line, "\r\n")] = '\0';
 
 	if (strncmp(line, "HTTP/", 5) == 0) {
-		r->status = 0;
-		r->cr_start = -1;
-		r->cr_total = -1;
+		fetch_response_reset(r);
 		if ((v = strchr(line, ' ')) != NULL) {
 			st = strtol(v + 1, &end, 10);
 			if (end != v + 1 && st >= 100 && st <= 999)
@@ -598,7 +662,46 @@ fetch_parse_header(struct fetch_response *r, const char *data, size_t len)
 	}
 	if ((v = header_value(line, "Content-Range")) != NULL)
 		fetch_parse_content_range(v, &r->cr_start, &r->cr_total);
+	else if ((v = header_value(line, "Content-Length")) != NULL)
+		r->length = parse_length(v);
+	else if ((v = header_value(line, "Accept-Ranges")) != NULL)
+		r->ranges = ranges_bytes(v);
+	else if ((v = header_value(line, "ETag")) != NULL)
+		keep_value(r->etag, sizeof(r->etag), v);
+	else if ((v = header_value(line, "Last-Modified")) != NULL)
+		keep_value(r->last_modified, sizeof(r->last_modified), v);
 	return 0;
+}
+
+void
+fetch_meta_unknown(struct fetch_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->length = -1;
+}
+
+const char *
+fetch_if_range(const struct fetch_meta *m)
+{
+	/* A weak ETag may not be used in If-Range (RFC 9110, 13.1.5). */
+	if (m->etag[0] == '"')
+		return m->etag;
+	if (m->last_modified[0] != '\0')
+		return m->last_modified;
+	return NULL;
+}
+
+void
+fetch_response_meta(const struct fetch_response *r, struct fetch_meta *m)
+{
+	fetch_meta_unknown(m);
+	if (r->status == 206)
+		m->length = r->cr_total;
+	else if (r->status == 200)
+		m->length = r->length;
+	m->ranges = r->ranges || r->status == 206;
+	memcpy(m->etag, r->etag, sizeof(m->etag));
+	memcpy(m->last_modified, r->last_modified, sizeof(m->last_modified));
 }
 
 static size_t
@@ -792,6 +895,24 @@ open_part(struct transfer *t, struct fetch_state *s)
 	return 0;
 }
 
+
+/* A resume asks for the rest of the very resource the .part holds a copy
+ * of, when a validator tells it (t->expect). 0, or -1 out of memory. */
+static int
+if_range_header(struct fetch_state *s)
+{
+	const char *v = fetch_if_range(&s->t->expect);
+	struct curl_slist *l;
+	char line[16 + FETCH_ETAG_MAX];
+
+	if (v == NULL)
+		return 0;
+	snprintf(line, sizeof(line), "If-Range: %s", v);
+	if ((l = curl_slist_append(s->headers, line)) == NULL)
+		return -1;
+	s->headers = l;
+	return 0;
+}
 /*
  * open_part() failed. When that was because the job directory was removed
  * under us (the .part goes right in it), make the directory again by its
@@ -878,7 +999,13 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 		snprintf(s->range, sizeof(s->range), "%llu-",
 		    (unsigned long long)s->offset);
 		SETOPT(CURLOPT_RANGE, s->range);
+		if (if_range_header(s) == -1) {
+			rc = CURLE_OUT_OF_MEMORY;
+			goto optfail;
+		}
 	}
+	if (s->headers != NULL)
+		SETOPT(CURLOPT_HTTPHEADER, s->headers);
 	return 0;
 optfail:
 	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
@@ -911,8 +1038,8 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->easy = easy;
 	s->fd = -1;
 	s->dirfd = -1;
-	s->resp.cr_start = -1;
-	s->resp.cr_total = -1;
+	fetch_response_reset(&s->resp);
+	fetch_response_meta(&s->resp, &t->meta);  /* unknown until answered */
 	if (fetch_open_parent(t, 1, &s->dirfd, &boff) == -1)
 		goto fail;
 	s->own_dirfd = s->dirfd != t->dirfd;
@@ -1163,6 +1290,12 @@ finish_cause(struct transfer *t, struct fetch_state *s)
 		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
 		    "server sent the wrong range");
 		break;
+	case CAUSE_CHANGED:
+		part_truncate(s);
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
+		    "the resource changed (%lld bytes, was %lld); starting "
+		    "again", s->resp.cr_total, t->expect.length);
+		break;
 	case CAUSE_NONE:
 		break;
 	}
@@ -1257,6 +1390,7 @@ fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 		return;
 	/* So nothing libcurl does later can write into freed memory. */
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, (char *)NULL);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
 
 	if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
 		t->http_status = code;
@@ -1283,6 +1417,11 @@ fetch_finish(struct transfer *t, CURL *easy, CURLcode res)
 			finish_cause(t, s);
 	} else
 		finish_curl(t, s, res);
+	fetch_response_meta(&s->resp, &t->meta);
+	if (s->cause == CAUSE_CHANGED)
+		fetch_meta_unknown(&t->expect);
+	else if (s->started)
+		t->expect = t->meta;
 
 	if (t->outcome == FETCH_RETRY)
 		part_record(t, s);
@@ -1343,6 +1482,8 @@ fetch_transfer_new(const char *url, const char *host, const char *dir,
 	t->attempt = 1;
 	t->retry_after = -1;
 	t->dirfd = -1;
+	fetch_meta_unknown(&t->meta);
+	fetch_meta_unknown(&t->expect);
 	if ((url != NULL && (t->url = strdup(url)) == NULL) ||
 	    (host != NULL && (t->host = strdup(host)) == NULL) ||
 	    (dir != NULL && (t->dir = strdup(dir)) == NULL) ||

@@ -72,6 +72,25 @@ enum fetch_errkind {
 
 const char *fetch_errkind_name(enum fetch_errkind k);
 
+#define FETCH_ETAG_MAX 256      /* bytes of an ETag kept, NUL included */
+#define FETCH_DATE_MAX 64       /* of a Last-Modified date */
+
+/*
+ * What the last response of an attempt said about the resource itself,
+ * for the callers that decide how to fetch it again (by ranges, from
+ * another URL, only if it changed). Filled by fetch_finish() whatever the
+ * outcome; the process engine carries it back (wire.c).
+ */
+struct fetch_meta {
+	long long length;               /* the whole resource's bytes (of a
+	                                   200's Content-Length or a 206's
+	                                   Content-Range); -1 unknown */
+	int ranges;                     /* the server serves byte ranges
+	                                   ("Accept-Ranges: bytes", or a 206) */
+	char etag[FETCH_ETAG_MAX];      /* as sent, quotes and W/ kept; "" none */
+	char last_modified[FETCH_DATE_MAX]; /* as sent; "" none */
+};
+
 struct transfer {
 	/* Set by the main loop before the transfer is submitted. */
 	uint64_t id;            /* ids with CLUSTER_ID_BIT are cluster.c's */
@@ -115,6 +134,17 @@ struct transfer {
 	double seconds;         /* s, this attempt */
 	long retry_after;       /* s from Retry-After, -1 when absent */
 	char error[FETCH_ERR_MAX];
+	struct fetch_meta meta;
+
+	/* What the bytes in the .part are a copy of: the meta of the last
+	 * attempt that wrote to it (fetch_finish() sets it whenever a 2xx
+	 * body was taken). A resumed attempt asks for the rest only if the
+	 * resource is still that one: If-Range with the strong ETag, else
+	 * the Last-Modified date (a changed resource then comes whole, with
+	 * a 200), and a 206 for a resource of another length starts the file
+	 * again. Length -1 and no validators: nothing is known. The process
+	 * engine carries it both ways (wire.c). */
+	struct fetch_meta expect;
 
 	/* Shared with the thread running the transfer. */
 	volatile uint64_t progress;     /* body bytes so far (atomic ops) */
@@ -205,7 +235,14 @@ struct fetch_response {
 	long status;            /* of the status line; 0 unknown */
 	long long cr_start;     /* Content-Range first byte; -1 unknown */
 	long long cr_total;     /* Content-Range complete length; -1 unknown */
+	long long length;       /* Content-Length; -1 unknown */
+	int ranges;             /* "Accept-Ranges: bytes" */
+	char etag[FETCH_ETAG_MAX];
+	char last_modified[FETCH_DATE_MAX];
 };
+
+/* r as no header has set it yet. */
+void fetch_response_reset(struct fetch_response *r);
 
 /*
  * One header line as libcurl's header callback hands it: len bytes, not
@@ -213,7 +250,9 @@ struct fetch_response {
  * looked at). A status line ("HTTP/...") starts a new response (redirects
  * and a proxy's CONNECT make several): r is reset, its status read
  * (100..999, else 0), and 1 returned. A Content-Range line sets cr_start
- * and cr_total. Anything else leaves r as it was. 0 unless a status line.
+ * and cr_total; Content-Length, Accept-Ranges, ETag and Last-Modified
+ * their members (an ETag or date too long to keep is left out whole).
+ * Anything else leaves r as it was. 0 unless a status line.
  */
 int fetch_parse_header(struct fetch_response *r, const char *line,
     size_t len);
@@ -226,6 +265,17 @@ int fetch_parse_header(struct fetch_response *r, const char *line,
  */
 void fetch_parse_content_range(const char *v, long long *start,
     long long *total);
+
+/* What a final response r says about the resource, into *m. */
+void fetch_response_meta(const struct fetch_response *r,
+    struct fetch_meta *m);
+
+/* m says nothing: length -1, no validators. */
+void fetch_meta_unknown(struct fetch_meta *m);
+
+/* The If-Range value a resume of a copy of m sends (a strong ETag, else
+ * the Last-Modified date), or NULL when m has neither. */
+const char *fetch_if_range(const struct fetch_meta *m);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);

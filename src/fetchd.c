@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "feed.h"
 #include "fetch.h"
+#include "jobhook.h"
 #include "jobs.h"
 #include "log.h"
 #include "proto.h"
@@ -71,6 +72,7 @@ struct daemon {
 	struct stats *stats;
 	struct control *control;
 	struct cluster *cluster;        /* cluster mode, else NULL */
+	struct jobhook *jobhook;        /* on_job_done, on_job_done_url */
 
 	struct event *ev_inotify, *ev_rescan, *ev_dispatch, *ev_grace, *ev_reap;
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
@@ -298,6 +300,7 @@ rejected(struct daemon *d, const char *name, const char *claimed)
 	memset(&ji, 0, sizeof(ji));
 	ji.name = claimed;
 	publish_done(d, &ji, 1, strcmp(name, claimed) != 0 ? name : NULL);
+	jobhook_rejected(d->jobhook, claimed);
 }
 
 static void
@@ -483,10 +486,22 @@ hook_job_finished(const struct job_info *ji, int failed, void *arg)
 	struct daemon *d = arg;
 
 	stats_job_finished(d->stats, ji->name, failed);
+	jobhook_ended(d->jobhook, ji->name, failed);
 	publish_done(d, ji, failed, NULL);
 	/* A slot for another job: there may be names we could not take. */
 	d->rescan_wanted = 1;
 	dispatch_soon(d);
+}
+
+/* Before the job leaves active/: its hooks' record, with its counts. */
+static void
+hook_job_ending(const struct job_info *ji, int failed, void *arg)
+{
+	struct daemon *d = arg;
+	struct jobhook_counts c = { ji->urls, ji->done, ji->failed,
+		ji->bytes };
+
+	jobhook_ending(d->jobhook, ji->name, failed, &c);
 }
 
 /* Free an engine, keeping its count of replaced children for the stats
@@ -1184,10 +1199,13 @@ workers_start(struct daemon *d)
 		.transfer_retry = hook_transfer_retry,
 		.work_ready = hook_work_ready,
 		.job_finished = hook_job_finished,
+		.job_ending = hook_job_ending,
 	};
 
 	if ((d->pending = calloc(PENDING_MAX, sizeof(*d->pending))) == NULL)
 		fatal("calloc");
+	if ((d->jobhook = jobhook_new(d->base, &d->spool, &d->cfg)) == NULL)
+		return -1;
 	d->sched = sched_new(d->base, d->cfg.per_host, hook_work_ready, d);
 	d->jobs = jobs_new(d->base, &d->spool, d->sched, &d->cfg, &hooks, d);
 	if (d->sched == NULL || d->jobs == NULL)
@@ -1307,7 +1325,7 @@ watchdog_start(struct daemon *d)
 static int
 daemon_run(struct daemon *d)
 {
-	raise_nofile(d->cfg.count + 64);
+	raise_nofile(d->cfg.count + CONTROL_CLIENTS_MAX + 64);
 	d->base = base_new();
 	if (spool_take(d) == -1)
 		return -1;
@@ -1319,6 +1337,8 @@ daemon_run(struct daemon *d)
 	events_add(d);
 	if (spool_recover(&d->spool, recover_cb, d) == -1)
 		log_warnx("recovery of %s/active failed", d->cfg.spool_dir);
+	if (jobhook_recover(d->jobhook) == -1)
+		log_warnx("recovery of %s/hooks failed", d->cfg.spool_dir);
 	new_watch_and_scan(d);
 	if (control_start(d) == -1) {
 		stop_now(d);
@@ -1356,6 +1376,7 @@ daemon_teardown(struct daemon *d)
 	d->control = NULL;
 	sched_free(d->sched);
 	jobs_free(d->jobs);
+	jobhook_free(d->jobhook);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
@@ -1382,6 +1403,8 @@ main(int argc, char *argv[])
 	/* The process engine's workers are this binary too (worker.h). */
 	if (worker_cmdline(argc, argv, &fd))
 		return worker_main(fd);
+	if (jobhook_post_cmdline(argc, argv))
+		return jobhook_post_main();
 	memset(&d, 0, sizeof(d));
 	TAILQ_INIT(&d.draining);
 	d.cfgpath = SYSCONFDIR "/fetchd/fetchd.conf";

@@ -434,6 +434,12 @@ job_move(struct job *j)
 	struct jobs *js = j->js;
 
 	j->moving = 1;
+	if (js->hooks.job_ending != NULL) {
+		struct job_info ji;
+
+		job_info_fill(j, &ji, mono_now());
+		js->hooks.job_ending(&ji, j->finish_failed, js->arg);
+	}
 	if (spool_finish(js->spool, j->name, j->finish_failed) == -1) {
 		job_park(j, errno, j->finish_failed ? "cannot move it to "
 		    "failed/" : "cannot move it to done/");

@@ -43,6 +43,9 @@ struct jobs_hooks {
 	 * the end, seconds since its claim in this run. */
 	void (*job_finished)(const struct job_info *, int failed, void *);
 	void (*work_ready)(void *);     /* the scheduler has new transfers */
+	/* The job is about to leave active/ (called again if that fails):
+	 * the same facts as job_finished's. */
+	void (*job_ending)(const struct job_info *, int failed, void *);
 };
 
 /* A failed attempt of one of a job's URLs (retried ones too). */

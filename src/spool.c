@@ -292,6 +292,7 @@ spool_reset(struct spool *sp)
 	sp->root = NULL;
 	sp->rootfd = sp->tmpfd = sp->newfd = -1;
 	sp->activefd = sp->donefd = sp->failedfd = -1;
+	sp->hooksfd = -1;
 	sp->inotify_fd = -1;
 	sp->lease_logged = 0;
 }
@@ -465,6 +466,8 @@ spool_open(struct spool *sp, const char *root, char *err, size_t errlen)
 	    (sp->donefd = open_subdir(sp->rootfd, root, "done", 0750,
 	    st.st_dev, err, errlen)) == -1 ||
 	    (sp->failedfd = open_subdir(sp->rootfd, root, "failed", 0750,
+	    st.st_dev, err, errlen)) == -1 ||
+	    (sp->hooksfd = open_subdir(sp->rootfd, root, "hooks", 0750,
 	    st.st_dev, err, errlen)) == -1)
 		goto fail;
 	/* make the new directories themselves durable */
@@ -482,7 +485,7 @@ void
 spool_close(struct spool *sp)
 {
 	int *fds[] = { &sp->rootfd, &sp->tmpfd, &sp->newfd, &sp->activefd,
-	    &sp->donefd, &sp->failedfd, &sp->inotify_fd };
+	    &sp->donefd, &sp->failedfd, &sp->hooksfd, &sp->inotify_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -1810,4 +1813,123 @@ spool_count_new(struct spool *sp, void (*cb)(const char *, void *),
 	}
 	closedir(d);
 	return n;
+}
+
+/*
+ * Hooks: hooks/J, the record of what an ended job is still owed (its text
+ * is jobhook.c's). Unlike every other hand-off a record is replaced in
+ * place: it is written again when a job's finish is retried, and when one
+ * of its two hooks is over while the other is not.
+ */
+
+int
+spool_hook_write(struct spool *sp, const char *job, const char *data,
+    size_t len)
+{
+	char tmp[NAME_MAX + 1];
+	int fd, saved;
+
+	if (!claimed_name_valid(job)) {
+		log_warnx("%s/hooks: bad job name for a record", sp->root);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", job);
+	if ((fd = create_excl(sp, sp->hooksfd, "hooks", tmp, 1)) == -1)
+		return -1;
+	if (util_write_all(fd, data, len) == -1) {
+		saved = errno;
+		log_warn("write %s/hooks/%s", sp->root, tmp);
+		close(fd);
+		errno = saved;
+		goto fail;
+	}
+	if (sync_close(sp, fd, "hooks", tmp) == -1)
+		goto fail;
+	if (renameat(sp->hooksfd, tmp, sp->hooksfd, job) == -1) {
+		log_warn("rename %s/hooks/%s", sp->root, tmp);
+		goto fail;
+	}
+	return spool_fsync_dir(sp, sp->hooksfd, "hooks");
+fail:
+	saved = errno;
+	unlinkat(sp->hooksfd, tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+long
+spool_hook_read(struct spool *sp, const char *job, char *buf, size_t len)
+{
+	ssize_t n;
+	size_t have = 0;
+	int fd;
+
+	if (len == 0 || !claimed_name_valid(job))
+		return -1;
+	fd = openat(sp->hooksfd, job, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK);
+	if (fd == -1) {
+		log_warn("open %s/hooks/%s", sp->root, job);
+		return -1;
+	}
+	while (have + 1 < len) {
+		n = read(fd, buf + have, len - 1 - have);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			log_warn("read %s/hooks/%s", sp->root, job);
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	buf[have] = '\0';
+	close(fd);
+	return (long)have;
+}
+
+int
+spool_hook_remove(struct spool *sp, const char *job)
+{
+	if (!claimed_name_valid(job))
+		return -1;
+	if (unlinkat(sp->hooksfd, job, 0) == -1 && errno != ENOENT) {
+		log_warn("unlink %s/hooks/%s", sp->root, job);
+		return -1;
+	}
+	/* a record that comes back after a crash runs its hooks again */
+	(void)spool_fsync_dir(sp, sp->hooksfd, "hooks");
+	return 0;
+}
+
+long
+spool_hook_list(struct spool *sp, void (*cb)(const char *, void *),
+    void *arg)
+{
+	char **names;
+	size_t n, i;
+	long count = 0;
+
+	if (list_dir(sp, sp->hooksfd, "hooks", 1, &names, &n) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (names[i][0] == '.') {
+			if (has_suffix(names[i], ".tmp") &&
+			    unlinkat(sp->hooksfd, names[i], 0) == 0)
+				log_info("removed stale %s/hooks/%s",
+				    sp->root, names[i]);
+			continue;
+		}
+		if (!claimed_name_valid(names[i])) {
+			log_warnx("%s/hooks/%s: not a job name, left alone",
+			    sp->root, names[i]);
+			continue;
+		}
+		cb(names[i], arg);
+		count++;
+	}
+	free_names(names, n);
+	return count;
 }

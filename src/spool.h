@@ -9,6 +9,7 @@
  *	spool/done/    J and J.result: every URL succeeded
  *	spool/failed/  J and J.result: a URL failed for good, or the job was
  *	               rejected (malformed, not a regular file, bad name)
+ *	spool/hooks/   J: the hooks still owed for an ended job J
  *
  * Every hand-off is write, fsync, rename, fsync the directory; nothing is
  * deleted before its successor exists; renames never replace (renameat2
@@ -24,6 +25,7 @@
 struct spool {
 	char *root;
 	int rootfd, tmpfd, newfd, activefd, donefd, failedfd;
+	int hooksfd;            /* hooks/: records of hooks still owed */
 	int inotify_fd;         /* watches new/, -1 until spool_watch() */
 	int lease_logged;       /* said once that writers cannot be told */
 };
@@ -226,6 +228,31 @@ int spool_submit(struct spool *sp, struct spool_submission *jobs,
  * sp->newfd is not moved. Returns the count, or -1.
  */
 long spool_count_new(struct spool *sp, void (*cb)(const char *name, void *),
+    void *arg);
+
+/*
+ * Hooks (jobhook.c): hooks/J records what an ended job J is still owed.
+ * The record's text belongs to jobhook.c; here it is only stored, written
+ * before the job's last move out of active/ and removed when its hooks
+ * are over, so that no crash loses one.
+ */
+
+/* Write hooks/<job> holding data, replacing an earlier record: temporary,
+ * fsync, rename, fsync hooks/. 0 or -1 (logged). */
+int spool_hook_write(struct spool *sp, const char *job, const char *data,
+    size_t len) __attribute__((warn_unused_result));
+
+/* Read hooks/<job> into buf, NUL-terminated (a longer record is cut).
+ * The bytes read, or -1 (logged). */
+long spool_hook_read(struct spool *sp, const char *job, char *buf,
+    size_t len);
+
+/* Remove hooks/<job> (gone already is fine). 0 or -1 (logged). */
+int spool_hook_remove(struct spool *sp, const char *job);
+
+/* Call cb(job) for each record in hooks/, sorted by name; temporaries a
+ * crash left are removed. The number of records, or -1. */
+long spool_hook_list(struct spool *sp, void (*cb)(const char *job, void *),
     void *arg);
 
 #endif

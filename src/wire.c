@@ -95,6 +95,15 @@ put_str(struct wire *w, const char *s, size_t max)
 }
 
 static void
+put_meta(struct wire *w, const struct fetch_meta *m)
+{
+	put_i64(w, m->length);
+	put_u8(w, m->ranges != 0);
+	put_str(w, m->etag, sizeof(m->etag) - 1);
+	put_str(w, m->last_modified, sizeof(m->last_modified) - 1);
+}
+
+static void
 put_hdr(struct wire *w, enum wire_type type, uint64_t id)
 {
 	put_u8(w, WIRE_VERSION);
@@ -161,6 +170,7 @@ wire_put_transfer(struct wire *w, const struct transfer *t)
 	put_str(w, t->part_tag != NULL ? t->part_tag : "", WIRE_TAG_MAX);
 	put_u64(w, t->part_dev);
 	put_u64(w, t->part_ino);
+	put_meta(w, &t->expect);
 	return put_end(w);
 }
 
@@ -180,6 +190,8 @@ wire_put_result(struct wire *w, const struct transfer *t)
 	put_str(w, t->name, WIRE_PATH_MAX);
 	put_u64(w, t->part_dev);
 	put_u64(w, t->part_ino);
+	put_meta(w, &t->meta);
+	put_meta(w, &t->expect);
 	return put_end(w);
 }
 
@@ -280,6 +292,17 @@ get_str_into(struct wire *w, char *dst, size_t cap)
 		memcpy(dst, s, strlen(s) + 1);
 }
 
+/* A fetch_meta: the length (-1 or more), ranges, the two validators. */
+static void
+get_meta(struct wire *w, struct fetch_meta *m)
+{
+	fetch_meta_unknown(m);
+	m->length = get_range(w, 8, -1, LLONG_MAX);
+	m->ranges = (int)get_range(w, 1, 0, 1);
+	get_str_into(w, m->etag, sizeof(m->etag));
+	get_str_into(w, m->last_modified, sizeof(m->last_modified));
+}
+
 /* 0 when the message held exactly what was read, nothing more. */
 static int
 get_end(const struct wire *w)
@@ -350,6 +373,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	const unsigned char *sha;
 	const char *url, *dir, *name, *tag;
 	struct transfer *t;
+	struct fetch_meta expect;
 	uint64_t part_dev, part_ino;
 	int attempt, has_sha;
 
@@ -364,6 +388,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	tag = get_str(w, WIRE_TAG_MAX);
 	part_dev = get_u64(w);
 	part_ino = get_u64(w);
+	get_meta(w, &expect);
 	if (get_end(w) == -1) {
 		errno = EBADMSG;
 		return NULL;
@@ -381,6 +406,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	t->params = params;
 	t->part_dev = part_dev;
 	t->part_ino = part_ino;
+	t->expect = expect;
 	return t;
 }
 
@@ -403,6 +429,8 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	*name = get_str(w, WIRE_PATH_MAX);
 	r.part_dev = get_u64(w);
 	r.part_ino = get_u64(w);
+	get_meta(w, &r.meta);
+	get_meta(w, &r.expect);
 	if (get_end(w) == -1 || (*name)[0] == '\0')
 		return -1;
 	t->outcome = r.outcome;
@@ -415,6 +443,8 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	t->retry_after = r.retry_after;
 	t->part_dev = r.part_dev;
 	t->part_ino = r.part_ino;
+	t->meta = r.meta;
+	t->expect = r.expect;
 	memcpy(t->error, err, strlen(err) + 1);
 	return 0;
 }

@@ -144,7 +144,7 @@ START_TEST(test_table)
 	size_t n, nr = 0, nc = 0;
 
 	opt = config_options(&n);
-	ck_assert_uint_eq(n, 38);
+	ck_assert_uint_eq(n, 43);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_ptr_nonnull(opt[i].help);
 		ck_assert_ptr_nonnull(opt[i].def);
@@ -221,6 +221,11 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.sync, 1);
 	ck_assert_int_eq(cfg.max_job_urls, 10000000);
 	ck_assert_str_eq(cfg.metrics_listen, "");
+	ck_assert_str_eq(cfg.on_job_done, "");
+	ck_assert_str_eq(cfg.on_job_done_url, "");
+	ck_assert_int_eq(cfg.on_job_done_timeout, 60);
+	ck_assert_int_eq(cfg.on_job_done_max, 4);
+	ck_assert_int_eq(cfg.on_job_done_retries, 5);
 	ck_assert_int_eq(cfg.model, engine_model_find("event"));
 	ck_assert_int_eq(cfg.count, 16);
 	ck_assert_int_eq(cfg.per_host, 8);
@@ -289,6 +294,11 @@ static const char all_keys[] = "[daemon]\n"
 			       "sync = no\n"
 			       "max_job_urls = 500\n"
 			       "metrics_listen = 127.0.0.1:9100\n"
+			       "on_job_done = /usr/local/bin/job-ended\n"
+			       "on_job_done_url = https://u:p@hooks.example/x?t=1\n"
+			       "on_job_done_timeout = 10\n"
+			       "on_job_done_max = 1\n"
+			       "on_job_done_retries = 0\n"
 			       "[workers]\n"
 			       "model = process\n"
 			       "count = 4\n"
@@ -349,6 +359,11 @@ START_TEST(test_all_keys)
 	ck_assert_int_eq(cfg.sync, 0);
 	ck_assert_int_eq(cfg.max_job_urls, 500);
 	ck_assert_str_eq(cfg.metrics_listen, "127.0.0.1:9100");
+	ck_assert_str_eq(cfg.on_job_done, "/usr/local/bin/job-ended");
+	ck_assert_str_eq(cfg.on_job_done_url, "https://u:p@hooks.example/x?t=1");
+	ck_assert_int_eq(cfg.on_job_done_timeout, 10);
+	ck_assert_int_eq(cfg.on_job_done_max, 1);
+	ck_assert_int_eq(cfg.on_job_done_retries, 0);
 	ck_assert_int_eq(cfg.model, engine_model_find("process"));
 	ck_assert_int_eq(cfg.count, 4);
 	ck_assert_int_eq(cfg.per_host, 0);
@@ -446,8 +461,11 @@ string_of(const struct config_option *opt, size_t len)
 	if (len > 0 &&
 	    (strcmp(opt->key, "spool_dir") == 0 ||
 		strcmp(opt->key, "download_dir") == 0 ||
-		strcmp(opt->key, "socket") == 0))
+		strcmp(opt->key, "socket") == 0 ||
+		strcmp(opt->key, "on_job_done") == 0))
 		s[0] = '/';
+	if (len >= 8 && strcmp(opt->key, "on_job_done_url") == 0)
+		memcpy(s, "http://", 7);
 	if (len >= 3 && strcmp(opt->key, "metrics_listen") == 0)
 		memcpy(s + len - 2, ":1", 2);
 	return s;
@@ -801,6 +819,41 @@ START_TEST(test_relative_paths)
 	    "daemon.download_dir: \"./run/downloads\" is not an absolute path");
 	expect_error("[daemon]\nsocket = fetchd.sock\n", 2,
 	    "daemon.socket: \"fetchd.sock\" is not an absolute path");
+}
+END_TEST
+
+/* The hooks: an absolute program, an http(s) URL never echoed. */
+START_TEST(test_hooks)
+{
+	struct config cfg;
+
+	expect_error("[daemon]\non_job_done = bin/hook\n", 2,
+	    "daemon.on_job_done: \"bin/hook\" is not an absolute path");
+	expect_error("[daemon]\non_job_done_url = ftp://u:pw@h/x\n", 2,
+	    "daemon.on_job_done_url: not an http:// or https:// URL "
+	    "(without blanks or control bytes)");
+	expect_error("[daemon]\non_job_done_url = http:///path\n", 2,
+	    "daemon.on_job_done_url: not an http:// or https:// URL "
+	    "(without blanks or control bytes)");
+	expect_error("[daemon]\non_job_done_url = \"http://h/a b\"\n", 2,
+	    "daemon.on_job_done_url: not an http:// or https:// URL "
+	    "(without blanks or control bytes)");
+	expect_error("[daemon]\non_job_done_timeout = 0\n", 2,
+	    "daemon.on_job_done_timeout: 0 is out of range (allowed 1..86400)");
+	expect_error("[daemon]\non_job_done_max = 1001\n", 2,
+	    "daemon.on_job_done_max: 1001 is out of range (allowed 1..1000)");
+	expect_error("[daemon]\non_job_done_retries = 101\n", 2,
+	    "daemon.on_job_done_retries: 101 is out of range (allowed 0..100)");
+	expect_ok("[daemon]\non_job_done = /bin/true\n"
+	    "on_job_done_url = HTTPS://[::1]:8443/hook\n", &cfg);
+	ck_assert_str_eq(cfg.on_job_done_url, "HTTPS://[::1]:8443/hook");
+	config_free(&cfg);
+	/* live: a reload takes them, storing is enough */
+	ck_assert_int_eq(find_opt("daemon", "on_job_done")->when, CONF_LIVE);
+	ck_assert_int_eq(find_opt("daemon", "on_job_done_url")->apply,
+	    CONF_APPLY_NONE);
+	ck_assert_int_eq(find_opt("daemon", "on_job_done_max")->when,
+	    CONF_LIVE);
 }
 END_TEST
 
@@ -1452,6 +1505,7 @@ config_suite(void)
 	tcase_add_test(tc, test_sizes);
 	tcase_add_test(tc, test_quotes_and_strings);
 	tcase_add_test(tc, test_relative_paths);
+	tcase_add_test(tc, test_hooks);
 	tcase_add_test(tc, test_retry_delays);
 	tcase_add_test(tc, test_enums);
 	tcase_add_test(tc, test_cluster_roles);

@@ -311,6 +311,9 @@ ENGINE_TEST(test_runs_transfers)
 		ck_assert_int_eq(t->http_status, 200);
 		ck_assert_uint_eq(t->size, t->received);
 		ck_assert_str_eq(t->error, "");
+		/* the response's facts come back from every engine */
+		ck_assert(t->meta.length == (long long)t->size);
+		ck_assert_int_eq(t->meta.ranges, 1);
 		assert_body(t->name, t->size, (int)(t->size - 20000));
 		ck_assert_ptr_null(t->engine);
 		drop(t);

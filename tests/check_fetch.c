@@ -572,6 +572,111 @@ START_TEST(test_truncate_resume)
 }
 END_TEST
 
+struct if_range_want {
+	struct log_want w;      /* first: log_match() reads it */
+	const char *value;      /* the If-Range header wanted */
+};
+
+static int
+if_range_match(json_t *o, const void *arg)
+{
+	const struct if_range_want *iw = arg;
+	json_t *v = json_object_get(o, "if_range");
+
+	return log_match(o, &iw->w) && json_is_string(v) &&
+	    strcmp(json_string_value(v), iw->value) == 0;
+}
+
+/* Was a request for key with range and status logged with If-Range value
+ * (waiting until a deadline, as log_count() does)? */
+static int
+log_if_range(const char *key, const char *range, long status,
+    const char *value)
+{
+	struct if_range_want iw = { { key, range, status }, value };
+	double deadline = testlib_now() + 10;
+
+	do {
+		if (testlib_server_log_count(if_range_match, &iw) > 0)
+			return 1;
+		testlib_pause_ms(20);
+	} while (testlib_now() < deadline);
+	return 0;
+}
+
+/*
+ * A transfer of 100000 bytes cut at cut with ETags etags ("A", then
+ * another or the same), resumed: If-Range "A" goes out, and the answer is
+ * code (200: the whole again, 206: the rest); the file is right.
+ */
+static void
+resume_if_range(const char *name, const char *etags, int seed, int cut,
+    long code)
+{
+	char key[64], range[32];
+	struct transfer *t;
+
+	t = prepared(name, "size=100000&seed=%d&truncate=%d&etag=%s&key=%s",
+	    seed, cut, etags, new_key(key, sizeof(key), "ifr"));
+	set_sha(t, 100000, seed);
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_str_eq(t->expect.etag, "\"A\"");
+	ck_assert(t->expect.length == 100000);
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, code);
+	ck_assert_uint_eq(t->received, code == 200 ? 100000 : 100000 - cut);
+	snprintf(range, sizeof(range), "bytes=%d-", cut);
+	ck_assert(log_if_range(key, range, code, "\"A\""));
+	assert_file_body(name, 100000, seed);
+	drop(t);
+}
+
+/*
+ * A resume asks for the rest of the very resource the .part holds: the
+ * first attempt's ETag goes out as If-Range; a server whose resource
+ * changed (another ETag) answers the whole of it with a 200, which
+ * replaces what the .part held; one whose resource did not, the range.
+ */
+START_TEST(test_if_range_resume)
+{
+	resume_if_range("c.bin", "A,B", 5, 30000, 200);
+	resume_if_range("s.bin", "A", 6, 40000, 206);
+}
+END_TEST
+
+/* Without validators, a 206 of a resource of another length than the one
+ * the .part was taken from starts the file again. */
+START_TEST(test_resume_length_changed)
+{
+	char key[64];
+	struct transfer *t;
+
+	t = prepared("l.bin", "size=100000&seed=7&truncate=30000&key=%s",
+	    new_key(key, sizeof(key), "len"));
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_int_eq(jpart_size("l.bin"), 30000);
+	ck_assert_str_eq(t->expect.etag, "");
+	t->expect.length = 99999;       /* as if it had been that long */
+	t->attempt++;
+	run(t);
+	ck_assert_int_eq(t->outcome, FETCH_RETRY);
+	ck_assert_msg(strstr(t->error, "the resource changed") != NULL,
+	    "error: %s", t->error);
+	ck_assert_int_eq(jpart_size("l.bin"), 0);
+	ck_assert(t->expect.length == -1);
+	t->attempt++;
+	run(t);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	ck_assert_int_eq(t->http_status, 200);
+	assert_file_body("l.bin", 100000, 7);
+	drop(t);
+}
+END_TEST
+
 /* A part tag (cluster mode) names the file NAME.TAG.part: a partial one
  * left by the same node is resumed with Range, and nothing else is used. */
 START_TEST(test_part_tag_resume)
@@ -2152,8 +2257,10 @@ END_TEST
 /* Lines as libcurl hands them: CRLF or not, not NUL-terminated, long. */
 START_TEST(test_parse_header)
 {
-	struct fetch_response r = { 0, -1, -1 };
+	struct fetch_response r;
 	char big[2000];
+
+	fetch_response_reset(&r);
 
 	ck_assert_int_eq(fetch_parse_header(&r, "HTTP/1.1 206 Partial\r\n",
 	    22), 1);
@@ -2181,6 +2288,58 @@ START_TEST(test_parse_header)
 }
 END_TEST
 
+/* The resource's facts: length of a 200 or a 206, ranges, validators. */
+START_TEST(test_response_meta)
+{
+	struct fetch_response r;
+	struct fetch_meta m;
+	char big[600];
+
+#define HDR(s) fetch_parse_header(&r, s, strlen(s))
+	fetch_response_reset(&r);
+	HDR("HTTP/1.1 200 OK\r\n");
+	HDR("Content-Length: 1234 \r\n");
+	HDR("accept-ranges: none, Bytes\r\n");
+	HDR("ETag: W/\"x y\"  \r\n");
+	HDR("Last-Modified: Sun, 06 Dec 2026 10:00:00 GMT\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == 1234);
+	ck_assert_int_eq(m.ranges, 1);
+	ck_assert_str_eq(m.etag, "W/\"x y\"");
+	ck_assert_str_eq(m.last_modified, "Sun, 06 Dec 2026 10:00:00 GMT");
+	/* A redirect's target starts clean; a 206 gives the whole length
+	 * from Content-Range, not its Content-Length. */
+	HDR("HTTP/1.1 206 Partial Content\r\n");
+	HDR("Content-Length: 10\r\n");
+	HDR("Content-Range: bytes 10-19/5000\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == 5000);
+	ck_assert_int_eq(m.ranges, 1);
+	ck_assert_str_eq(m.etag, "");
+	/* Other statuses, bad lengths, a refused range unit. */
+	HDR("HTTP/1.1 404 Not Found\r\n");
+	HDR("Content-Length: 9\r\n");
+	HDR("Accept-Ranges: none\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1 && m.ranges == 0);
+	HDR("HTTP/1.1 200 OK\r\n");
+	HDR("Content-Length: 12x\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1);
+	HDR("Content-Length: -5\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert(m.length == -1);
+	/* An ETag too long to keep is not kept cut. */
+	memset(big, 'e', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "ETag: \"", 7);
+	HDR(big);
+	fetch_response_meta(&r, &m);
+	ck_assert_str_eq(m.etag, "");
+#undef HDR
+}
+END_TEST
+
 static Suite *
 fetch_suite(void)
 {
@@ -2198,6 +2357,8 @@ fetch_suite(void)
 	tcase_add_test(tc, test_429);
 	tcase_add_test(tc, test_status_sequence);
 	tcase_add_test(tc, test_truncate_resume);
+	tcase_add_test(tc, test_if_range_resume);
+	tcase_add_test(tc, test_resume_length_changed);
 	tcase_add_test(tc, test_part_tag_resume);
 	tcase_add_test(tc, test_part_tag_published_by_peer);
 	tcase_add_test(tc, test_reset_resume);
@@ -2264,6 +2425,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_transfer_new_free);
 	tcase_add_test(tc, test_parse_content_range);
 	tcase_add_test(tc, test_parse_header);
+	tcase_add_test(tc, test_response_meta);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -54,6 +54,9 @@ sample_transfer(void)
 	strcpy(t->params.ca_file, "/etc/ssl/ca.pem");
 	t->part_dev = 0x8877665544332211ULL;
 	t->part_ino = 0x0011223344556677ULL;
+	t->expect.length = 5000;
+	strcpy(t->expect.etag, "\"v1\"");
+	strcpy(t->expect.last_modified, "Sat, 05 Dec 2026 10:00:00 GMT");
 	ck_assert_ptr_nonnull(t->part_tag = strdup("node-7"));
 	return t;
 }
@@ -73,6 +76,10 @@ sample_result(struct transfer *t)
 	strcpy(t->error, "HTTP 503 Service Unavailable");
 	t->part_dev = 0xfedcba9876543210ULL;
 	t->part_ino = 0x0123456789abcdefULL;
+	t->meta.length = 1LL << 41;
+	t->meta.ranges = 1;
+	strcpy(t->meta.etag, "W/\"abc \\ def\"");
+	strcpy(t->meta.last_modified, "Sun, 06 Dec 2026 10:00:00 GMT");
 }
 
 /* A TRANSFER or RESULT of t into buf; its length. */
@@ -233,6 +240,10 @@ START_TEST(test_transfer)
 	/* The .part the transfer wrote, for the next attempt to check. */
 	ck_assert_uint_eq(b->part_dev, 0x8877665544332211ULL);
 	ck_assert_uint_eq(b->part_ino, 0x0011223344556677ULL);
+	ck_assert(b->expect.length == 5000 && b->expect.ranges == 0);
+	ck_assert_str_eq(b->expect.etag, "\"v1\"");
+	ck_assert_str_eq(b->expect.last_modified,
+	    "Sat, 05 Dec 2026 10:00:00 GMT");
 	ck_assert_str_eq(b->part_tag, "node-7");
 	/* Not on the wire: the worker opens dir by its path. */
 	ck_assert_ptr_null(b->host);
@@ -268,6 +279,11 @@ START_TEST(test_result)
 	ck_assert_str_eq(b->error, "HTTP 503 Service Unavailable");
 	ck_assert_uint_eq(b->part_dev, 0xfedcba9876543210ULL);
 	ck_assert_uint_eq(b->part_ino, 0x0123456789abcdefULL);
+	ck_assert(b->meta.length == 1LL << 41);
+	ck_assert_int_eq(b->meta.ranges, 1);
+	ck_assert_str_eq(b->meta.etag, "W/\"abc \\ def\"");
+	ck_assert_str_eq(b->meta.last_modified,
+	    "Sun, 06 Dec 2026 10:00:00 GMT");
 	ck_assert_str_eq(name, "sub/a b.1.iso");
 	ck_assert_str_eq(b->name, "sub/a b.iso"); /* the caller's call */
 	fetch_transfer_free(a);

@@ -297,7 +297,9 @@ class EventsTest(FetchdTestCase):
         src = os.path.join(self.tmp, "r.txt")
         with open(src, "w") as f:
             f.write(self.url("r1") + "\n")
-        shutil.copy(src, self.daemon.spool_path("new", "r"))
+        # (copyfile: the daemon may claim it as soon as it is closed,
+        # before a copy of the mode bits could follow)
+        shutil.copyfile(src, self.daemon.spool_path("new", "r"))
         self.jobs.add("r.1")
         lines = c.until(is_done("r.1"))
         claimed = [o for o in lines if o["event"] == "job_claimed"]

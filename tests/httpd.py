@@ -38,11 +38,26 @@ Resources: any path under /f/. Query parameters:
     redirect=URL  302 with "Location: URL" (when status is a 3xx, that code)
     hang=1        read the request, answer nothing until the client leaves
     ctype=T       Content-Type (default application/octet-stream)
+    etag=A,B,C    the n-th request for the key gets ETag "A", "B", ... (the
+                  last one repeats); weak=1 sends them weak (W/"A")
+    lastmod=T,U   the n-th request's Last-Modified: epoch seconds T, U, ...
+                  as an HTTP date (the last one repeats)
+
+A request with Range and If-Range gets its range only when If-Range is the
+response's strong ETag or its Last-Modified date, exactly; otherwise the
+whole body with a 200 (RFC 9110, 13.1.5). The log's "if_range" member is
+the If-Range header received, or null.
 
 A redirect= applies when the status for the request is 2xx or 3xx, so
 "status=503,200&redirect=..." redirects on the second request. Statuses must
 be 200..599. HEAD sends the headers only. GET /ping answers "pong", GET
 /reset-counters clears the counters, any other path gets 404.
+
+POST to any path under /hook/ is a webhook receiver: the request body
+(at most 64 KiB, by Content-Length) is logged with the request as "body"
+(text) and "ctype" (its Content-Type), and the answer is the status=A,B,C
+of the n-th POST for the key as above (default 200) with the body
+"status N\n"; delay=MS applies too. Any other POST gets 404.
 
 GET /concurrency answers {"now": N, "max": M}: requests for /f/ being
 served now (from the request line read to the response's end, delay
@@ -61,6 +76,7 @@ Tests import body() from here to know the bytes a URL serves.
 """
 
 import argparse
+import email.utils
 import fcntl
 import functools
 import io
@@ -168,6 +184,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self._serve(head=True)
 
+    def do_POST(self):
+        self._serve(head=False)
+
     # -- output helpers ---------------------------------------------------
 
     def _send(self, data):
@@ -263,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
         self.rec = {
             "time": now, "method": self.command, "path": path,
             "query": query, "key": key, "range": self.headers.get("Range"),
+            "if_range": self.headers.get("If-Range"),
             "status": 0, "sent": 0, "n": n,
         }
         try:
@@ -283,8 +303,74 @@ class Handler(BaseHTTPRequestHandler):
                 with srv.lock:
                     srv.inflight -= 1
 
+    @staticmethod
+    def _nth(params, name, n):
+        values = (params.get(name) or "").split(",")
+        return values[min(n, len(values)) - 1] if values != [""] else None
+
+    def _validators(self, params, n):
+        """The n-th request's ETag and Last-Modified headers."""
+        hdrs = []
+        tag = self._nth(params, "etag", n)
+        if tag is not None:
+            weak = "W/" if _int(params, "weak", 0, 0) else ""
+            hdrs.append(("ETag", '%s"%s"' % (weak, tag)))
+        when = self._nth(params, "lastmod", n)
+        if when is not None:
+            try:
+                stamp = float(when)
+            except ValueError:
+                raise BadRequest("lastmod must be epoch seconds")
+            hdrs.append(("Last-Modified",
+                         email.utils.formatdate(stamp, usegmt=True)))
+        return hdrs
+
+    def _if_range_holds(self, hdrs):
+        """No If-Range, or one naming this very response: the strong
+        ETag or the Last-Modified date, compared exactly."""
+        cond = self.headers.get("If-Range")
+        if cond is None:
+            return True
+        mine = dict(hdrs)
+        tag = mine.get("ETag")
+        if tag is not None and not tag.startswith("W/") and cond == tag:
+            return True
+        return cond == mine.get("Last-Modified")
+
+    def _statuses(self, params):
+        """The status=A,B,C list (default [200]), checked."""
+        if not params.get("status"):
+            return [200]
+        try:
+            statuses = [int(s, 10) for s in params["status"].split(",")]
+        except ValueError:
+            raise BadRequest("status: not a list of integers")
+        if any(s < 200 or s > 599 for s in statuses):
+            raise BadRequest("status: outside 200..599")
+        return statuses
+
+    def _post(self, path, params, n):
+        """A webhook: log the body, answer the n-th status."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > 64 * 1024:
+            raise BadRequest("Content-Length: outside 0..65536")
+        data = self.rfile.read(length) if length else b""
+        self.rec["body"] = data.decode("utf-8", "replace")
+        self.rec["ctype"] = self.headers.get("Content-Type")
+        if not path.startswith("/hook/"):
+            self._error(404)
+            return
+        statuses = self._statuses(params)
+        delay = _int(params, "delay", 0, 0)
+        if delay:
+            time.sleep(delay / 1000.0)
+        self._error(statuses[min(n, len(statuses)) - 1])
+
     def _respond(self, path, params, n):
         srv = self.server
+        if self.command == "POST":
+            self._post(path, params, n)
+            return
         if path == "/ping":
             self._simple(200, "pong")
             return
@@ -318,14 +404,7 @@ class Handler(BaseHTTPRequestHandler):
         redirect = params.get("redirect")
         retry_after = params.get("retry_after")
         ctype = params.get("ctype") or "application/octet-stream"
-        statuses = [200]
-        if params.get("status"):
-            try:
-                statuses = [int(s, 10) for s in params["status"].split(",")]
-            except ValueError:
-                raise BadRequest("status: not a list of integers")
-            if any(s < 200 or s > 599 for s in statuses):
-                raise BadRequest("status: outside 200..599")
+        statuses = self._statuses(params)
         status = statuses[min(n, len(statuses)) - 1]
 
         if delay:
@@ -352,10 +431,10 @@ class Handler(BaseHTTPRequestHandler):
 
         code = status
         start, end = 0, size
-        hdrs = [("Content-Type", ctype)]
+        hdrs = [("Content-Type", ctype)] + self._validators(params, n)
         if use_range:
             hdrs.append(("Accept-Ranges", "bytes"))
-        if use_range and status == 200:
+        if use_range and status == 200 and self._if_range_holds(hdrs):
             r = parse_range(self.headers.get("Range"), size)
             if r == "unsat":
                 self._simple(416, "status 416\n",

@@ -198,6 +198,7 @@ done <<EOF
 /var/spool/fetchd/active 750
 /var/spool/fetchd/done 750
 /var/spool/fetchd/failed 750
+/var/spool/fetchd/hooks 750
 /var/lib/fetchd 750
 /var/lib/fetchd/downloads 750
 /run/fetchd 750
