@@ -111,18 +111,22 @@ static void
 draw(struct waiter *w)
 {
 	char line[METER_LINE_MAX];
+	size_t name_cols = 0;
 	json_t *stub;
 	int cols, rows, i, lines;
 
 	term_size(&cols, &rows);
 	lines = w->n < rows - 1 ? w->n : rows - 1;
+	for (i = 0; i < lines; i++)
+		if (strlen(w->jobs[i].name) > name_cols)
+			name_cols = strlen(w->jobs[i].name);
 	if (w->drawn > 0)
 		printf("\033[%dA", w->drawn);
 	for (i = 0; i < lines; i++) {
 		stub = w->jobs[i].last != NULL ? NULL : json_pack("{s:s,s:s}",
 		    FEED_JOB, w->jobs[i].name, FEED_STATE, "asking fetchd");
 		meter_line(w->jobs[i].last != NULL ? w->jobs[i].last : stub,
-		    cols, line, sizeof(line));
+		    cols, name_cols, line, sizeof(line));
 		json_decref(stub);
 		printf("\r\033[K%s\n", line);
 	}

@@ -212,7 +212,8 @@ line_bare(const json_t *o, const char *state, size_t avail, char *buf,
 }
 
 size_t
-meter_line(const json_t *o, int width, char *buf, size_t len)
+meter_line(const json_t *o, int width, size_t name_cols, char *buf,
+    size_t len)
 {
 	const char *state = str_of(o, FEED_STATE, "?");
 	char right[256], bytes[32], name[METER_LINE_MAX];
@@ -234,15 +235,15 @@ meter_line(const json_t *o, int width, char *buf, size_t len)
 	put_counts(&r, o, state);
 	put(&r, " %10s ", bytes);
 	put_tail(&r, o, state);
-	nw = strlen(job_name(o));
+	nw = strlen(job_name(o)) > name_cols ? strlen(job_name(o)) : name_cols;
 	if (nw > avail / 3)
 		nw = avail / 3 > NAME_MIN ? avail / 3 : NAME_MIN;
-	nw = meter_fmt_name(job_name(o), nw, name, sizeof(name));
+	meter_fmt_name(job_name(o), nw, name, sizeof(name));
 	if (avail > nw + 3 + r.pos)
 		bw = avail - nw - 3 - r.pos;
 	if (bw > BAR_MAX)
 		bw = BAR_MAX;
-	put(&t, "%s ", name);
+	put(&t, "%-*s ", (int)nw, name);
 	if (bw >= BAR_MIN)
 		put_bar(&t, o, state, bw);
 	put(&t, "%s", right);

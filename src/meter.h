@@ -22,11 +22,14 @@
  * and wget's meters: the job's name (shortened in the middle when it
  * would take more than a third of the line), a bar of the URLs finished,
  * URLs done/failed/total, the bytes, then the current rate and ETA while
- * running, else the state. Never longer than width - 1 characters, so
- * the terminal does not wrap it; ASCII only. Into buf (len bytes, at
- * least METER_LINE_MAX is enough); the length written.
+ * running, else the state. name_cols is the width of the name's column
+ * (the longest name of the jobs shown, so that their bars line up; 0:
+ * this name's). Never longer than width - 1 characters, so the terminal
+ * does not wrap it; ASCII only. Into buf (len bytes, at least
+ * METER_LINE_MAX is enough); the length written.
  */
-size_t meter_line(const json_t *o, int width, char *buf, size_t len);
+size_t meter_line(const json_t *o, int width, size_t name_cols, char *buf,
+    size_t len);
 
 /*
  * The plain line printed when the output is not a terminal:

@@ -31,7 +31,7 @@ line(const char *text, int width)
 	json_t *o = obj(text);
 	size_t n, i;
 
-	n = meter_line(o, width, buf, sizeof(buf));
+	n = meter_line(o, width, 0, buf, sizeof(buf));
 	json_decref(o);
 	ck_assert_uint_eq(n, strlen(buf));
 	ck_assert_msg(n <= (size_t)(width < METER_WIDTH_MIN ?
@@ -230,6 +230,25 @@ START_TEST(test_plain)
 }
 END_TEST
 
+/* Lines of jobs with names of different lengths line up their bars in a
+ * column as wide as the longest name; a third of the line at most. */
+START_TEST(test_name_column)
+{
+	char a[METER_LINE_MAX], b[METER_LINE_MAX];
+	json_t *o = obj(RUNNING);
+
+	meter_line(o, 100, 12, a, sizeof(a));
+	ck_assert_msg(strncmp(a, "nightly      [", 14) == 0, "%s", a);
+	meter_line(o, 100, 0, b, sizeof(b));
+	ck_assert_msg(strncmp(b, "nightly [", 9) == 0, "%s", b);
+	ck_assert_ptr_nonnull(strstr(a, "ETA 1m05s"));
+	meter_line(o, 100, 500, a, sizeof(a));
+	ck_assert_int_eq(a[34], '[');      /* a column of 99 / 3 = 33 */
+	ck_assert_uint_le(strlen(a), 99);
+	json_decref(o);
+}
+END_TEST
+
 /* A small buffer cuts the line, never overflows it. */
 START_TEST(test_small_buffer)
 {
@@ -237,12 +256,12 @@ START_TEST(test_small_buffer)
 	json_t *o = obj(RUNNING);
 
 	memset(b, 'x', sizeof(b));
-	ck_assert_uint_le(meter_line(o, 100, b, 10), 9);
+	ck_assert_uint_le(meter_line(o, 100, 0, b, 10), 9);
 	ck_assert_uint_eq(strlen(b), 9);
 	ck_assert_int_eq(b[10], 'x');
 	ck_assert_uint_le(meter_plain(o, b, 10), 9);
 	ck_assert_uint_eq(strlen(b), 9);
-	ck_assert_uint_eq(meter_line(o, 100, b, 0), 0);
+	ck_assert_uint_eq(meter_line(o, 100, 0, b, 0), 0);
 	json_decref(o);
 }
 END_TEST
@@ -260,6 +279,7 @@ meter_suite(void)
 	tcase_add_test(tc, test_widths);
 	tcase_add_test(tc, test_long_name);
 	tcase_add_test(tc, test_states);
+	tcase_add_test(tc, test_name_column);
 	tcase_add_test(tc, test_plain);
 	tcase_add_test(tc, test_small_buffer);
 	suite_add_tcase(s, tc);

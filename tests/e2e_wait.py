@@ -275,6 +275,36 @@ class TestOutput(WaitTestCase):
         for line in re.split(r"\r|\n|" + ESC + r"\[\d*[AKJ]", text):
             self.assertLess(len(line), 80, line)
 
+    def test_interrupt_leaves_a_fresh_line(self):
+        self.drop_job("hang", [self.url("h.bin", hang=1)])
+        master, slave = pty.openpty()
+        p = self.spawn("wait", "hang", stdout=slave)
+        os.close(slave)
+        out = b""
+        try:
+            end = time.monotonic() + 10 * ft.SCALE
+            while b"hang [" not in out:         # the job's bar is drawn
+                self.assertLess(time.monotonic(), end, repr(out))
+                r, _, _ = select.select([master], [], [], 0.5)
+                if r:
+                    out += os.read(master, 65536)
+            p.send_signal(signal.SIGINT)
+            rc, _, err = self.finish(p)
+            while select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(master)
+        self.assertEqual(rc, -signal.SIGINT, err)   # died of it
+        self.assertTrue(out.endswith(b"\r\n"), repr(out[-80:]))
+        self.ctl("cancel", "hang")
+        self.wait_done("hang")
+
     def test_plain_lines_otherwise(self):
         self.drop_job("plain", [self.url("p1.bin", size=100),
                                 self.slow_url("p2.bin", 1, 5000)])
