@@ -57,7 +57,13 @@ struct waiter {
 };
 
 /* What handling a line asks the loop to do. */
-enum next { NEXT_READ, NEXT_RECONNECT, NEXT_STOP };
+enum next {
+	NEXT_READ,
+	NEXT_RECONNECT,                 /* the daemon went away */
+	NEXT_AFRESH,                    /* events were missed: a new
+	                                   connection, new snapshots */
+	NEXT_STOP,
+};
 
 static const char *
 str_of(const json_t *o, const char *key)
@@ -272,9 +278,10 @@ on_line(struct waiter *w, const char *line, int *rc)
 	j = find_job(w, str_of(o, FEED_JOB));
 	if (strcmp(ev, FEED_JOB_CLAIMED) == 0)
 		on_claimed(w, o);
-	else if (strcmp(ev, FEED_MISSED) == 0 && subscribe(w) == -1)
-		*rc = PROTO_EXIT_ERROR;
-	else if (j == NULL || j->end != JOB_WAITING)
+	else if (strcmp(ev, FEED_MISSED) == 0) {
+		json_decref(o);
+		return NEXT_AFRESH;     /* a job_done may be among them */
+	} else if (j == NULL || j->end != JOB_WAITING)
 		;                       /* not ours, or heard of already */
 	else if (strcmp(ev, FEED_SNAPSHOT) == 0)
 		on_snapshot(w, j, o);
@@ -285,7 +292,7 @@ on_line(struct waiter *w, const char *line, int *rc)
 		update(w, j, o);
 	}
 	json_decref(o);
-	return *rc != -1 ? NEXT_STOP : NEXT_READ;
+	return NEXT_READ;
 }
 
 /*
@@ -322,19 +329,22 @@ left_ms(const struct waiter *w)
 }
 
 /*
- * Connect again after the daemon went away: connect() alone, every
- * FOLLOW_RETRY_MIN doubling to FOLLOW_RETRY_MAX seconds, then the `wait`
- * requests again. PROTO_EXIT_OK, PROTO_EXIT_TIMEOUT, or -1 on a stop.
+ * Connect again, after the daemon went away (said when say is set):
+ * connect() alone, every FOLLOW_RETRY_MIN doubling to FOLLOW_RETRY_MAX
+ * seconds, then the `wait` requests again. PROTO_EXIT_OK,
+ * PROTO_EXIT_TIMEOUT, PROTO_EXIT_ERROR, or -1 on a stop.
  */
 static int
-reconnect(struct waiter *w)
+reconnect(struct waiter *w, int say)
 {
 	double delay = FOLLOW_RETRY_MIN;
 	int ms;
 
-	undraw(w);
-	fprintf(stderr, "fetchctl: lost the connection to fetchd; "
-	    "connecting again\n");
+	if (say) {
+		undraw(w);
+		fprintf(stderr, "fetchctl: lost the connection to fetchd; "
+		    "connecting again\n");
+	}
 	ctlconn_close(&w->conn);
 	for (;;) {
 		if (*w->o->stop)
@@ -356,6 +366,7 @@ reconnect(struct waiter *w)
 static int
 run(struct waiter *w)
 {
+	enum next next;
 	char *line;
 	int rc, ms;
 
@@ -367,22 +378,23 @@ run(struct waiter *w)
 		rc = -1;
 		switch (ctlconn_read_line(&w->conn, ms, &line)) {
 		case CTLCONN_LINE:
-			if (on_line(w, line, &rc) == NEXT_READ)
-				break;
-			if (rc != -1)
-				return rc;
-			/* FALLTHROUGH */
+			next = on_line(w, line, &rc);
+			break;
 		case CTLCONN_EOF:
-			if ((rc = reconnect(w)) != PROTO_EXIT_OK)
-				return rc;
+			next = NEXT_RECONNECT;
 			break;
 		case CTLCONN_TIMEOUT:
-			break;          /* the deadline, seen above */
+			continue;       /* the deadline, seen above */
 		case CTLCONN_INTR:
 			return -1;
 		default:
 			return PROTO_EXIT_ERROR;
 		}
+		if (next == NEXT_STOP)
+			return rc;
+		if (next != NEXT_READ && (rc = reconnect(w,
+		    next == NEXT_RECONNECT)) != PROTO_EXIT_OK)
+			return rc;
 	}
 	return PROTO_EXIT_OK;
 }
