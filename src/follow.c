@@ -35,6 +35,7 @@
 #include "util.h"
 
 #define NAME_MAX_CLAIMED (SPOOL_NAME_MAX + 16)  /* spool_claim's J.N */
+#define DRAW_EVERY_MS 100       /* a terminal is redrawn at most this often */
 
 enum job_end { JOB_WAITING, JOB_ENDED, JOB_UNKNOWN };
 
@@ -54,6 +55,8 @@ struct waiter {
 	int n;
 	double deadline;                /* util_mono(); 0: none */
 	int drawn;                      /* lines on the terminal now */
+	int dirty;                      /* heard something not drawn yet */
+	double drawn_at;                /* util_mono() of the last draw */
 };
 
 /* What handling a line asks the loop to do. */
@@ -139,6 +142,8 @@ draw(struct waiter *w)
 	if (w->drawn > lines)           /* fewer rows than before */
 		printf("\033[J");
 	w->drawn = lines;
+	w->dirty = 0;
+	w->drawn_at = util_mono();
 	fflush(stdout);
 }
 
@@ -208,7 +213,8 @@ on_snapshot(struct waiter *w, struct wjob *j, json_t *o)
 		j->end = JOB_UNKNOWN;
 		return;
 	}
-	if (strcmp(state, FEED_STATE_DONE) == 0 || strcmp(state, FEED_STATE_FAILED) == 0)
+	if (strcmp(state, FEED_STATE_DONE) == 0 ||
+	    strcmp(state, FEED_STATE_FAILED) == 0)
 		j->end = JOB_ENDED;
 	/* A snapshot of an active job has fewer figures than the progress
 	 * events: keep those while the state is the same. */
@@ -371,10 +377,15 @@ run(struct waiter *w)
 	int rc, ms;
 
 	while (!all_ended(w)) {
-		if (w->o->tty)
-			draw(w);
 		if ((ms = left_ms(w)) == 0)
 			return PROTO_EXIT_TIMEOUT;
+		/* A burst of lines is drawn once, when it paused or after
+		 * DRAW_EVERY_MS: many jobs do not flood the terminal. */
+		if (w->o->tty && w->dirty &&
+		    (util_mono() - w->drawn_at) * 1000 >= DRAW_EVERY_MS)
+			draw(w);
+		if (w->o->tty && w->dirty && (ms == -1 || ms > DRAW_EVERY_MS))
+			ms = DRAW_EVERY_MS;
 		rc = -1;
 		switch (ctlconn_read_line(&w->conn, ms, &line)) {
 		case CTLCONN_LINE:
@@ -390,6 +401,7 @@ run(struct waiter *w)
 		default:
 			return PROTO_EXIT_ERROR;
 		}
+		w->dirty = 1;
 		if (next == NEXT_STOP)
 			return rc;
 		if (next != NEXT_READ && (rc = reconnect(w,
@@ -459,6 +471,7 @@ follow_wait(const struct follow_opts *o, char *const *names, int n)
 		return PROTO_EXIT_ERROR;
 	}
 	w.n = n;
+	w.dirty = 1;                    /* the names, before any answer */
 	for (i = 0; i < n; i++)
 		snprintf(w.jobs[i].name, sizeof(w.jobs[i].name), "%s",
 		    names[i]);

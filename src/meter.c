@@ -20,6 +20,7 @@
 #define BAR_MIN 5               /* narrower than this: no bar */
 #define BAR_MAX 40
 #define NAME_MIN 8              /* the name's share never goes below */
+#define TAIL_COLS 22            /* "  1.2 MiB/s ETA 1m05s", "done in 3.2s" */
 
 /* A string being appended to; never overflows, always NUL-terminated. */
 struct text {
@@ -216,8 +217,9 @@ meter_line(const json_t *o, int width, size_t name_cols, char *buf,
     size_t len)
 {
 	const char *state = str_of(o, FEED_STATE, "?");
-	char right[256], bytes[32], name[METER_LINE_MAX];
+	char right[256], bytes[32], name[METER_LINE_MAX], tb[128];
 	struct text r = { right, sizeof(right), 0 }, t = { buf, len, 0 };
+	struct text tail = { tb, sizeof(tb), 0 };
 	size_t avail, nw, bw = 0;
 
 	if (len == 0)
@@ -234,7 +236,9 @@ meter_line(const json_t *o, int width, size_t name_cols, char *buf,
 	put(&r, " ");
 	put_counts(&r, o, state);
 	put(&r, " %10s ", bytes);
-	put_tail(&r, o, state);
+	put_tail(&tail, o, state);
+	/* As wide in every state: the bar keeps its width to the end. */
+	put(&r, "%-*s", TAIL_COLS, tail.buf);
 	nw = strlen(job_name(o)) > name_cols ? strlen(job_name(o)) : name_cols;
 	if (nw > avail / 3)
 		nw = avail / 3 > NAME_MIN ? avail / 3 : NAME_MIN;
