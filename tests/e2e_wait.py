@@ -127,6 +127,19 @@ class WaitTestCase(FetchdTestCase):
                 line += c
         return line.decode()
 
+    def read_pty(self, master, out=b"", idle=20):
+        """out and what the pty master gives until fetchctl closed the
+        terminal (EIO) or nothing came for idle seconds."""
+        while select.select([master], [], [], idle * ft.SCALE)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:             # EIO: fetchctl exited
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
     def wait_active(self, name):
         wait_for(lambda: os.path.exists(self.daemon.spool_path("active",
                                                                  name)),
@@ -245,18 +258,8 @@ class TestOutput(WaitTestCase):
         master, slave = pty.openpty()
         p = self.spawn("wait", "tty", stdout=slave)
         os.close(slave)
-        out = b""
         try:
-            while True:
-                r, _, _ = select.select([master], [], [], 20 * ft.SCALE)
-                self.assertTrue(r, "no output: %r" % out)
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:         # EIO: fetchctl exited
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = self.read_pty(master)
         finally:
             os.close(master)
         rc, _, err = self.finish(p)
@@ -290,14 +293,7 @@ class TestOutput(WaitTestCase):
                     out += os.read(master, 65536)
             p.send_signal(signal.SIGINT)
             rc, _, err = self.finish(p)
-            while select.select([master], [], [], 0.2)[0]:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = self.read_pty(master, out, idle=0.2)
         finally:
             os.close(master)
         self.assertEqual(rc, -signal.SIGINT, err)   # died of it
