@@ -950,7 +950,8 @@ check_follow(const struct ctl *c, const char *word, int nargs, char **args)
 		return rc;
 	}
 	for (i = 0; !submit && !events && i < nargs; i++)
-		if (!job_word_ok(args[i]))
+		if (!job_word_ok(args[i]) || strlen(args[i]) > SPOOL_NAME_MAX +
+		    FOLLOW_SUFFIX_MAX)
 			return usage_error("%s is not a job name", args[i]);
 	return PROTO_EXIT_OK;
 }

@@ -34,7 +34,7 @@
 #include "spool.h"
 #include "util.h"
 
-#define NAME_MAX_CLAIMED (SPOOL_NAME_MAX + 16)  /* spool_claim's J.N */
+#define NAME_MAX_CLAIMED (SPOOL_NAME_MAX + FOLLOW_SUFFIX_MAX)
 #define DRAW_EVERY_MS 100       /* a terminal is redrawn at most this often */
 
 enum job_end { JOB_WAITING, JOB_ENDED, JOB_UNKNOWN };
@@ -470,11 +470,11 @@ follow_wait(const struct follow_opts *o, char *const *names, int n)
 		fprintf(stderr, "fetchctl: out of memory\n");
 		return PROTO_EXIT_ERROR;
 	}
-	w.n = n;
 	w.dirty = 1;                    /* the names, before any answer */
-	for (i = 0; i < n; i++)
-		snprintf(w.jobs[i].name, sizeof(w.jobs[i].name), "%s",
-		    names[i]);
+	for (i = 0; i < n; i++)         /* a name given twice is one job */
+		if (find_job(&w, names[i]) == NULL)
+			snprintf(w.jobs[w.n++].name, sizeof(w.jobs[0].name),
+			    "%s", names[i]);
 	if ((rc = ctlconn_connect(&w.conn, o->socket, 0)) == PROTO_EXIT_OK)
 		rc = subscribe(&w) == 0 ? run(&w) : PROTO_EXIT_ERROR;
 	if (rc == PROTO_EXIT_OK)
@@ -486,7 +486,7 @@ follow_wait(const struct follow_opts *o, char *const *names, int n)
 		if (o->tty && w.drawn > 0)
 			printf("\n");   /* off the line ^C was echoed on */
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < w.n; i++)
 		json_decref(w.jobs[i].last);
 	free(w.jobs);
 	ctlconn_free(&w.conn);

@@ -12,6 +12,8 @@
                                            lines of a job */
 #define FOLLOW_RETRY_MIN 0.1            /* reconnect backoff, seconds */
 #define FOLLOW_RETRY_MAX 1.0
+#define FOLLOW_SUFFIX_MAX 16            /* bytes a claim may add to a job
+                                           name (".N"; spool_claim) */
 
 struct follow_opts {
 	const char *socket;             /* the control socket's path */
