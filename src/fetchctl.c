@@ -1,20 +1,23 @@
 /*
  * fetchctl.c: the command-line client of fetchd.
  *
- * Every command but `submit` is one request line on the control socket
+ * Most commands are one request line on the control socket (ctlconn.c)
  * and the JSON replies to it (proto.h), printed for people (`stats
- * --cluster`: the cluster's part alone), passed through untouched with
- * --json, or turned into Prometheus text; the renderings, the commands,
- * their arguments and their usage lines are proto.c's. `submit`
- * needs no daemon: spool_submit() stages each job in spool/tmp, the
- * daemon's own parser validates the staged copy here, and only when every
- * job is good does spool.c rename them into spool/new, so the daemon never
- * sees a partial or malformed job.
+ * --cluster`: the cluster's part alone; `jobs JOB`: jobinfo.c), passed
+ * through untouched with --json, or turned into Prometheus text; the
+ * renderings, the commands, their arguments and their usage lines are
+ * proto.c's. `wait` and `events` follow jobs on a long connection
+ * (follow.c). `submit` needs no daemon: spool_submit() stages each job in
+ * spool/tmp, the daemon's own parser validates the staged copy here, and
+ * only when every job is good does spool.c rename them into spool/new, so
+ * the daemon never sees a partial or malformed job; `submit --wait` then
+ * waits for them as `wait` does.
  *
  * Exit statuses (enum proto_exit): 0 success, 1 the daemon answered with
  * an error (or the command failed otherwise), 2 usage, 3 fetchd is not
  * running, 4 permission denied or another connection failure, 5 `stats
- * --cluster` of a daemon not in cluster mode.
+ * --cluster` of a daemon not in cluster mode, 6 a job waited for ended in
+ * failed/, 7 --timeout passed first.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -977,6 +980,7 @@ run_command(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		rc = run_watch(c, ms);
 	else
 		rc = run_simple(c, cmd, arg);
+	ctlconn_free(&c->conn);
 	config_free(&cfg);
 	if (fflush(stdout) == EOF && rc == PROTO_EXIT_OK)
 		rc = PROTO_EXIT_ERROR;
