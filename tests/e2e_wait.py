@@ -7,12 +7,14 @@ fetchctl submit --wait, wait, events and jobs JOB, against the real fetchd
     FETCHD=src/fetchd FETCHCTL=src/fetchctl python3 tests/e2e_wait.py -v
 
 Covered: submit --wait ends with 0 for a job that ends in done/ and 6 for
-one that ends in failed/, naming the result file; a wait survives a
-restart of the daemon in the middle of its job; a wait on a job that
-ended returns at once; --timeout (7) and an unknown job (1); the progress
-line redrawn on a terminal and plain lines otherwise; events --json and
-events --job; jobs JOB for people and in JSON, for an active job and for
-one that ended.
+one that ends in failed/, naming the result file, and submits nothing
+without a daemon; a wait survives a restart of the daemon in the middle
+of its job; a wait on a job that ended returns at once; several jobs (one
+named twice) on one connection; --timeout (7) and an unknown job (1); the
+progress line redrawn on a terminal, ^C leaving the cursor on a fresh
+line, and plain lines otherwise; events --json, events --job and events
+ending with the daemon (3); jobs JOB for people and in JSON, for an active
+job and for one that ended (its result file read).
 """
 
 import json
