@@ -2045,7 +2045,7 @@ START_TEST(test_errkind_names)
 {
 	const char *want[] = { "none", "dns", "connect", "timeout", "http_4xx",
 		"http_5xx", "reset", "protocol_refused", "write", "checksum",
-		"other", "resource" };
+		"other", "resource", "denied" };
 
 	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), FERR__COUNT);
 	for (int k = 0; k < FERR__COUNT; k++)
