@@ -1020,10 +1020,11 @@ job_header_name(const char *v, size_t vlen, char *err, size_t errlen)
 	}
 	n = (size_t)(colon - v);
 	for (i = 0; i < n; i++) {
+		/* Not quoted: what precedes a blank may be a secret. */
 		if (!job_is_tchar((unsigned char)v[i])) {
-			job_err(err, errlen, "header name '%.*s' is not a "
-			    "token", (int)(n > JOB_KEY_SHOW ? JOB_KEY_SHOW : n),
-			    v);
+			job_err(err, errlen, "header name is not a token "
+			    "(byte 0x%02x at column %zu of the header)",
+			    (unsigned char)v[i], i + 1);
 			return 0;
 		}
 	}
