@@ -52,8 +52,10 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
- * URL are key=value, known keys out= and sha256=, each at most once; out=
- * must pass job_out_valid(); sha256= is 64 hex digits.
+ * URL are key=value (the value possibly quoted), known keys out= and
+ * sha256=, each at most once, and header= (job_header_add()); out= must
+ * pass job_out_valid(); sha256= is 64 hex digits. A directive line is not
+ * a URL line: only the reader knows them (job_reader_next).
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);
