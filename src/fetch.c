@@ -83,7 +83,8 @@ struct fetch_state {
 
 	/* Where the transfer may go (setup_net). */
 	struct cidr_list *deny;         /* NULL when http.deny is empty */
-	int denied;                     /* the last address tried was denied */
+	int denied;                     /* an address of this hop was denied */
+	int tried_allowed;              /* one of this hop was not */
 	char denied_addr[INET6_ADDRSTRLEN];
 	struct curl_slist *headers;     /* t->headers for CURLOPT_HTTPHEADER */
 	char errbuf[CURL_ERROR_SIZE];
@@ -744,17 +745,21 @@ part_replace(struct transfer *t, struct fetch_state *s, int acc,
  * http.deny, on the address a connection is about to be made to: after
  * name resolution, for every address tried and after every redirect (a
  * proxy's address, when there is one). 1 when refused, with the address
- * kept for the error; a later address that passes clears it, so only a
- * transfer whose last try was refused is said to be denied.
+ * kept for the error. A hop (the connection for one request, ended by
+ * prereq_cb) that also tried an allowed address and could not connect
+ * failed to connect, not for the policy: a name may resolve to both.
  */
 static int
 deny_address(struct fetch_state *s, const struct sockaddr *sa)
 {
 	const void *in;
 
-	s->denied = 0;
-	if (s->deny == NULL || !cidr_list_match(s->deny, sa))
+	if (s->deny == NULL)
 		return 0;
+	if (!cidr_list_match(s->deny, sa)) {
+		s->tried_allowed = 1;
+		return 0;
+	}
 	s->denied = 1;
 	in = sa->sa_family == AF_INET ?
 	    (const void *)&((const struct sockaddr_in *)sa)->sin_addr :
@@ -780,8 +785,11 @@ prereq_cb(void *arg, char *primary_ip, char *local_ip, int primary_port,
 	(void)primary_port;
 	(void)local_port;
 	if (s->deny == NULL || primary_ip == NULL ||
-	    !cidr_list_match_text(s->deny, primary_ip))
+	    !cidr_list_match_text(s->deny, primary_ip)) {
+		s->denied = 0;      /* connected: the next hop starts afresh */
+		s->tried_allowed = 0;
 		return CURL_PREREQFUNC_OK;
+	}
 	s->denied = 1;
 	snprintf(s->denied_addr, sizeof(s->denied_addr), "%s", primary_ip);
 	return CURL_PREREQFUNC_ABORT;
@@ -1327,7 +1335,7 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 	const char *msg = s->errbuf[0] != '\0' ? s->errbuf :
 	    curl_easy_strerror(res);
 
-	if (s->denied && (res == CURLE_COULDNT_CONNECT ||
+	if (s->denied && ((res == CURLE_COULDNT_CONNECT && !s->tried_allowed) ||
 	    res == CURLE_ABORTED_BY_CALLBACK)) {
 		fetch_set_error(t, FETCH_FAIL, FERR_DENIED,
 		    "destination not allowed: %s is in http.deny",
