@@ -973,6 +973,7 @@ static const struct {
 	{"Trailer", "a hop-by-hop header"},
 	{"Transfer-Encoding", "a hop-by-hop header"},
 	{"Upgrade", "a hop-by-hop header"},
+	{"Proxy-Authorization", "proxy credentials go in http.proxy's URL"},
 	{"Range", "fetchd sets it to resume"},
 	{"If-Range", "fetchd owns ranged requests"},
 	{"Content-Length", "fetchd sends no request body"},

@@ -80,7 +80,8 @@ int job_entry_headers(const char *headers, struct job_entry *e, char *err,
 /*
  * One header= value "Name: value": Name an RFC 9110 token and not one
  * fetchd refuses (Host; the hop-by-hop Connection, Keep-Alive,
- * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade; Range,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade;
+ * Proxy-Authorization, which a server must not see; Range,
  * If-Range, Content-Length, Expect, which fetchd owns), value without
  * control bytes but tab, blanks around it dropped; not a name e already
  * has; within JOB_HEADERS_MAX and JOB_HEADERS_BYTES. Appended to

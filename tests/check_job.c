@@ -671,7 +671,7 @@ START_TEST(test_headers_refused)
 	static const char *const refused[] = {"Host", "host", "Connection",
 	    "Keep-Alive", "Proxy-Connection", "TE", "te", "Trailer",
 	    "Transfer-Encoding", "Upgrade", "Range", "If-Range",
-	    "Content-Length", "EXPECT"};
+	    "Content-Length", "EXPECT", "Proxy-Authorization"};
 	char line[256];
 	size_t i;
 
