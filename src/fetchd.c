@@ -246,8 +246,12 @@ pending_has(const struct daemon *d, const char *name)
 	return 0;
 }
 
-/* A name seen in new/ (inotify, a scan): to the FIFO unless it waits
- * there already, and announced as queued. */
+/*
+ * A name seen in new/ (inotify, a scan): to the FIFO unless it waits
+ * there already, and announced as queued. An inotify event may be read
+ * after a scan found the same entry and it was claimed: one no longer in
+ * new/ is left out, so a job is announced queued once.
+ */
 static void
 pending_add(const char *name, void *arg)
 {
@@ -256,7 +260,7 @@ pending_add(const char *name, void *arg)
 	size_t n = strlen(name);
 	unsigned h;
 
-	if (pending_has(d, name))
+	if (pending_has(d, name) || spool_in_new(&d->spool, name) == 0)
 		return;
 	if (d->npending == PENDING_MAX ||
 	    (p = malloc(sizeof(*p) + n + 1)) == NULL) {

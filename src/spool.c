@@ -1007,6 +1007,12 @@ spool_where(struct spool *sp, const char *job)
 }
 
 int
+spool_in_new(struct spool *sp, const char *name)
+{
+	return entry_exists(sp, sp->newfd, "new", name);
+}
+
+int
 spool_result_path(const struct spool *sp, const char *job, int failed,
     char *buf, size_t len)
 {

@@ -106,6 +106,10 @@ enum spool_place {
  */
 enum spool_place spool_where(struct spool *sp, const char *job);
 
+/* Is there an entry called name in new/ (any type, any name, not
+ * followed)? 1 or 0; -1 when the file system fails (logged). */
+int spool_in_new(struct spool *sp, const char *name);
+
 /* The absolute path of an ended job's result, done/ or failed/ (failed
  * set) J.result, into buf. 0, or -1 when it does not fit. */
 int spool_result_path(const struct spool *sp, const char *job, int failed,
