@@ -21,6 +21,7 @@
 #define JOB_NAME_MAX 255    /* bytes in one path component of out= */
 #define JOB_PATH_MAX 1024   /* bytes in a whole out= path */
 #define JOB_ERR_MAX 256
+#define JOB_MIRRORS_MAX 16  /* mirror= fields on one line */
 
 struct job_entry {
 	unsigned long lineno;       /* 1-based line in the job file */
@@ -29,6 +30,12 @@ struct job_entry {
 	char *out;                  /* relative path, or NULL: derive from URL */
 	int has_sha256;
 	unsigned char sha256[32];
+
+	/* Mirrors: mirror=URL fields, other URLs of the same file, in the
+	 * order given; each checked as the line's URL is, with its host. */
+	char **mirrors;             /* nmirrors URLs, normalised */
+	char **mirror_hosts;        /* their lower-case hosts */
+	size_t nmirrors;            /* at most JOB_MIRRORS_MAX */
 };
 
 void job_entry_free(struct job_entry *e); /* frees the members, not e */
@@ -38,8 +45,10 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
- * URL are key=value, known keys out= and sha256=, each at most once; out=
- * must pass job_out_valid(); sha256= is 64 hex digits.
+ * URL are key=value, known keys out= and sha256=, each at most once, and
+ * mirror=, up to JOB_MIRRORS_MAX times; out= must pass job_out_valid();
+ * sha256= is 64 hex digits; a mirror= URL passes the checks of the line's
+ * own URL (its message says "mirror N: ...", N counting from 1).
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);
