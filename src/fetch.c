@@ -1506,5 +1506,6 @@ fetch_transfer_free(struct transfer *t)
 	free(t->name);
 	free(t->part_tag);
 	free(t->node);
+	free(t->mirrors);
 	free(t);
 }
