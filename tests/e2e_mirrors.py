@@ -16,7 +16,9 @@ starts afresh for another ETag or another length; every URL failing fails
 the line with the last error and names the last URL; a restart mid-file
 (SIGTERM or kill -9) goes on with the mirror in use and its If-Range; a
 bad mirror= fails the job with its line number; jobs without mirrors keep
-their result columns; url_done carries served_by.
+their result columns; url_done carries served_by; per_host counts the
+host of the URL in use; in cluster mode (with redis-server, else skipped)
+the coordinator moves to the mirror and the row has node and served_by.
 """
 
 import json
@@ -31,7 +33,9 @@ sys.path.insert(0, os.environ.get("TESTS_SRCDIR")
 
 import fetchdtest as ft  # noqa: E402
 from fetchdtest import FetchdTestCase, body, config, wait_for  # noqa: E402
-from resultfile import MIRROR_COLUMNS, RESULT_COLUMNS  # noqa: E402
+from resultfile import (CLUSTER_MIRROR_COLUMNS, MIRROR_COLUMNS,  # noqa
+                        RESULT_COLUMNS)
+import e2e_cluster as ec  # noqa: E402
 
 SIZE = 100000
 
@@ -245,6 +249,25 @@ class MirrorTests(FetchdTestCase):
         start = int(last["range"].split("=")[1].rstrip("-"))
         self.assertGreaterEqual(start, kept)
 
+    @config(workers={"per_host": 1, "count": 4})
+    def test_per_host_counts_the_mirror_in_use(self):
+        """The cap is the host of the URL in use: a mirror on localhost
+        waits for the other download from localhost, though its line's
+        own URL was on 127.0.0.1."""
+        local = self.server.base.replace("127.0.0.1", "localhost")
+        a = self.url("a.bin", status=404, delay=300)
+        b = local + "/f/b.bin?size=100000&drip=400000"
+        c = local + "/f/c.bin?size=400000&drip=400000"
+        self.drop_job("j", [c, "%s mirror=%s" % (a, b)])
+        self.server.wait_requests(self.key(a), 1)
+        self.server.concurrency(reset=True)
+        state, rows = self.wait_done("j")
+        self.assertEqual(state, "done")
+        self.assertEqual(rows[1].served_by, b)
+        self.assertEqual(self.server.concurrency()[1], 1)
+        self.assertIn("trying mirror 1 of 1 (localhost)",
+                      self.daemon.log_text())
+
     @config(daemon={"shutdown_grace": 0})
     def test_restart_goes_on_with_the_mirror_in_use(self):
         a, b, part = self.slow_mirror("j")
@@ -274,6 +297,33 @@ class MirrorTests(FetchdTestCase):
         self.daemon.start()
         self.assert_went_on("j", a, b, kept)
         self.assertEqual(len(self.reqs(b)), 3)
+
+
+class ClusterMirrorTests(ec.ClusterCase):
+    """Cluster mode: the coordinator's runner moves to the next URL, and
+    the entry it sends is that URL."""
+
+    def test_coordinator_moves_to_the_mirror(self):
+        n0 = self.add_node("n0", "both", http={"retries": 0})
+        self.add_node("n1", "fetch")
+        a = self.server.url("a.bin", status=404, key="a")
+        b = self.server.url("b.bin", size=5000, seed=2, key="b")
+        ok = self.server.url("c.bin", size=10, key="c")
+        self.jobs.add("j")
+        n0.drop_job("j", ["%s mirror=%s" % (a, b), ok])
+        rows = self.wait_done(n0, "j")
+        with open(n0.spool_path("done", "j.result")) as f:
+            self.assertEqual(f.readline().lstrip("#").split(),
+                             CLUSTER_MIRROR_COLUMNS)
+        self.assert_row(rows[0], "ok", status=200, nbytes=5000, attempts=2)
+        self.assertEqual(rows[0].url, a)
+        self.assertEqual(rows[0].served_by, b)
+        self.assertIn(rows[0].node, ("n0", "n1"))
+        self.assertEqual(rows[1].served_by, ok)
+        self.assert_file(os.path.join(self.nodes[rows[0].node].dl, "j",
+                                      "a.bin"), body(5000, 2))
+        self.assertEqual(len(self.server.requests_for("a")), 1)
+        self.wait_group_empty()
 
 
 if __name__ == "__main__":
