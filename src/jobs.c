@@ -382,14 +382,15 @@ job_open_logs(struct job *j)
 
 /*
  * J.result's header, unless it has one: the columns of cluster mode and,
- * when a line has mirror= fields, served_by. Written once the job is
- * validated (or fails before), so an earlier run's header is kept as is.
- * 0 or -1.
+ * when a line has mirror= fields (and the job is not malformed: its rows
+ * are errors), served_by. Written once the job is validated (or fails
+ * before), so an earlier run's header is kept as is. 0 or -1.
  */
 static int
 job_header(struct job *j)
 {
-	const char *hdr = result_header(jobs_cluster(j->js), j->mirrors);
+	const char *hdr = result_header(jobs_cluster(j->js),
+	    j->mirrors && j->nerrors == 0);
 
 	if (spool_log_lines(j->result) == 0 &&
 	    (spool_log_append(j->result, hdr, strlen(hdr)) == -1 ||

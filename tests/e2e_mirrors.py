@@ -195,6 +195,8 @@ class MirrorTests(FetchdTestCase):
         self.assertTrue(errors[1].startswith("line 3: mirror 1: "), errors)
         self.assertIn("line 4: more than 16 mirror= fields", errors[2])
         self.assertEqual(self.server.requests_for("/f/a.bin"), [])
+        self.assertEqual(header(self.daemon.finished("j")[1]),
+                         RESULT_COLUMNS)
 
     def test_url_done_names_the_mirror(self):
         a = self.url("a.bin", status=404)
