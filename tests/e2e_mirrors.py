@@ -300,6 +300,25 @@ class MirrorTests(FetchdTestCase):
         self.assert_went_on("j", a, b, kept)
         self.assertEqual(len(self.reqs(b)), 3)
 
+    @config(http={"retries": 1})
+    def test_kill9_keeps_if_range_without_mirrors(self):
+        """The same journal record serves a line without mirrors: after
+        kill -9 its .part is still asked for with If-Range."""
+        a = self.url("a.bin", size=2000000, etag="v1", drip=200000,
+                     truncate=50000)
+        self.drop_job("j", [a])
+        part = os.path.join(self.job_dir("j"), "a.bin.part")
+        self.wait_file_size(part, 100000)
+        self.daemon.kill9()
+        self.daemon.start()
+        state, rows = self.wait_done("j", timeout=30)
+        self.assertEqual(state, "done")
+        self.assertIsNone(rows[0].served_by)
+        self.assert_file(os.path.join(self.job_dir("j"), "a.bin"),
+                         body(2000000))
+        last = self.reqs(a)[-1]
+        self.assertEqual((last["status"], last["if_range"]), (206, '"v1"'))
+
 
 class ClusterMirrorTests(ec.ClusterCase):
     """Cluster mode: the coordinator's runner moves to the next URL, and
