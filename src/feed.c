@@ -189,7 +189,10 @@ feed_url_done(uint64_t seq, double time, const char *job,
 	int ok = t->outcome == FETCH_OK;
 	json_t *o = head_new(FEED_URL_DONE, seq, time);
 
-	feed_url_redact(t->url, url, sizeof(url));
+	/* The line's own URL, as the result row's; a line with mirror=
+	 * fields has its URLs in t->mirrors, the one in use in t->url. */
+	feed_url_redact(t->mirrors != NULL ? t->mirrors[0] : t->url, url,
+	    sizeof(url));
 	o = set(o, FEED_JOB, str(job));
 	o = set(o, FEED_INDEX, json_integer((json_int_t)t->index));
 	o = set(o, FEED_URL, str(url));
@@ -202,6 +205,10 @@ feed_url_done(uint64_t seq, double time, const char *job,
 	o = set(o, FEED_PATH, str(t->name));
 	if (node != NULL)
 		o = set(o, FEED_NODE, str(node));
+	if (t->mirrors != NULL) {
+		feed_url_redact(t->url, url, sizeof(url));
+		o = set(o, FEED_SERVED_BY, str(url));
+	}
 	return o;
 }
 
@@ -372,13 +379,16 @@ line_url(const json_t *ev, char *buf, size_t len)
 {
 	char bytes[32], secs[32];
 	const char *err = sget(ev, FEED_ERROR);
+	const char *url = sget(ev, FEED_URL);
+	const char *by = json_string_value(json_object_get(ev, FEED_SERVED_BY));
+	int other = by != NULL && strcmp(by, url) != 0;
 
 	proto_fmt_bytes(nget(ev, FEED_BYTES), bytes, sizeof(bytes));
 	proto_fmt_duration(nget(ev, FEED_SECONDS), secs, sizeof(secs));
-	snprintf(buf, len, "%-8s %s #%.0f %.0f %s %s %s%s%s",
+	snprintf(buf, len, "%-8s %s #%.0f %.0f %s %s %s%s%s%s%s",
 	    sget(ev, FEED_OUTCOME), sget(ev, FEED_JOB), nget(ev, FEED_INDEX),
-	    nget(ev, FEED_STATUS), bytes, secs, sget(ev, FEED_URL),
-	    *err != '\0' ? ": " : "", err);
+	    nget(ev, FEED_STATUS), bytes, secs, url, other ? " via " : "",
+	    other ? by : "", *err != '\0' ? ": " : "", err);
 }
 
 static void

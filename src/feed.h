@@ -39,6 +39,7 @@
 #define FEED_ERROR "error"
 #define FEED_PATH "path"
 #define FEED_NODE "node"
+#define FEED_SERVED_BY "served_by"      /* url_done, a line with mirrors */
 #define FEED_STATE "state"
 #define FEED_URLS "urls"
 #define FEED_DONE "done"
@@ -96,8 +97,9 @@ json_t *feed_job_queued(uint64_t seq, double time, const char *job);
 /* queued_as: the name in new/ when the claim renamed it, else NULL. */
 json_t *feed_job_claimed(uint64_t seq, double time, const char *job,
     int resumed, const char *queued_as);
-/* t: finished for good, as its result row says. node: NULL outside
- * cluster mode (no member). */
+/* t: finished for good, as its result row says: url is its line's URL,
+ * and a line with mirror= fields adds served_by, the URL in use (both
+ * redacted). node: NULL outside cluster mode (no member). */
 json_t *feed_url_done(uint64_t seq, double time, const char *job,
     const struct transfer *t, const char *node);
 /* ji: the job's counts at its end (seconds since the claim); failed: it

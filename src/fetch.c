@@ -1663,6 +1663,7 @@ fetch_transfer_free(struct transfer *t)
 	free(t->part_tag);
 	free(t->node);
 	free(t->headers);
+	free(t->mirrors);
 	free(t);
 }
 

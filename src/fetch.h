@@ -135,6 +135,16 @@ struct transfer {
 	/* The request headers of the job line (header=, job.h): "Name: value"
 	 * lines joined by '\n', or NULL. Sent to this transfer only. */
 	char *headers;
+	/* Mirrors (jobs.c): the URLs of the job line, its own first, then
+	 * its mirror= ones, and their hosts; t->url and t->host are copies
+	 * of the pair in use. One allocation (mirrors[0..n) the URLs,
+	 * mirrors[n..2n) the hosts, the strings after them), freed with t.
+	 * NULL and 0 for a line without mirrors: t->url is its URL. */
+	char **mirrors;
+	size_t nmirrors;
+	size_t mirror;          /* the pair in use */
+	int mirror_attempts;    /* attempts before it, on the earlier ones */
+	long long mirror_length; /* expect.length when it was taken up */
 
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;

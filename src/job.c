@@ -121,6 +121,22 @@ job_ascii_lower(int c)
 	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
 }
 
+/* The mirror= URLs of e, freed and forgotten. */
+static void
+job_mirrors_free(struct job_entry *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->nmirrors; i++) {
+		free(e->mirrors[i]);
+		free(e->mirror_hosts[i]);
+	}
+	free(e->mirrors);
+	free(e->mirror_hosts);
+	e->mirrors = e->mirror_hosts = NULL;
+	e->nmirrors = 0;
+}
+
 void
 job_entry_free(struct job_entry *e)
 {
@@ -134,6 +150,7 @@ job_entry_free(struct job_entry *e)
 	e->host = NULL;
 	e->out = NULL;
 	e->headers = NULL;
+	job_mirrors_free(e);
 }
 
 int
@@ -344,6 +361,49 @@ job_next_field(const unsigned char *s, size_t len, size_t *pos, size_t *tok)
 }
 
 /*
+ * A mirror= value (len bytes) checked by the very rules of the line's URL
+ * (job_parse_url) and added to e's mirrors. 0, or -1 with err set.
+ */
+static int
+job_parse_mirror(const char *v, size_t len, struct job_entry *e, char *err,
+    size_t errlen)
+{
+	struct job_entry m;
+	char msg[JOB_ERR_MAX], *s, **p;
+	size_t n = e->nmirrors;
+
+	if (n == JOB_MIRRORS_MAX) {
+		job_err(err, errlen, "more than %d mirror= fields",
+		    JOB_MIRRORS_MAX);
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	if ((s = strndup(v, len)) == NULL) {
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (job_parse_url(s, &m, msg, sizeof(msg)) == -1) {
+		free(s);
+		job_err(err, errlen, "mirror %zu: %s", n + 1, msg);
+		return -1;
+	}
+	free(s);
+	if ((p = realloc(e->mirrors, (n + 1) * sizeof(*p))) != NULL)
+		e->mirrors = p;
+	if (p == NULL || (p = realloc(e->mirror_hosts,
+	    (n + 1) * sizeof(*p))) == NULL) {
+		job_entry_free(&m);
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	e->mirror_hosts = p;
+	e->mirrors[n] = m.url;
+	e->mirror_hosts[n] = m.host;
+	e->nmirrors = n + 1;
+	return 0;
+}
+
+/*
  * One key=value field f (flen bytes) into e. seen: bit 0 once out= was
  * given, bit 1 once sha256= was. 0, or -1 with err set.
  */
@@ -390,6 +450,8 @@ job_parse_field(const char *f, size_t flen, struct job_entry *e, int *seen,
 		*seen |= JOB_SEEN_HEADER;
 		return job_header_add(e, val, flen - klen - 1, err, errlen);
 	}
+	if (klen == 6 && memcmp(f, "mirror", 6) == 0)
+		return job_parse_mirror(val, flen - klen - 1, e, err, errlen);
 	job_err(err, errlen, "unknown field '%.*s'",
 	    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen), f);
 	return -1;

@@ -30,6 +30,7 @@
 #define JOB_ERR_MAX 256
 #define JOB_HEADERS_MAX 32        /* header= of one URL, defaults included */
 #define JOB_HEADERS_BYTES 4096    /* their lines joined, as in job_entry */
+#define JOB_MIRRORS_MAX 16  /* mirror= fields on one line */
 
 struct job_entry {
 	unsigned long lineno;       /* 1-based line in the job file */
@@ -43,6 +44,11 @@ struct job_entry {
 	 * "Name: value" lines joined by '\n' (no trailing one), the value
 	 * trimmed and possibly empty; NULL when there are none. */
 	char *headers;
+	/* Mirrors: mirror=URL fields, other URLs of the same file, in the
+	 * order given; each checked as the line's URL is, with its host. */
+	char **mirrors;             /* nmirrors URLs, normalised */
+	char **mirror_hosts;        /* their lower-case hosts */
+	size_t nmirrors;            /* at most JOB_MIRRORS_MAX */
 };
 
 void job_entry_free(struct job_entry *e); /* frees the members, not e */
@@ -53,9 +59,11 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
  * URL are key=value (the value possibly quoted), known keys out= and
- * sha256=, each at most once, and header= (job_header_add()); out= must
- * pass job_out_valid(); sha256= is 64 hex digits. A directive line is not
- * a URL line: only the reader knows them (job_reader_next).
+ * sha256=, each at most once, header= (job_header_add()) and mirror=, up
+ * to JOB_MIRRORS_MAX times; out= must pass job_out_valid(); sha256= is 64
+ * hex digits; a mirror= URL passes the checks of the line's own URL (its
+ * message says "mirror N: ...", N counting from 1). A directive line is
+ * not a URL line: only the reader knows them (job_reader_next).
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);

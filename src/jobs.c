@@ -124,6 +124,10 @@ struct job {
 		double time;
 	} errs[JOBS_URL_ERRORS];                /* the last ones, a ring */
 	size_t err_next, nerrs;
+
+	/* Mirrors: a line of the job has mirror= fields, so J.result has
+	 * the served_by column (set by validation, before the header). */
+	int mirrors;
 };
 
 TAILQ_HEAD(job_list, job);
@@ -154,6 +158,14 @@ struct jobs {
 
 static void job_free(struct job *);
 static void job_info_fill(const struct job *, struct job_info *, double);
+static int job_header(struct job *);
+static int job_mirrors_copy(struct transfer *, const struct job_entry *);
+static void job_mirror_recover(struct transfer *,
+    const struct journal_rec *);
+static const char *job_line_url(const struct transfer *);
+static void job_mirror_fresh(struct transfer *);
+static void job_mirror_note(struct job *, const struct transfer *);
+static int job_mirror_next(struct job *, struct transfer *);
 
 /* t leaves the job's live transfers (finished, dropped or cancelled). */
 static void
@@ -363,8 +375,22 @@ job_open_logs(struct job *j)
 	if (j->result == NULL &&
 	    (j->result = spool_log_open(sp, j->name, ".result")) == NULL)
 		return -1;
-	const char *hdr = jobs_cluster(j->js) ? RESULT_HEADER_NODE :
-	    RESULT_HEADER;
+	/* The header waits for validation (job_header): its columns
+	 * depend on the lines. */
+	return 0;
+}
+
+/*
+ * J.result's header, unless it has one: the columns of cluster mode and,
+ * when a line has mirror= fields (and the job is not malformed: its rows
+ * are errors), served_by. Written once the job is validated (or fails
+ * before), so an earlier run's header is kept as is. 0 or -1.
+ */
+static int
+job_header(struct job *j)
+{
+	const char *hdr = result_header(jobs_cluster(j->js),
+	    j->mirrors && j->nerrors == 0);
 
 	if (spool_log_lines(j->result) == 0 &&
 	    (spool_log_append(j->result, hdr, strlen(hdr)) == -1 ||
@@ -509,7 +535,8 @@ job_finish(struct job *j)
 {
 	j->state = JOB_FINISHING;
 	j->finish_failed = j->failed_any || j->nerrors > 0 || j->cancelled;
-	if (job_write_errors(j) == -1 || spool_log_sync(j->result) == -1) {
+	if (job_header(j) == -1 || job_write_errors(j) == -1 ||
+	    spool_log_sync(j->result) == -1) {
 		job_park(j, errno, "cannot write its result");
 		return;
 	}
@@ -544,6 +571,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 				break;  /* give up on hopeless files early */
 			continue;
 		}
+		if (e.nmirrors > 0)
+			j->mirrors = 1;
 		job_entry_free(&e);
 		if (++j->nurls > (size_t)j->js->cfg->max_job_urls) {
 			snprintf(err, sizeof(err), "line %lu: more than %ld "
@@ -569,6 +598,10 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 	if (job_reader_rewind(j->reader) == -1) {
 		job_add_error(j, "-", "cannot re-read the job file");
 		job_finish(j);
+		return;
+	}
+	if (job_header(j) == -1) {
+		job_park(j, errno, "cannot write its result");
 		return;
 	}
 	j->state = JOB_RUNNING;
@@ -827,7 +860,7 @@ job_final(struct job *j, struct transfer *t)
 		j->bytes += t->size;
 	if (js->hooks.transfer_final != NULL)
 		js->hooks.transfer_final(t, js->arg);
-	r.url = t->url;
+	r.url = job_line_url(t);
 	r.ok = t->outcome == FETCH_OK;
 	r.status = t->http_status;
 	r.bytes = r.ok ? t->size : 0;
@@ -836,9 +869,170 @@ job_final(struct job *j, struct transfer *t)
 	r.path = t->name;
 	r.error = t->error;
 	r.node = jobs_cluster(js) ? (t->node != NULL ? t->node : "") : NULL;
+	r.served_by = j->mirrors ? t->url : NULL;
 	n = result_format(row, sizeof(row), &r);
 	if (n < 0 || job_record(j, t->index, row, (size_t)n, r.ok) == -1)
 		job_fs_error(j);
+}
+
+/*
+ * Mirrors. The transfer of a line with mirror= fields holds every URL of
+ * the line (t->mirrors, fetch.h); t->url and t->host are the pair in use.
+ * Each URL gets the attempts a URL without mirrors gets (1 + http.retries,
+ * counted from t->mirror_attempts); when it fails for good, the next one
+ * is taken up at once, with the .part and t->expect the last one left, so
+ * fetch.c keeps the bytes only for a copy of the same resource (If-Range
+ * with the validator, the complete length). The URL in use and t->expect
+ * go to the journal (M records) so a restart goes on from them.
+ */
+
+/* String i of t->mirrors' layout for e: URLs 0..n-1, then hosts. */
+static const char *
+job_mirror_str(const struct job_entry *e, size_t i)
+{
+	size_t n = e->nmirrors + 1;
+
+	if (i < n)
+		return i == 0 ? e->url : e->mirrors[i - 1];
+	return i == n ? e->host : e->mirror_hosts[i - n - 1];
+}
+
+/* t's mirrors from e, one allocation (fetch.h). 0, -1 out of memory. */
+static int
+job_mirrors_copy(struct transfer *t, const struct job_entry *e)
+{
+	size_t n = e->nmirrors + 1, i, size = 2 * n * sizeof(char *);
+	char **v, *p;
+
+	if (e->nmirrors == 0)
+		return 0;
+	for (i = 0; i < 2 * n; i++)
+		size += strlen(job_mirror_str(e, i)) + 1;
+	if ((v = malloc(size)) == NULL)
+		return -1;
+	p = (char *)(v + 2 * n);
+	for (i = 0; i < 2 * n; i++) {
+		v[i] = p;
+		p = stpcpy(p, job_mirror_str(e, i)) + 1;
+	}
+	t->mirrors = v;
+	t->nmirrors = n;
+	t->mirror_length = -1;
+	return 0;
+}
+
+/* URL k of t's line in use from now on. 0, -1 out of memory. */
+static int
+job_mirror_use(struct transfer *t, size_t k)
+{
+	char *url, *host = NULL;
+
+	if ((url = strdup(t->mirrors[k])) == NULL ||
+	    (host = strdup(t->mirrors[t->nmirrors + k])) == NULL) {
+		free(url);
+		return -1;
+	}
+	free(t->url);
+	free(t->host);
+	t->url = url;
+	t->host = host;
+	t->mirror = k;
+	return 0;
+}
+
+/* The URL of t's job line (the result row's url), whichever is in use. */
+static const char *
+job_line_url(const struct transfer *t)
+{
+	return t->mirrors != NULL ? t->mirrors[0] : t->url;
+}
+
+/*
+ * A URL taken up again after a restart (r: its journal record, or NULL):
+ * the URL of its line an earlier run used last and what its .part is a
+ * copy of, so the resume asks for the same resource (If-Range).
+ */
+static void
+job_mirror_recover(struct transfer *t, const struct journal_rec *r)
+{
+	if (r == NULL || !r->has_mirror ||
+	    r->mirror >= (t->nmirrors > 0 ? t->nmirrors : 1))
+		return;
+	if (r->mirror > 0 && job_mirror_use(t, r->mirror) == -1)
+		return;         /* out of memory: from its own URL, afresh */
+	t->expect = r->expect;
+}
+
+/*
+ * The first attempt on a mirror found a resource of another length than
+ * the one the .part was a copy of (a 206 whose complete length differs:
+ * fetch.c emptied the .part). The mirror did nothing wrong: the attempt
+ * is not counted against its retries, and the next one starts afresh.
+ */
+static void
+job_mirror_fresh(struct transfer *t)
+{
+	if (t->mirror == 0 || t->mirror_length < 0 ||
+	    t->attempt != t->mirror_attempts + 1 ||
+	    t->outcome != FETCH_RETRY || t->http_status != 206 ||
+	    t->meta.length < 0 || t->meta.length == t->mirror_length)
+		return;
+	t->mirror_attempts++;
+	t->mirror_length = -1;
+}
+
+/*
+ * Journal what a restart needs to go on with t: the URL in use and what
+ * its .part is a copy of; nothing when neither says more than a new
+ * transfer knows.
+ */
+static void
+job_mirror_note(struct job *j, const struct transfer *t)
+{
+	const struct fetch_meta *m = &t->expect;
+
+	if (t->mirror == 0 && m->length < 0 && m->etag[0] == '\0' &&
+	    m->last_modified[0] == '\0')
+		return;
+	if (journal_mirror(j->journal, t->index, t->mirror, m) == -1)
+		job_fs_error(j);
+	else
+		job_settle_soon(j);
+}
+
+/*
+ * t failed for good on the URL in use (its retries used up, or an error
+ * a retry would not cure). Take up the next URL of its line, when there
+ * is one and the failure was the URL's: not when the file could not be
+ * written here or the job is cancelled. 1 when t went back to the
+ * scheduler; 0 when its failure stands.
+ */
+static int
+job_mirror_next(struct job *j, struct transfer *t)
+{
+	struct jobs *js = j->js;
+	size_t k = t->mirror + 1;
+
+	if (k >= t->nmirrors || j->cancelled || t->errkind == FERR_WRITE ||
+	    t->errkind == FERR_RESOURCE)
+		return 0;
+	if (js->hooks.transfer_retry != NULL)
+		js->hooks.transfer_retry(t, js->arg);
+	if (job_mirror_use(t, k) == -1) {
+		log_warnx("job %s #%zu: out of memory for its next mirror",
+		    j->name, t->index);
+		return 0;
+	}
+	log_info("job %s #%zu: %s; trying mirror %zu of %zu (%s)", j->name,
+	    t->index, t->error, k, t->nmirrors - 1, t->host);
+	t->mirror_attempts = t->attempt++;
+	t->mirror_length = t->expect.length;
+	job_mirror_note(j, t);
+	if (sched_push(js->sched, t) == -1) {
+		snprintf(t->error, sizeof(t->error), "cannot schedule a retry");
+		return 0;
+	}
+	return 1;
 }
 
 /*
@@ -886,9 +1080,8 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 		job_name_from_url(e->url, name, sizeof(name));
 	t = fetch_transfer_new(e->url, e->host, j->dir,
 	    recname != NULL ? recname : e->out != NULL ? e->out : name);
-	if (t == NULL)
-		return NULL;
-	if (fetch_transfer_set_headers(t, e->headers) == -1) {
+	if (t == NULL || job_mirrors_copy(t, e) == -1 ||
+	    fetch_transfer_set_headers(t, e->headers) == -1) {
 		fetch_transfer_free(t);
 		return NULL;
 	}
@@ -994,6 +1187,7 @@ job_read_one(struct job *j)
 		    sizeof(row), e.url, "cancelled"));
 	else if ((t = job_transfer_new(j, &e, index,
 	    r != NULL ? r->name : NULL)) != NULL) {
+		job_mirror_recover(t, r);
 		job_entry_free(&e);
 		return job_dispatch(j, t, r != NULL ? r->name : NULL);
 	} else {
@@ -1145,10 +1339,13 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		if (sched_retry(js->sched, t, delay) == 0)
 			return;
 	}
+	job_mirror_fresh(t);
 	if (t->outcome == FETCH_RETRY && !j->cancelled &&
-	    t->attempt <= js->cfg->retries) {
+	    t->attempt - t->mirror_attempts <= js->cfg->retries) {
 		t->attempt++;
-		delay = sched_backoff(t->attempt, (double)js->cfg->retry_delay,
+		job_mirror_note(j, t);
+		delay = sched_backoff(t->attempt - t->mirror_attempts,
+		    (double)js->cfg->retry_delay,
 		    (double)js->cfg->retry_max_delay, t->retry_after,
 		    &js->seed);
 		log_debug("job %s #%zu: %s; attempt %d in %.1fs", j->name,
@@ -1159,6 +1356,8 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 			return;
 		snprintf(t->error, sizeof(t->error), "cannot schedule a retry");
 	}
+	if (t->outcome != FETCH_OK && job_mirror_next(j, t))
+		return;
 	if (t->outcome == FETCH_RETRY) {
 		/* Out of attempts: a transient failure is now final. */
 		t->outcome = FETCH_FAIL;
@@ -1175,6 +1374,8 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		job_settle_soon(j);
 	return;
 drop:
+	if (!j->broken)
+		job_mirror_note(j, t);  /* the next start goes on from it */
 	job_unlink(j, t);
 	fetch_transfer_free(t);
 	if (j->broken)

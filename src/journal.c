@@ -74,6 +74,37 @@ journal_result(struct journal *jr, size_t index, const char *row,
 	return spool_log_append(jr->log, rec, (size_t)n);
 }
 
+/* 1 when s may be a field of a record: no tab, no other control byte. */
+static int
+rec_field_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+journal_mirror(struct journal *jr, size_t index, size_t mirror,
+    const struct fetch_meta *expect)
+{
+	char rec[96 + FETCH_ETAG_MAX + FETCH_DATE_MAX];
+	const char *etag = expect->etag, *date = expect->last_modified;
+	long long length = expect->length;
+	int n;
+
+	if (!rec_field_ok(etag) || !rec_field_ok(date)) {
+		/* Unknown rather than a record that reads back otherwise. */
+		etag = date = "";
+		length = -1;
+	}
+	n = snprintf(rec, sizeof(rec), "M\t%zu\t%zu\t%lld\t%s\t%s\n", index,
+	    mirror, length < 0 ? -1 : length, etag, date);
+	if (n < 0 || (size_t)n >= sizeof(rec))
+		return -1;
+	return spool_log_append(jr->log, rec, (size_t)n);
+}
+
 int
 journal_flush(struct journal *jr)
 {
@@ -107,7 +138,7 @@ journal_recovery_free(struct journal_recovery *rc)
 }
 
 /*
- * "C\tindex\t" or "R\tindex\t": the kind, the index and where the value
+ * "C\tindex\t", "R\tindex\t" or "M\tindex\t": the kind, the index and where the value
  * starts. 0, or -1 when the line is not a record.
  */
 static int
@@ -117,7 +148,8 @@ rec_head(const char *line, size_t len, char *kind, size_t *index,
 	unsigned long long idx = 0;
 	size_t i;
 
-	if (len < 4 || (line[0] != 'C' && line[0] != 'R') || line[1] != '\t')
+	if (len < 4 || (line[0] != 'C' && line[0] != 'R' && line[0] != 'M') ||
+	    line[1] != '\t')
 		return -1;
 	for (i = 2; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
 		if (idx > (unsigned long long)(SIZE_MAX - 9) / 10)
@@ -132,12 +164,86 @@ rec_head(const char *line, size_t len, char *kind, size_t *index,
 	return 0;
 }
 
+/* A new record of index, zeroed, in line order; NULL out of memory. */
+static struct rec *
+rec_add(struct journal_recovery *rc, size_t index)
+{
+	struct rec *p, *r;
+
+	if (rc->n == rc->cap) {
+		rc->cap = rc->cap ? rc->cap * 2 : 64;
+		if ((p = reallocarray(rc->v, rc->cap, sizeof(*p))) == NULL)
+			return NULL;
+		rc->v = p;
+	}
+	r = &rc->v[rc->n++];
+	memset(r, 0, sizeof(*r));
+	r->r.index = index;
+	fetch_meta_unknown(&r->r.expect);
+	r->seq = rc->seq++;
+	rc->merged = 0;
+	return r;
+}
+
+/* The next field of an M record's value, up to a tab or its end, into
+ * buf (size bytes). *v moves past its tab. 0, or -1 when it is too long. */
+static int
+rec_field(const char **v, const char *end, char *buf, size_t size)
+{
+	const char *tab = memchr(*v, '\t', (size_t)(end - *v));
+	size_t n = (size_t)((tab != NULL ? tab : end) - *v);
+
+	if (n >= size)
+		return -1;
+	memcpy(buf, *v, n);
+	buf[n] = '\0';
+	*v += n + (tab != NULL);
+	return 0;
+}
+
+/* The value of an M record: "mirror\tlength\tetag\tlast_modified". A
+ * malformed one is skipped. 0, or -1 out of memory. */
+static int
+rec_mirror(struct journal_recovery *rc, size_t index, const char *v,
+    size_t len)
+{
+	const char *end = v + len, *p;
+	char num[24], *e;
+	struct fetch_meta m;
+	unsigned long long mirror;
+	long long length;
+	struct rec *r;
+	int tabs;
+
+	fetch_meta_unknown(&m);
+	for (tabs = 0, p = v; (p = memchr(p, '\t', (size_t)(end - p))) !=
+	    NULL; p++)
+		tabs++;
+	if (tabs != 3 ||
+	    rec_field(&v, end, num, sizeof(num)) == -1 || num[0] < '0' ||
+	    num[0] > '9' || (mirror = strtoull(num, &e, 10), *e != '\0') ||
+	    mirror > JOB_MIRRORS_MAX ||
+	    rec_field(&v, end, num, sizeof(num)) == -1 || num[0] == '\0' ||
+	    (length = strtoll(num, &e, 10), *e != '\0') || length < -1 ||
+	    rec_field(&v, end, m.etag, sizeof(m.etag)) == -1 ||
+	    rec_field(&v, end, m.last_modified, sizeof(m.last_modified)) ==
+	    -1 || v != end)
+		return 0;
+	m.length = length;
+	if ((r = rec_add(rc, index)) == NULL)
+		return -1;
+	r->r.has_mirror = 1;
+	r->r.mirror = (size_t)mirror;
+	r->r.expect = m;
+	return 0;
+}
+
 /* One line without its '\n'. 0 (taken or skipped), -1 out of memory. */
 static int
 rec_line(const char *line, size_t len, void *arg)
 {
 	struct journal_recovery *rc = arg;
-	struct rec *p, *r;
+	struct rec *r;
 	const char *val;
 	size_t index, vlen;
 	char kind, *copy;
@@ -147,29 +253,22 @@ rec_line(const char *line, size_t len, void *arg)
 	vlen = (size_t)(line + len - val);
 	if (vlen == 0 || memchr(val, '\0', vlen) != NULL)
 		return 0;
+	if (kind == 'M')
+		return rec_mirror(rc, index, val, vlen);
 	/* A row keeps its '\n', as it goes to J.result. */
 	if ((copy = malloc(vlen + 2)) == NULL)
 		return -1;
 	memcpy(copy, val, vlen);
 	copy[vlen] = '\n';
 	copy[vlen + (kind == 'R')] = '\0';
-	if (rc->n == rc->cap) {
-		rc->cap = rc->cap ? rc->cap * 2 : 64;
-		if ((p = reallocarray(rc->v, rc->cap, sizeof(*p))) == NULL) {
-			free(copy);
-			return -1;
-		}
-		rc->v = p;
+	if ((r = rec_add(rc, index)) == NULL) {
+		free(copy);
+		return -1;
 	}
-	r = &rc->v[rc->n++];
-	memset(r, 0, sizeof(*r));
-	r->r.index = index;
-	r->seq = rc->seq++;
 	if (kind == 'R')
 		r->r.row = copy;
 	else
 		r->r.name = copy;
-	rc->merged = 0;
 	return 0;
 }
 
@@ -226,6 +325,13 @@ rec_merge(struct journal_recovery *rc)
 		if (x->r.name != NULL) {
 			free(o->r.name);
 			o->r.name = x->r.name;
+			/* A new claim is a new file: nothing is known of it. */
+			fetch_meta_unknown(&o->r.expect);
+		}
+		if (x->r.has_mirror) {
+			o->r.has_mirror = 1;
+			o->r.mirror = x->r.mirror;
+			o->r.expect = x->r.expect;
 		}
 		if (x->r.row != NULL) {
 			free(o->r.row);

@@ -5,17 +5,26 @@
  *	"C\t<index>\t<name>\n"  URL <index> reserved output name <name>
  *	"R\t<index>\t<row>"    URL <index> finished ahead of its turn
  *	                        (<row> as result.h formats it, with '\n')
+ *	"M\t<index>\t<mirror>\t<length>\t<etag>\t<last_modified>\n"
+ *	                        URL <index> goes on with URL <mirror> of its
+ *	                        line (0 its own, 1 its first mirror= ...),
+ *	                        and its .part is a copy of a resource of
+ *	                        <length> bytes (-1 unknown) with that ETag
+ *	                        and Last-Modified date (empty: none)
  *
  * Writing goes through a spool_log (buffered, whole lines). Reading back is
  * pure and works on buffers: complete lines only, anything that is not a
  * well-formed record is skipped, and the records of one index merge (a
- * claim and later its result; the last claim of an index wins).
+ * claim and later its result; the last claim of an index wins, and so
+ * does the last M record, whose length and validators a later claim, of
+ * a new file, makes unknown).
  */
 #ifndef FETCHD_JOURNAL_H
 #define FETCHD_JOURNAL_H
 
 #include <stddef.h>
 
+#include "fetch.h"
 #include "spool.h"
 
 struct journal;
@@ -32,6 +41,15 @@ int journal_claim(struct journal *jr, size_t index, const char *name)
 int journal_result(struct journal *jr, size_t index, const char *row,
     size_t len) __attribute__((warn_unused_result));
 
+/*
+ * Record that URL index goes on with URL mirror of its line and that its
+ * .part is a copy of expect (t->expect). A validator that would not fit
+ * the record (a tab or control byte, never in a valid one) makes the
+ * whole of expect unknown in it. 0 or -1.
+ */
+int journal_mirror(struct journal *jr, size_t index, size_t mirror,
+    const struct fetch_meta *expect) __attribute__((warn_unused_result));
+
 /* Write out what was appended. 0 or -1. */
 int journal_flush(struct journal *jr) __attribute__((warn_unused_result));
 
@@ -40,6 +58,9 @@ struct journal_rec {
 	size_t index;
 	char *name;             /* the name it reserved, or NULL */
 	char *row;              /* its result row with '\n', or NULL */
+	int has_mirror;         /* an M record was found: */
+	size_t mirror;          /* the URL of its line in use */
+	struct fetch_meta expect; /* what its .part is a copy of */
 };
 
 struct journal_recovery;

@@ -51,11 +51,21 @@ result_format(char *buf, size_t len, const struct result_row *r)
 	pos += (size_t)n;
 	if (put_field(buf, len, &pos, r->path, '\t') == -1 ||
 	    put_field(buf, len, &pos, r->error,
-	    r->node != NULL ? '\t' : '\n') == -1 ||
-	    (r->node != NULL &&
-	    put_field(buf, len, &pos, r->node, '\n') == -1))
+	    r->node != NULL || r->served_by != NULL ? '\t' : '\n') == -1 ||
+	    (r->node != NULL && put_field(buf, len, &pos, r->node,
+	    r->served_by != NULL ? '\t' : '\n') == -1) ||
+	    (r->served_by != NULL &&
+	    put_field(buf, len, &pos, r->served_by, '\n') == -1))
 		return -1;
 	return (int)pos;
+}
+
+const char *
+result_header(int node, int served_by)
+{
+	if (served_by)
+		return node ? RESULT_HEADER_NODE_SERVED : RESULT_HEADER_SERVED;
+	return node ? RESULT_HEADER_NODE : RESULT_HEADER;
 }
 
 int

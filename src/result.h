@@ -3,7 +3,11 @@
  * line above them. Tab-separated: url, outcome ("ok" or "failed"), HTTP
  * status, bytes, seconds, attempts, path, error ("-" for an empty path or
  * error); in cluster mode a ninth column, node, on the rows of URLs sent
- * to the cluster (the node that fetched it, "-" when none did). The one place that knows the format: the job runner writes its
+ * to the cluster (the node that fetched it, "-" when none did). A job
+ * with mirror= fields has one more column last, served_by: the URL of
+ * the last attempt, the one that served the file (or whose error the row
+ * gives), on the rows of URLs that were tried. The one place that knows
+ * the format: the job runner writes its
  * rows with it, spool.c the row of a job it rejects, and recovery asks it
  * what an earlier run's row says.
  */
@@ -20,9 +24,16 @@
 #define RESULT_HEADER_NODE \
 	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror" \
 	"\tnode\n"
+#define RESULT_HEADER_SERVED \
+	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror" \
+	"\tserved_by\n"
+#define RESULT_HEADER_NODE_SERVED \
+	"#url\toutcome\thttp_status\tbytes\tseconds\tattempts\tpath\terror" \
+	"\tnode\tserved_by\n"
 
-/* Longest row: a URL and a path at their limits, an error text, numbers. */
-#define RESULT_ROW_MAX (JOB_LINE_MAX + JOB_PATH_MAX + 512)
+/* Longest row: two URLs (url, served_by) and a path at their limits, an
+ * error text, numbers. */
+#define RESULT_ROW_MAX (2 * JOB_LINE_MAX + JOB_PATH_MAX + 512)
 
 struct result_row {
 	const char *url;
@@ -34,7 +45,13 @@ struct result_row {
 	const char *path;       /* NULL or "" is written as "-" */
 	const char *error;      /* NULL or "" is written as "-" */
 	const char *node;       /* NULL: no node column; "" is written "-" */
+	const char *served_by;  /* NULL: no served_by column (after node);
+	                           "" is written "-" */
 };
+
+/* The header line (with '\n') of a job's J.result: node, cluster mode;
+ * served_by, a job with mirror= fields (result_format's columns). */
+const char *result_header(int node, int served_by);
 
 /*
  * Format r as one row with its '\n' into buf. Tabs, newlines and other

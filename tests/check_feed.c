@@ -27,6 +27,8 @@ assert_json(json_t *o, const char *want)
 	json_decref(o);
 }
 
+static void line(json_t *, const char *);
+
 static void
 redacted(const char *url, const char *want)
 {
@@ -104,6 +106,46 @@ START_TEST(test_url_done)
 	    "\"outcome\":\"failed\",\"status\":404,\"bytes\":0,"
 	    "\"seconds\":0.5,\"attempts\":2,\"error\":\"HTTP 404\","
 	    "\"path\":\"a\",\"node\":\"n1\"}");
+	fetch_transfer_free(t);
+}
+END_TEST
+
+/* A line with mirrors: url is the line's own, served_by the one in use
+ * (t->url), both redacted; the line for people says "via" it. */
+START_TEST(test_url_done_mirror)
+{
+	struct transfer *t;
+	char **v;
+
+	t = fetch_transfer_new("https://u:p@m2/a?token=x", "m2", "/d", "a");
+	ck_assert_ptr_nonnull(t);
+	/* As jobs.c lays them out: URLs, then hosts, in one block (the
+	 * strings may live anywhere; only the block is freed with t). */
+	ck_assert_ptr_nonnull(v = malloc(6 * sizeof(*v)));
+	v[0] = "http://h/a";
+	v[1] = "http://m1/a";
+	v[2] = "https://u:p@m2/a?token=x";
+	v[3] = "h";
+	v[4] = "m1";
+	v[5] = "m2";
+	t->mirrors = v;
+	t->nmirrors = 3;
+	t->mirror = 2;
+	t->index = 1;
+	t->outcome = FETCH_OK;
+	t->http_status = 200;
+	t->size = 10;
+	t->seconds_total = 0.25;
+	t->attempt = 3;
+	assert_json(feed_url_done(4, 1.0, "j", t, NULL),
+	    "{\"proto\":1,\"event\":\"url_done\",\"seq\":4,\"time\":1.0,"
+	    "\"job\":\"j\",\"index\":1,\"url\":\"http://h/a\","
+	    "\"outcome\":\"ok\",\"status\":200,\"bytes\":10,\"seconds\":0.25,"
+	    "\"attempts\":3,\"error\":\"\",\"path\":\"a\","
+	    "\"served_by\":\"https://m2/a?token=REDACTED\"}");
+	line(feed_url_done(4, 1.0, "j", t, NULL),
+	    "ok       j #1 200 10 B 0.2s http://h/a via "
+	    "https://m2/a?token=REDACTED");
 	fetch_transfer_free(t);
 }
 END_TEST
@@ -237,6 +279,7 @@ feed_suite(void)
 	tcase_add_test(tc, test_redact_cut);
 	tcase_add_test(tc, test_published);
 	tcase_add_test(tc, test_url_done);
+	tcase_add_test(tc, test_url_done_mirror);
 	tcase_add_test(tc, test_done_and_progress);
 	tcase_add_test(tc, test_detail);
 	tcase_add_test(tc, test_lines);

@@ -78,6 +78,8 @@ reject(const char *line, size_t len, const char *want)
 	ck_assert_ptr_null(e.url);
 	ck_assert_ptr_null(e.host);
 	ck_assert_ptr_null(e.out);
+	ck_assert_ptr_null(e.mirrors);
+	ck_assert_uint_eq(e.nmirrors, 0);
 	ck_assert_msg(strstr(err, want) != NULL, "'%s': got '%s', want '%s'",
 	    line, err, want);
 	job_entry_free(&e);
@@ -400,6 +402,66 @@ START_TEST(test_bad_fields)
 	reject_s("https://h/a b", "is not key=value");
 	/* A line that starts with a field has no URL. */
 	reject_s("out=x", "no scheme");
+}
+END_TEST
+
+/* mirror=: repeatable, in order, each normalised with its lower-case
+ * host; the other fields keep their place. */
+START_TEST(test_mirrors)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+
+	ck_assert_int_eq(parse("https://a.example/x mirror=http://B.Example:81"
+	    "/y out=x mirror=https://u:p@c.example/z?q=1", &e, err), 1);
+	ck_assert_str_eq(e.url, "https://a.example/x");
+	ck_assert_str_eq(e.out, "x");
+	ck_assert_uint_eq(e.nmirrors, 2);
+	ck_assert_str_eq(e.mirrors[0], "http://B.Example:81/y");
+	ck_assert_str_eq(e.mirror_hosts[0], "b.example");
+	ck_assert_str_eq(e.mirrors[1], "https://u:p@c.example/z?q=1");
+	ck_assert_str_eq(e.mirror_hosts[1], "c.example");
+	job_entry_free(&e);
+	ck_assert_ptr_null(e.mirrors);
+	ck_assert_uint_eq(e.nmirrors, 0);
+
+	/* None: no array. The same URL twice is not an error. */
+	ck_assert_int_eq(parse("https://a/x", &e, err), 1);
+	ck_assert_ptr_null(e.mirrors);
+	job_entry_free(&e);
+	accept_s("https://a/x mirror=https://a/x mirror=https://a/x");
+}
+END_TEST
+
+/* A bad mirror= fails the line as a bad URL would, numbered, and never
+ * quotes it; the limit is JOB_MIRRORS_MAX. */
+START_TEST(test_bad_mirrors)
+{
+	char line[JOB_LINE_MAX], err[JOB_ERR_MAX];
+	struct job_entry e;
+	size_t n;
+	int i;
+
+	reject_s("https://h/x mirror=ftp://h/x",
+	    "mirror 1: scheme 'ftp' not allowed");
+	reject_s("https://h/x mirror=https://h/y mirror=h/z",
+	    "mirror 2: URL has no scheme");
+	reject_s("https://h/x mirror=", "mirror 1: ");
+	reject_s("https://h/x mirror=https://", "mirror 1: ");
+	reject_s("https://h/x mirror=https://h:99999/p", "mirror 1: ");
+	reject_s("https://h/x mirror=https://h/\x01", "control byte 0x01");
+	reject_s("https://h/x MIRROR=https://h/y", "unknown field 'MIRROR'");
+	ck_assert_int_eq(parse("https://h/x mirror=https://u:s3cret@h:99999/x",
+	    &e, err), -1);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
+
+	n = (size_t)snprintf(line, sizeof(line), "https://h/x");
+	for (i = 0; i < JOB_MIRRORS_MAX; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		    " mirror=https://m%d/x", i);
+	accept_s(line);
+	snprintf(line + n, sizeof(line) - n, " mirror=https://last/x");
+	reject_s(line, "more than 16 mirror= fields");
 }
 END_TEST
 
@@ -910,6 +972,27 @@ START_TEST(test_reader_errors)
 }
 END_TEST
 
+/* The reader numbers a bad mirror= with its line. */
+START_TEST(test_reader_mirror_line)
+{
+	static const char text[] = "https://a/1 mirror=https://b/1\n"
+	    "\n"
+	    "https://a/2 mirror=https://b/2 mirror=gopher://b/2\n"
+	    "https://a/3 mirror=https://b/3\n";
+	struct job_reader *r;
+	int fd;
+
+	fd = tmp_file(text, sizeof(text) - 1);
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	next_ok(r, 1, "https://a/1");
+	next_err(r, "line 3: mirror 2: scheme 'gopher' not allowed");
+	next_ok(r, 4, "https://a/3");
+	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_reader_pipe)
 {
 	struct job_reader *r;
@@ -1183,6 +1266,8 @@ job_suite(void)
 	tcase_add_test(tc, test_bad_sha);
 	tcase_add_test(tc, test_bad_fields);
 	tcase_add_test(tc, test_control_bytes);
+	tcase_add_test(tc, test_mirrors);
+	tcase_add_test(tc, test_bad_mirrors);
 	tcase_add_test(tc, test_no_secret_in_errors);
 	suite_add_tcase(s, tc);
 
@@ -1195,6 +1280,7 @@ job_suite(void)
 	tc = tcase_create("reader");
 	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
 	tcase_add_test(tc, test_reader_errors);
+	tcase_add_test(tc, test_reader_mirror_line);
 	tcase_add_test(tc, test_reader_pipe);
 	tcase_add_test(tc, test_reader_long_line);
 	tcase_add_test(tc, test_reader_huge_line);

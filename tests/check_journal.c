@@ -181,6 +181,113 @@ START_TEST(test_spool_round_trip)
 }
 END_TEST
 
+/* An M record written through the spool reads back as it was: the URL
+ * in use and what the .part is a copy of; a validator with a control byte
+ * is not written as such, the record then says nothing is known. */
+START_TEST(test_mirror_round_trip)
+{
+	char tmp[64], root[128], err[256], path[256];
+	struct fetch_meta m;
+	struct spool sp;
+	struct journal *jr;
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+	int fd;
+
+	testlib_tmpdir(tmp, sizeof(tmp), "check_journal");
+	snprintf(root, sizeof(root), "%s/spool", tmp);
+	ck_assert_msg(spool_open(&sp, root, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/active/j", root);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT, 0640), 0);
+	close(fd);
+
+	ck_assert_ptr_nonnull(jr = journal_open(&sp, "j"));
+	ck_assert_int_eq(journal_claim(jr, 0, "a.bin"), 0);
+	fetch_meta_unknown(&m);
+	ck_assert_int_eq(journal_mirror(jr, 0, 1, &m), 0);
+	m.length = 123456789012LL;
+	snprintf(m.etag, sizeof(m.etag), "\"v 1\"");
+	snprintf(m.last_modified, sizeof(m.last_modified),
+	    "Sun, 06 Dec 2026 10:00:00 GMT");
+	ck_assert_int_eq(journal_mirror(jr, 0, 2, &m), 0);
+	ck_assert_int_eq(journal_claim(jr, 1, "b.bin"), 0);
+	snprintf(m.etag, sizeof(m.etag), "\"a\tb\"");
+	ck_assert_int_eq(journal_mirror(jr, 1, 3, &m), 0);
+	fetch_meta_unknown(&m);
+	ck_assert_int_eq(journal_mirror(jr, 2, 0, &m), 0);
+	ck_assert_int_eq(journal_flush(jr), 0);
+	journal_close(jr);
+
+	ck_assert_ptr_nonnull(rc = journal_recovery_new(0));
+	ck_assert_int_eq(journal_recovery_load(rc, &sp, "j"), 0);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 0));
+	ck_assert_str_eq(r->name, "a.bin");
+	ck_assert(r->has_mirror);
+	ck_assert_uint_eq(r->mirror, 2);
+	ck_assert(r->expect.length == 123456789012LL);
+	ck_assert_str_eq(r->expect.etag, "\"v 1\"");
+	ck_assert_str_eq(r->expect.last_modified,
+	    "Sun, 06 Dec 2026 10:00:00 GMT");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 1));
+	ck_assert(r->has_mirror);
+	ck_assert_uint_eq(r->mirror, 3);
+	ck_assert(r->expect.length == -1);
+	ck_assert_str_eq(r->expect.etag, "");
+	ck_assert_str_eq(r->expect.last_modified, "");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 2));
+	ck_assert(r->has_mirror);
+	ck_assert_uint_eq(r->mirror, 0);
+	ck_assert_ptr_null(r->name);
+	journal_recovery_free(rc);
+	spool_close(&sp);
+	testlib_rm_rf(tmp);
+}
+END_TEST
+
+/* The last M record of an index wins; a claim after it (a new file)
+ * keeps the URL in use but makes the copy unknown; malformed M records
+ * are skipped; a claim alone has no M. */
+START_TEST(test_mirror_merge)
+{
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+
+	rc = parsed(0,
+	    "C\t0\ta\n"
+	    "M\t0\t1\t10\t\"x\"\t\n"
+	    "M\t0\t2\t20\t\"y\"\tdate\n"
+	    "M\t1\t1\t10\t\"x\"\t\n"
+	    "C\t1\tb.1\n"
+	    "C\t2\tc\n"
+	    "M\t2\tx\t10\t\t\n"
+	    "M\t2\t1\t-2\t\t\n"
+	    "M\t2\t1\t10\t\t\tmore\n"
+	    "M\t2\t1\t\t\t\n"
+	    "M\t2\t99\t10\t\t\n"
+	    "M\t2\t1\t10\t\n"
+	    "M\t3\t0\t5\t\t\n");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 0));
+	ck_assert_str_eq(r->name, "a");
+	ck_assert_uint_eq(r->mirror, 2);
+	ck_assert(r->expect.length == 20);
+	ck_assert_str_eq(r->expect.etag, "\"y\"");
+	ck_assert_str_eq(r->expect.last_modified, "date");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 1));
+	ck_assert(r->has_mirror);
+	ck_assert_uint_eq(r->mirror, 1);
+	ck_assert(r->expect.length == -1);
+	ck_assert_str_eq(r->expect.etag, "");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 2));
+	ck_assert(!r->has_mirror);
+	ck_assert(r->expect.length == -1);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 3));
+	ck_assert(r->has_mirror);
+	ck_assert_uint_eq(r->mirror, 0);
+	ck_assert(r->expect.length == 5);
+	journal_recovery_free(rc);
+}
+END_TEST
+
 static Suite *
 journal_suite(void)
 {
@@ -192,6 +299,8 @@ journal_suite(void)
 	tcase_add_test(tc, test_garbage_and_torn);
 	tcase_add_test(tc, test_base);
 	tcase_add_test(tc, test_spool_round_trip);
+	tcase_add_test(tc, test_mirror_round_trip);
+	tcase_add_test(tc, test_mirror_merge);
 	suite_add_tcase(s, tc);
 	return s;
 }

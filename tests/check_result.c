@@ -92,6 +92,48 @@ START_TEST(test_node_column)
 }
 END_TEST
 
+/* served_by comes last, after node when there is one; the headers of
+ * result_header() name the columns result_format() writes. */
+START_TEST(test_served_by_column)
+{
+	struct result_row r = {
+		.url = "http://h/a", .ok = 0, .status = 503, .attempts = 4,
+		.path = "a", .error = "HTTP 503", .served_by = "http://m/a",
+	};
+	char row[RESULT_ROW_MAX], hdr[256], *f[16], *h[16];
+	int n, node;
+
+	for (node = 0; node <= 1; node++) {
+		r.node = node ? "n1" : NULL;
+		n = result_format(row, sizeof(row), &r);
+		ck_assert_int_eq(n, (int)strlen(row));
+		ck_assert(!result_row_ok(row, (size_t)n));
+		snprintf(hdr, sizeof(hdr), "%s", result_header(node, 1));
+		ck_assert_int_eq(hdr[0], '#');
+		ck_assert_int_eq(fields(row, f, 16), 9 + node);
+		ck_assert_int_eq(fields(hdr + 1, h, 16), 9 + node);
+		ck_assert_str_eq(h[8 + node], "served_by");
+		ck_assert_str_eq(f[8 + node], "http://m/a");
+		ck_assert_str_eq(f[7], "HTTP 503");
+		if (node) {
+			ck_assert_str_eq(h[8], "node");
+			ck_assert_str_eq(f[8], "n1");
+		}
+	}
+	r.node = NULL;
+	r.served_by = "";
+	ck_assert_int_gt(result_format(row, sizeof(row), &r), 0);
+	ck_assert_int_eq(fields(row, f, 16), 9);
+	ck_assert_str_eq(f[8], "-");
+	/* Without mirrors the header and the rows are as they were. */
+	ck_assert_str_eq(result_header(0, 0), RESULT_HEADER);
+	ck_assert_str_eq(result_header(1, 0), RESULT_HEADER_NODE);
+	r.served_by = NULL;
+	ck_assert_int_gt(result_format(row, sizeof(row), &r), 0);
+	ck_assert_int_eq(fields(row, f, 16), 8);
+}
+END_TEST
+
 /* Tabs, newlines, other control bytes and DEL become spaces: one row. */
 START_TEST(test_control_bytes)
 {
@@ -141,7 +183,8 @@ filled(size_t n, int c)
 }
 
 /* A row that does not fit is refused whole, never cut; the longest URL
- * and path a job may hold, with an error text, fit RESULT_ROW_MAX. */
+ * (twice: url and served_by) and path a job may hold, with an error text
+ * and a node, fit RESULT_ROW_MAX. */
 START_TEST(test_too_long)
 {
 	struct result_row r = { .status = 404, .attempts = 99 };
@@ -151,14 +194,17 @@ START_TEST(test_too_long)
 	    "an error text far longer than the buffer"), -1);
 	ck_assert_int_eq(result_format_failed(row, 0, "-", "x"), -1);
 	r.url = filled(JOB_LINE_MAX, 'u');
+	r.served_by = filled(JOB_LINE_MAX, 's');
+	r.node = "n1";
 	r.path = filled(JOB_PATH_MAX, 'p');
 	r.error = filled(255, 'e');
 	ck_assert_ptr_nonnull(big = malloc(RESULT_ROW_MAX));
 	ck_assert_int_gt(result_format(big, RESULT_ROW_MAX, &r),
-	    JOB_LINE_MAX + JOB_PATH_MAX + 255);
+	    2 * JOB_LINE_MAX + JOB_PATH_MAX + 255);
 	ck_assert_int_eq(result_format(big, JOB_LINE_MAX + 8, &r), -1);
 	free(big);
 	free((char *)r.url);
+	free((char *)r.served_by);
 	free((char *)r.path);
 	free((char *)r.error);
 }
@@ -187,6 +233,7 @@ result_suite(void)
 	tcase_add_test(tc, test_header);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_node_column);
+	tcase_add_test(tc, test_served_by_column);
 	tcase_add_test(tc, test_control_bytes);
 	tcase_add_test(tc, test_failed_row);
 	tcase_add_test(tc, test_too_long);

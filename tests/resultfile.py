@@ -11,6 +11,12 @@ RESULT_COLUMNS = ["url", "outcome", "http_status", "bytes", "seconds",
                   "attempts", "path", "error"]
 # Cluster mode adds the node that fetched the URL on the rows it sent out.
 CLUSTER_COLUMNS = RESULT_COLUMNS + ["node"]
+# A job with mirror= fields adds, last, the URL that served the file (or
+# the last one tried) on the rows of URLs that were tried.
+MIRROR_COLUMNS = RESULT_COLUMNS + ["served_by"]
+CLUSTER_MIRROR_COLUMNS = CLUSTER_COLUMNS + ["served_by"]
+HEADERS = (RESULT_COLUMNS, CLUSTER_COLUMNS, MIRROR_COLUMNS,
+           CLUSTER_MIRROR_COLUMNS)
 
 
 class Row:
@@ -18,9 +24,16 @@ class Row:
 
     def __init__(self, fields, lineno, raw, columns=RESULT_COLUMNS):
         fields = list(fields) + [""] * (len(RESULT_COLUMNS) - len(fields))
+        # The optional columns (node, served_by), in the header's order,
+        # on the rows that have them; None on the others.
         self.node = None
-        if columns is CLUSTER_COLUMNS and len(fields) > len(RESULT_COLUMNS):
-            self.node = fields.pop()
+        self.served_by = None
+        extra = columns[len(RESULT_COLUMNS):]
+        n = min(len(extra), len(fields) - len(RESULT_COLUMNS))
+        if n > 0:
+            for name, value in zip(extra, fields[-n:]):
+                setattr(self, name, value)
+            del fields[-n:]
         self.raw = raw
         self.lineno = lineno
         self.url = fields[0]
@@ -57,7 +70,8 @@ def read_result(path):
     """
     Rows of a result file. The first line must be the column header:
     '#' then the columns url outcome http_status bytes seconds attempts
-    path error (else ValueError). Later '#' lines and blank lines are
+    path error, then node in cluster mode, then served_by for a job with
+    mirrors (else ValueError). Later '#' lines and blank lines are
     skipped.
     """
     with open(path, "rb") as f:
@@ -69,10 +83,10 @@ def read_result(path):
         raise ValueError("%s: first line is not a '#' header: %r"
                          % (path, lines[:1]))
     cols = lines[0].lstrip("#").split()
-    if cols not in (RESULT_COLUMNS, CLUSTER_COLUMNS):
+    if cols not in HEADERS:
         raise ValueError("%s: header names %r, expected %r"
                          % (path, cols, RESULT_COLUMNS))
-    columns = CLUSTER_COLUMNS if cols == CLUSTER_COLUMNS else RESULT_COLUMNS
+    columns = HEADERS[HEADERS.index(cols)]
     rows = []
     for i, line in enumerate(lines[1:], start=2):
         if not line.strip() or line.startswith("#"):
