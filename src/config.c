@@ -138,6 +138,11 @@ static const struct config_option opt_table[] = {
     {"http", "ca_file", CONF_STR, OFF(ca_file), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"CA bundle for certificate checks; empty = libcurl's default."},
+    {"http", "segments", CONF_INT, OFF(segments), 1, 16, "1", LIVE(JOBS),
+	"Ranges of one file fetched at once (a line's segments= wins)."},
+    {"http", "segment_min_size", CONF_SIZE, OFF(segment_min_size), 1,
+	SIZE_LIMIT, "20M", LIVE(JOBS),
+	"Least bytes per range: a shorter file gets fewer segments."},
 
     /* [cluster] */
     {"cluster", "redis", CONF_STR, OFF(cluster_redis), 0, 107, "", RESTART,

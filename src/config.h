@@ -58,6 +58,8 @@ struct config {
 	char *proxy;             /* "" = none */
 	int verify_tls;          /* 1: verify peer and host (default) */
 	char *ca_file;           /* "" = libcurl's default bundle */
+	long segments;           /* ranges of one file at once, 1..16 */
+	long long segment_min_size; /* bytes per range at least */
 
 	/* [cluster]: on when redis is set (cluster.h) */
 	char *cluster_redis;    /* "" = off; host:port or /path/to/socket */

@@ -27,6 +27,8 @@ struct engine;
 
 #define FETCH_ERR_MAX 256
 #define FETCH_PART ".part"      /* name.part until the file is complete */
+#define FETCH_SEGS ".segs"      /* name.part.segs: segments' progress */
+#define FETCH_SEGMENTS_MAX 16   /* ranges of one file fetched at once */
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
  * reload never changes a transfer in flight. The process engine sends it to
@@ -67,6 +69,9 @@ enum fetch_errkind {
 	FERR_OTHER,
 	FERR_RESOURCE,  /* out of descriptors here (EMFILE, ENFILE): always
 	                   retried, not counted against http.retries */
+	FERR_SEGMENT,   /* a segment's range was not served as asked for the
+	                   resource it was split from (a 200, another
+	                   length): the URL starts again as one stream */
 	FERR__COUNT
 };
 
@@ -89,6 +94,22 @@ struct fetch_meta {
 	                                   ("Accept-Ranges: bytes", or a 206) */
 	char etag[FETCH_ETAG_MAX];      /* as sent, quotes and W/ kept; "" none */
 	char last_modified[FETCH_DATE_MAX]; /* as sent; "" none */
+};
+
+/*
+ * What one transfer does. A URL is fetched whole, or (segmented, jobs.c)
+ * probed, then fetched as several ranges into one .part, then verified.
+ */
+enum fetch_mode {
+	FETCH_WHOLE = 0,        /* the resource into name.part, renamed */
+	FETCH_PROBE,            /* HEAD: t->meta only, no file */
+	FETCH_SEGMENT,          /* bytes [seg_start, seg_end) into name.part
+	                           at their offsets; progress in name.part.segs;
+	                           never truncates, never renames */
+	FETCH_VERIFY,           /* no request: name.part's length (expect) and
+	                           sha256 checked, renamed to name, the .segs
+	                           removed; done inside fetch_begin(), which
+	                           then returns -1 with the outcome set */
 };
 
 struct transfer {
@@ -123,6 +144,15 @@ struct transfer {
 
 	char *node;             /* cluster mode: the node that fetched it, as
 	                           its result said; NULL otherwise */
+
+	/* Segmented downloads (set by the owner; the process engine carries
+	 * them, wire.c). */
+	enum fetch_mode mode;
+	unsigned seg_slot;      /* the segment's number: its slot in .segs */
+	uint64_t seg_start;     /* first byte of the segment's range */
+	uint64_t seg_end;       /* one past its last byte */
+	void *seg;              /* the owner's record of the URL; engines and
+	                           fetch.c never look at it */
 
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;
@@ -276,6 +306,24 @@ void fetch_meta_unknown(struct fetch_meta *m);
 /* The If-Range value a resume of a copy of m sends (a strong ETag, else
  * the Last-Modified date), or NULL when m has neither. */
 const char *fetch_if_range(const struct fetch_meta *m);
+
+/*
+ * Split a resource of length bytes into at most want (1..FETCH_SEGMENTS_MAX)
+ * ranges of at least min_size bytes each (fewer when it is shorter; at
+ * least one, and none empty). starts[i] is the first byte of range i, which
+ * ends where range i+1 starts (the last at length). Returns the count.
+ */
+unsigned fetch_seg_split(uint64_t length, unsigned want, uint64_t min_size,
+    uint64_t starts[FETCH_SEGMENTS_MAX]);
+
+/*
+ * How far segment slot (of a split whose range starts at start) got, as
+ * recorded in the .segs file of the .part whose inode is ino: the offset
+ * of its next byte, or start when nothing valid is recorded. fd: the .segs
+ * file. Exposed for the tests; fetch_begin() uses it.
+ */
+uint64_t fetch_seg_resume(int fd, unsigned slot, uint64_t ino,
+    uint64_t start, uint64_t end);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);

@@ -328,6 +328,33 @@ job_next_field(const unsigned char *s, size_t len, size_t *pos, size_t *tok)
 }
 
 /*
+ * segments=N: how many ranges of the file are fetched at once, a plain
+ * decimal 1..JOB_SEGMENTS_MAX. seen: bit 2 once given. 0, or -1 with err.
+ */
+static int
+job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
+    char *err, size_t errlen)
+{
+	int n = 0;
+	size_t i;
+
+	if (*seen & 4) {
+		job_err(err, errlen, "duplicate field 'segments'");
+		return -1;
+	}
+	*seen |= 4;
+	for (i = 0; i < len && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (v[i] - '0');
+	if (len == 0 || i != len || n < 1 || n > JOB_SEGMENTS_MAX) {
+		job_err(err, errlen, "segments must be a number from 1 to %d",
+		    JOB_SEGMENTS_MAX);
+		return -1;
+	}
+	e->segments = n;
+	return 0;
+}
+
+/*
  * One key=value field f (flen bytes) into e. seen: bit 0 once out= was
  * given, bit 1 once sha256= was. 0, or -1 with err set.
  */
@@ -370,6 +397,9 @@ job_parse_field(const char *f, size_t flen, struct job_entry *e, int *seen,
 		e->has_sha256 = 1;
 		return 0;
 	}
+	if (klen == 8 && memcmp(f, "segments", 8) == 0)
+		return job_parse_segments(val, flen - klen - 1, e, seen, err,
+		    errlen);
 	job_err(err, errlen, "unknown field '%.*s'",
 	    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen), f);
 	return -1;

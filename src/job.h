@@ -29,7 +29,13 @@ struct job_entry {
 	char *out;                  /* relative path, or NULL: derive from URL */
 	int has_sha256;
 	unsigned char sha256[32];
+
+	/* Segmented download: segments=N (1..JOB_SEGMENTS_MAX); 0 when the
+	 * line does not say (the config's http.segments then). */
+	int segments;
 };
+
+#define JOB_SEGMENTS_MAX 16     /* segments= at most (fetch.h's bound) */
 
 void job_entry_free(struct job_entry *e); /* frees the members, not e */
 
@@ -38,8 +44,9 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
- * URL are key=value, known keys out= and sha256=, each at most once; out=
- * must pass job_out_valid(); sha256= is 64 hex digits.
+ * URL are key=value, known keys out=, sha256= and segments=, each at most
+ * once; out= must pass job_out_valid(); sha256= is 64 hex digits;
+ * segments= a decimal 1..JOB_SEGMENTS_MAX.
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);

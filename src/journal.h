@@ -5,6 +5,12 @@
  *	"C\t<index>\t<name>\n"  URL <index> reserved output name <name>
  *	"R\t<index>\t<row>"    URL <index> finished ahead of its turn
  *	                        (<row> as result.h formats it, with '\n')
+ *	"S\t<index>\t<length>\t<start>,<start>,...\t<etag>\t<date>\n"
+ *	                        URL <index> is fetched as ranges starting at
+ *	                        those bytes of a resource of <length> bytes
+ *	                        with that ETag and Last-Modified date (each
+ *	                        "" when unknown); "S\t<index>\t-\n": it is
+ *	                        fetched as one stream again
  *
  * Writing goes through a spool_log (buffered, whole lines). Reading back is
  * pure and works on buffers: complete lines only, anything that is not a
@@ -16,6 +22,7 @@
 
 #include <stddef.h>
 
+#include "fetch.h"
 #include "spool.h"
 
 struct journal;
@@ -32,6 +39,20 @@ int journal_claim(struct journal *jr, size_t index, const char *name)
 int journal_result(struct journal *jr, size_t index, const char *row,
     size_t len) __attribute__((warn_unused_result));
 
+/* How a segmented URL was split: n ranges (0: fetched as one stream
+ * after all), starts[i] the first byte of range i, meta the resource's
+ * length and validators (ranges set). */
+struct journal_split {
+	unsigned n;
+	uint64_t starts[FETCH_SEGMENTS_MAX];
+	struct fetch_meta meta;
+};
+
+/* Record URL index's split (sp->n 0: one stream from now on). A validator
+ * holding a tab or a newline is recorded as unknown. 0 or -1. */
+int journal_split(struct journal *jr, size_t index,
+    const struct journal_split *sp) __attribute__((warn_unused_result));
+
 /* Write out what was appended. 0 or -1. */
 int journal_flush(struct journal *jr) __attribute__((warn_unused_result));
 
@@ -40,6 +61,7 @@ struct journal_rec {
 	size_t index;
 	char *name;             /* the name it reserved, or NULL */
 	char *row;              /* its result row with '\n', or NULL */
+	struct journal_split *split;    /* its last split, or NULL */
 };
 
 struct journal_recovery;
