@@ -403,6 +403,37 @@ START_TEST(test_bad_fields)
 }
 END_TEST
 
+/* segments=N: 1..16, once. */
+START_TEST(test_segments_field)
+{
+	struct job_entry e;
+	char err[256];
+
+	ck_assert_int_eq(job_parse_line("https://h/x", 11, 1, &e, err,
+	    sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 0);
+	job_entry_free(&e);
+	ck_assert_int_eq(job_parse_line("https://h/x segments=1 out=a", 28, 1,
+	    &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 1);
+	job_entry_free(&e);
+	ck_assert_int_eq(job_parse_line("https://h/x segments=16", 23, 1, &e,
+	    err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 16);
+	job_entry_free(&e);
+	reject_s("https://h/x segments=0", "segments must be a number from "
+	    "1 to 16");
+	reject_s("https://h/x segments=17", "from 1 to 16");
+	reject_s("https://h/x segments=", "from 1 to 16");
+	reject_s("https://h/x segments=4x", "from 1 to 16");
+	reject_s("https://h/x segments=+4", "from 1 to 16");
+	reject_s("https://h/x segments=0004", "from 1 to 16");
+	reject_s("https://h/x segments=99999999999", "from 1 to 16");
+	reject_s("https://h/x segments=2 segments=2",
+	    "duplicate field 'segments'");
+}
+END_TEST
+
 START_TEST(test_control_bytes)
 {
 	char *s;
@@ -909,6 +940,7 @@ job_suite(void)
 	tcase_add_test(tc, test_entry_fields);
 	tcase_add_test(tc, test_bad_sha);
 	tcase_add_test(tc, test_bad_fields);
+	tcase_add_test(tc, test_segments_field);
 	tcase_add_test(tc, test_control_bytes);
 	tcase_add_test(tc, test_no_secret_in_errors);
 	suite_add_tcase(s, tc);
