@@ -236,6 +236,14 @@ void fetch_set_error(struct transfer *t, enum fetch_outcome outcome,
  * made), resume from its size with Range, the progress callback that
  * honours t->cancelled. share may be NULL. 0, or -1 with the failure filled
  * in as for fetch_finish() (then do not call fetch_finish).
+ *
+ * By t->mode: a FETCH_PROBE makes no file and asks with HEAD; a
+ * FETCH_SEGMENT opens the shared .part without truncating it, resumes
+ * from its slot in name.part.segs and asks for the rest of its range (a
+ * segment found complete returns -1 with t->outcome FETCH_OK); a
+ * FETCH_VERIFY sends nothing: it checks the .part's length against
+ * t->expect and its sha256, renames it and removes the .segs, all here,
+ * and returns -1 with the outcome set (FETCH_OK when published).
  */
 int fetch_begin(struct transfer *t, CURL *easy, CURLSH *share);
 
