@@ -1856,8 +1856,11 @@ seg_cause(struct transfer *t, struct fetch_state *s)
 		    "again as one stream", s->resp.cr_total, t->expect.length);
 		return 1;
 	case CAUSE_RANGE:
-		fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
-		    "server sent the wrong range");
+		/* A server that said it serves ranges and does not serve
+		 * them right: one stream is what it can do. */
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "server sent another range than asked; fetching it as "
+		    "one stream");
 		return 1;
 	default:
 		return 0;

@@ -13,8 +13,9 @@ held at the kill, without a second probe; a server without ranges gets
 one stream; a short file gets fewer segments; segments= on a line wins
 over the config; sha256 verified (a wrong one fails the URL and leaves no
 .part or .segs); per_host caps segments too; a resource that changes
-between the probe and the segments (If-Range answered with a 200) is
-fetched again as one stream.
+between the probe and the segments (If-Range answered with a 200), or a
+server that sends another range than asked, gets the URL fetched again as
+one stream.
 """
 
 import hashlib
@@ -197,6 +198,22 @@ class SegmentsTest(FetchdTestCase):
         last = log[-1]
         self.assertEqual((last["method"], last["range"], last["status"]),
                          ("GET", None, 200))
+
+    def test_wrong_range_one_stream(self):
+        size = 1 * MIB
+        # The third request (a segment) gets a range 100 bytes later than
+        # it asked for: the URL is fetched again as one stream.
+        url = self.url("shifted.bin", size=size, cr_shift=100, cr_on=3)
+        key = self.key_of(url)
+        self.drop_job("j", [url])
+        state, rows = self.wait_done("j")
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", nbytes=size)
+        self.file_matches(os.path.join(self.job_dir("j"), "shifted.bin"),
+                          size)
+        last = self.server.requests_for(key)[-1]
+        self.assertEqual((last["range"], last["status"]), (None, 200))
+        self.assertEqual(self.job_files("j"), {"shifted.bin"})
 
     def slots(self, path, n):
         """(start, next) of each of n slots of a .segs file."""
