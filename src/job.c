@@ -329,8 +329,10 @@ job_next_field(const unsigned char *s, size_t len, size_t *pos, size_t *tok)
 
 /*
  * segments=N: how many ranges of the file are fetched at once, a plain
- * decimal 1..JOB_SEGMENTS_MAX. seen: bit 2 once given. 0, or -1 with err.
+ * decimal 1..JOB_SEGMENTS_MAX. seen: JOB_SEEN_SEGMENTS once given. 0, or
+ * -1 with err.
  */
+#define JOB_SEEN_SEGMENTS 8
 static int
 job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
     char *err, size_t errlen)
@@ -338,11 +340,11 @@ job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
 	int n = 0;
 	size_t i;
 
-	if (*seen & 4) {
+	if (*seen & JOB_SEEN_SEGMENTS) {
 		job_err(err, errlen, "duplicate field 'segments'");
 		return -1;
 	}
-	*seen |= 4;
+	*seen |= JOB_SEEN_SEGMENTS;
 	for (i = 0; i < len && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
 		n = n * 10 + (v[i] - '0');
 	if (len == 0 || i != len || n < 1 || n > JOB_SEGMENTS_MAX) {
