@@ -1764,9 +1764,12 @@ seg_verify(struct transfer *t, struct fetch_state *s)
 	fd = s->fd;
 	s->fd = -1;
 	close(fd);
+	/* The .segs goes first: a crash between the two then leaves a
+	 * complete .part that a restart fetches again, rather than a .segs
+	 * nothing would ever remove next to the published file. */
+	(void)unlinkat(s->dirfd, s->segs, 0);
 	if (publish(t, s, &st) == -1)
 		return;
-	(void)unlinkat(s->dirfd, s->segs, 0);
 	t->size = (uint64_t)st.st_size;
 	t->http_status = 200;
 }

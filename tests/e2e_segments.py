@@ -7,7 +7,8 @@ tests/httpd.py on 127.0.0.1, under the engine FETCHD_MODEL names.
     FETCHD=src/fetchd FETCHD_MODEL=event python3 tests/e2e_segments.py -v
 
 Covered: a 200 MiB file in 4 ranges is byte-exact, fetched as a probe
-(HEAD) and 4 ranged GETs, one result row; a kill -9 mid-download and a
+(HEAD) and 4 ranged GETs, one result row; a segment reset mid-way is retried alone from the byte
+it got to, and the row counts its attempts; a kill -9 mid-download and a
 restart resume every segment from the offset its slot in NAME.part.segs
 held at the kill, without a second probe; a server without ranges gets
 one stream; a short file gets fewer segments; segments= on a line wins
@@ -198,6 +199,30 @@ class SegmentsTest(FetchdTestCase):
         last = log[-1]
         self.assertEqual((last["method"], last["range"], last["status"]),
                          ("GET", None, 200))
+
+    def test_segment_retried(self):
+        size = 1 * MIB
+        # The second request (the first segment the server sees) is reset
+        # after 10000 bytes: that segment alone is retried, from where it
+        # got, and the row counts its 2 attempts.
+        url = self.url("flaky.bin", size=size, reset=10000, faults=2)
+        key = self.key_of(url)
+        self.drop_job("j", [url])
+        state, rows = self.wait_done("j")
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", nbytes=size, attempts=2)
+        self.file_matches(os.path.join(self.job_dir("j"), "flaky.bin"), size)
+        log = self.server.requests_for(key)
+        self.assertEqual(len(log), 6, log)
+        first = min((r for r in log if r["range"]), key=lambda r: r["n"])
+        again = [r for r in log[1:] if r["range"] and
+                 RANGE_RE.match(r["range"]).group(2) ==
+                 RANGE_RE.match(first["range"]).group(2)]
+        self.assertEqual(len(again), 2, log)
+        start0 = int(RANGE_RE.match(first["range"]).group(1))
+        start1 = int(RANGE_RE.match(again[1]["range"]).group(1))
+        self.assertGreater(start1, start0)
+        self.assertLessEqual(start1, start0 + 10000)
 
     def test_wrong_range_one_stream(self):
         size = 1 * MIB
