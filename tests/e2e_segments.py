@@ -16,13 +16,15 @@ over the config; sha256 verified (a wrong one fails the URL and leaves no
 .part or .segs); per_host caps segments too; a resource that changes
 between the probe and the segments (If-Range answered with a 200), or a
 server that sends another range than asked, gets the URL fetched again as
-one stream.
+one stream; a job cancelled mid-download fails with one "cancelled" row
+and leaves no .part or .segs.
 """
 
 import hashlib
 import os
 import re
 import struct
+import subprocess
 import sys
 import time
 import unittest
@@ -223,6 +225,24 @@ class SegmentsTest(FetchdTestCase):
         start1 = int(RANGE_RE.match(again[1]["range"]).group(1))
         self.assertGreater(start1, start0)
         self.assertLessEqual(start1, start0 + 10000)
+
+    def test_cancel_mid_download(self):
+        if not ft.FETCHCTL:
+            self.skipTest("FETCHCTL is not set")
+        size = 4 * MIB
+        url = self.url("cancelled.bin", size=size, drip=256 * 1024)
+        self.drop_job("j", [url])
+        part = os.path.join(self.job_dir("j"), "cancelled.bin.part")
+        self.wait_file_size(part + ".segs", 4 * SLOT, timeout=30)
+        p = subprocess.run([ft.FETCHCTL, "-s", self.daemon.socket, "cancel",
+                            "j"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        state, rows = self.wait_done("j")
+        self.assertEqual(state, "failed")
+        self.assertEqual(len(rows), 1)
+        self.assert_row(rows[0], "failed")
+        self.assertIn("cancelled", rows[0].error_text)
+        self.assertEqual(self.job_files("j"), set())
 
     def test_wrong_range_one_stream(self):
         size = 1 * MIB
