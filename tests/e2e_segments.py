@@ -10,7 +10,7 @@ Covered: a 200 MiB file in 4 ranges is byte-exact, fetched as a probe
 (HEAD) and 4 ranged GETs, one result row; a segment reset mid-way is retried alone from the byte
 it got to, and the row counts its attempts; a kill -9 mid-download and a
 restart resume every segment from the offset its slot in NAME.part.segs
-held at the kill, without a second probe; a server without ranges gets
+held at the kill, without a second probe (and so does a stop and start); a server without ranges gets
 one stream; a short file gets fewer segments; segments= on a line wins
 over the config; sha256 verified (a wrong one fails the URL and leaves no
 .part or .segs); per_host caps segments too; a resource that changes
@@ -243,6 +243,31 @@ class SegmentsTest(FetchdTestCase):
         self.assert_row(rows[0], "failed")
         self.assertIn("cancelled", rows[0].error_text)
         self.assertEqual(self.job_files("j"), set())
+
+    @config(daemon={"shutdown_grace": 0})
+    def test_stop_and_start_resumes(self):
+        size = 4 * MIB
+        url = self.url("stopped.bin", size=size, drip=512 * 1024)
+        key = self.key_of(url)
+        self.drop_job("j", [url])
+        segs = os.path.join(self.job_dir("j"), "stopped.bin.part.segs")
+        self.wait_file_size(segs, 4 * SLOT, timeout=30)
+        self.assertEqual(self.daemon.stop(), 0)
+        t_stop = time.time()
+        held = self.slots(segs, 4)
+        self.daemon.start()
+        state, rows = self.wait_done("j", timeout=60)
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", nbytes=size)
+        self.file_matches(os.path.join(self.job_dir("j"), "stopped.bin"),
+                          size)
+        after = [r for r in self.server.requests_for(key)
+                 if r["time"] > t_stop]
+        self.assertNotIn("HEAD", [r["method"] for r in after])
+        ends = split(size, 4)[1:] + [size]
+        self.assertEqual(sorted(ranged_gets(after, key)),
+                         [(nxt, e - 1) for (s, nxt), e in zip(held, ends)
+                          if nxt < e])
 
     def test_wrong_range_one_stream(self):
         size = 1 * MIB
