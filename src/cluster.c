@@ -721,6 +721,10 @@ out_add(struct cluster *c, struct out *o)
 		argv[n++] = "s";
 		argv[n++] = hex;
 	}
+	if (t->headers != NULL) {
+		argv[n++] = "h";
+		argv[n++] = t->headers;
+	}
 	o->id[0] = '\0';
 	if (rc_send(&c->rc[RC_CMD], on_added, ref, n, argv, NULL, 0) == -1) {
 		free(ref->job);
@@ -1374,6 +1378,10 @@ entry_transfer(struct cluster *c, struct fent *fe, const redisReply *f,
 	if (job_entry_fields(reply_field(f, "u"), reply_field(f, "n"),
 	    reply_field(f, "s"), &e, err, errlen) == -1)
 		return NULL;
+	if (job_entry_headers(reply_field(f, "h"), &e, err, errlen) == -1) {
+		job_entry_free(&e);
+		return NULL;
+	}
 	snprintf(dir, sizeof(dir), "%s/%s", c->download_dir, job);
 	if ((t = fetch_transfer_new(e.url, e.host, dir, e.out)) == NULL ||
 	    (t->part_tag = strdup(c->me)) == NULL) {
@@ -1384,6 +1392,8 @@ entry_transfer(struct cluster *c, struct fent *fe, const redisReply *f,
 	}
 	t->has_sha256 = e.has_sha256;
 	memcpy(t->sha256, e.sha256, sizeof(t->sha256));
+	t->headers = e.headers;     /* moved */
+	e.headers = NULL;
 	job_entry_free(&e);
 	t->attempt = (int)field_long(f, "a", 1, 1000, 1);
 	t->params = c->params;

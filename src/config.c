@@ -21,6 +21,7 @@
 
 #include <ini.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -138,6 +139,18 @@ static const struct config_option opt_table[] = {
     {"http", "ca_file", CONF_STR, OFF(ca_file), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"CA bundle for certificate checks; empty = libcurl's default."},
+    {"http", "no_proxy", CONF_STR, OFF(no_proxy), 0, CONFIG_PROXY_MAX - 1,
+	"", LIVE(JOBS),
+	"Hosts reached without the proxy, comma-separated; * = all."},
+    {"http", "proxy_ca_file", CONF_STR, OFF(proxy_ca_file), 0,
+	CONFIG_PROXY_MAX - 1, "", LIVE(JOBS),
+	"CA bundle for an https:// proxy's certificate; empty = default."},
+    {"http", "netrc_file", CONF_STR, OFF(netrc_file), 0,
+	CONFIG_PROXY_MAX - 1, "", LIVE(JOBS),
+	"netrc file with credentials per host (absolute); empty = none."},
+    {"http", "deny", CONF_STR, OFF(deny), 0, CONFIG_PROXY_MAX - 1, "",
+	LIVE(JOBS),
+	"Address ranges (CIDR) never connected to; empty = none."},
     {"http", "segments", CONF_INT, OFF(segments), 1, 16, "1", LIVE(JOBS),
 	"Ranges of one file fetched at once (a line's segments= wins)."},
     {"http", "segment_min_size", CONF_SIZE, OFF(segment_min_size), 1,
@@ -398,6 +411,26 @@ valid_hook_url(const char *s)
 	return 1;
 }
 
+/* http.deny: a list of ranges cidr.c can read. */
+static int
+check_deny(const struct config_option *opt, const char *s, char *msg,
+    size_t msglen)
+{
+	struct cidr_list *l;
+	char err[CIDR_ERR_MAX];
+	int rv;
+
+	if ((l = malloc(sizeof(*l))) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	rv = cidr_list_parse(s, l, err, sizeof(err));
+	free(l);
+	if (rv == -1)
+		snprintf(msg, msglen, "%s.%s: %s", opt->section, opt->key, err);
+	return rv;
+}
+
 /*
  * Checks on a string beyond its length that belong to one option: the
  * daemon's directories and socket must not depend on its working directory.
@@ -414,7 +447,8 @@ check_string(
 		    opt->key, s);
 		return -1;
 	}
-	if (opt_is(opt, OFF(on_job_done)) && s[0] != '\0' && s[0] != '/') {
+	if ((opt_is(opt, OFF(on_job_done)) || opt_is(opt, OFF(netrc_file))) &&
+	    s[0] != '\0' && s[0] != '/') {
 		snprintf(msg, msglen,
 		    "%s.%s: \"%.64s\" is not an absolute path", opt->section,
 		    opt->key, s);
@@ -428,6 +462,8 @@ check_string(
 		    opt->key);
 		return -1;
 	}
+	if (opt_is(opt, OFF(deny)) && check_deny(opt, s, msg, msglen) == -1)
+		return -1;
 	if (opt_is(opt, OFF(metrics_listen)) && s[0] != '\0' &&
 	    !valid_listen(s)) {
 		snprintf(msg, msglen,

@@ -15,7 +15,8 @@
 /* Longest values of the string options a transfer copies (bytes with the
  * NUL): the table's bounds, and the size of struct fetch_params' arrays. */
 #define CONFIG_UA_MAX 256       /* http.user_agent */
-#define CONFIG_PROXY_MAX 1024   /* http.proxy, http.ca_file */
+#define CONFIG_PROXY_MAX 1024   /* http.proxy, http.ca_file, no_proxy,
+                                   proxy_ca_file, netrc_file, deny */
 
 /* Plain values only, so that a struct config can be copied field by field
  * and struct fetch_params (fetch.h) can be cut from it. Strings are owned by
@@ -58,6 +59,11 @@ struct config {
 	char *proxy;             /* "" = none */
 	int verify_tls;          /* 1: verify peer and host (default) */
 	char *ca_file;           /* "" = libcurl's default bundle */
+	/* Where transfers may go and how they get there. */
+	char *no_proxy;          /* "" = every host through the proxy */
+	char *proxy_ca_file;     /* "" = libcurl's default bundle */
+	char *netrc_file;        /* "" = no credentials from a netrc */
+	char *deny;              /* CIDR ranges never connected to (cidr.h) */
 	long segments;           /* ranges of one file at once, 1..16 */
 	long long segment_min_size; /* bytes per range at least */
 

@@ -26,6 +26,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "cidr.h"
 #include "fetch.h"
 #include "util.h"
 
@@ -71,7 +74,8 @@ struct fetch_state {
 	uint64_t offset;        /* bytes in name.part now */
 	uint64_t resume_from;   /* offset asked for with Range */
 	char range[32];         /* "N-" for CURLOPT_RANGE */
-	struct curl_slist *headers;     /* CURLOPT_HTTPHEADER, or NULL */
+	struct curl_slist *headers;     /* CURLOPT_HTTPHEADER: If-Range, then
+	                                   t->headers; NULL when none */
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
@@ -81,6 +85,12 @@ struct fetch_state {
 	enum fetch_cause cause;
 	int cause_errno;
 	int sock_errno;         /* socket() failed with it (open_socket_cb) */
+
+	/* Where the transfer may go (setup_net). */
+	struct cidr_list *deny;         /* NULL when http.deny is empty */
+	int denied;                     /* an address of this hop was denied */
+	int tried_allowed;              /* one of this hop was not */
+	char denied_addr[INET6_ADDRSTRLEN];
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* Segments (FETCH_SEGMENT, FETCH_VERIFY): name.part.segs. */
@@ -89,8 +99,7 @@ struct fetch_state {
 	char *segs;             /* s->part + ".segs" */
 };
 
-static int seg_begin(struct transfer *, struct fetch_state *, CURL *,
-    CURLSH *);
+static int seg_begin(struct transfer *, struct fetch_state *);
 static int seg_response_start(struct fetch_state *);
 static int seg_slot_write(struct fetch_state *);
 static int seg_range(struct fetch_state *);
@@ -111,6 +120,7 @@ static const char *const errkind_names[FERR__COUNT] = {
 	[FERR_CHECKSUM] = "checksum",
 	[FERR_OTHER] = "other",
 	[FERR_RESOURCE] = "resource",
+	[FERR_DENIED] = "denied",
 	[FERR_SEGMENT] = "segment",
 };
 
@@ -166,6 +176,10 @@ fetch_params_from_config(struct fetch_params *p, const struct config *c)
 	copy_str(p->user_agent, sizeof(p->user_agent), c->user_agent);
 	copy_str(p->proxy, sizeof(p->proxy), c->proxy);
 	copy_str(p->ca_file, sizeof(p->ca_file), c->ca_file);
+	copy_str(p->no_proxy, sizeof(p->no_proxy), c->no_proxy);
+	copy_str(p->proxy_ca_file, sizeof(p->proxy_ca_file), c->proxy_ca_file);
+	copy_str(p->netrc_file, sizeof(p->netrc_file), c->netrc_file);
+	copy_str(p->deny, sizeof(p->deny), c->deny);
 }
 
 /* The thread-safe strerror (GNU strerror_r: _GNU_SOURCE is always set). */
@@ -444,6 +458,7 @@ state_free(struct fetch_state *s)
 	curl_slist_free_all(s->headers);
 	free(s->base);
 	free(s->part);
+	free(s->deny);
 	free(s);
 }
 
@@ -854,6 +869,60 @@ part_replace(struct transfer *t, struct fetch_state *s, int acc,
 }
 
 /*
+ * http.deny, on the address a connection is about to be made to: after
+ * name resolution, for every address tried and after every redirect (a
+ * proxy's address, when there is one). 1 when refused, with the address
+ * kept for the error. A hop (the connection for one request, ended by
+ * prereq_cb) that also tried an allowed address and could not connect
+ * failed to connect, not for the policy: a name may resolve to both.
+ */
+static int
+deny_address(struct fetch_state *s, const struct sockaddr *sa)
+{
+	const void *in;
+
+	if (s->deny == NULL)
+		return 0;
+	if (!cidr_list_match(s->deny, sa)) {
+		s->tried_allowed = 1;
+		return 0;
+	}
+	s->denied = 1;
+	in = sa->sa_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)sa)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (inet_ntop(sa->sa_family, in, s->denied_addr,
+	    sizeof(s->denied_addr)) == NULL)
+		s->denied_addr[0] = '\0';
+	return 1;
+}
+
+/*
+ * Before each request, on the connection it goes out on, new or reused:
+ * a connection kept from before a reload that changed http.deny is
+ * refused too. New ones were checked by open_socket_cb already.
+ */
+static int
+prereq_cb(void *arg, char *primary_ip, char *local_ip, int primary_port,
+    int local_port)
+{
+	struct fetch_state *s = arg;
+
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	if (s->deny == NULL || primary_ip == NULL ||
+	    !cidr_list_match_text(s->deny, primary_ip)) {
+		s->denied = 0;      /* connected: the next hop starts afresh */
+		s->tried_allowed = 0;
+		return CURL_PREREQFUNC_OK;
+	}
+	s->denied = 1;
+	snprintf(s->denied_addr, sizeof(s->denied_addr), "%s", primary_ip);
+	return CURL_PREREQFUNC_ABORT;
+}
+
+/*
  * libcurl's socket(), keeping its errno: libcurl reports a socket() that
  * failed for want of descriptors as a failed connect, which would count
  * against the URL's retries (finish_curl).
@@ -865,6 +934,8 @@ open_socket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	int fd;
 
 	(void)purpose;
+	if (deny_address(s, &a->addr))
+		return CURL_SOCKET_BAD;
 	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	s->sock_errno = fd == -1 ? errno : 0;
 	return fd == -1 ? CURL_SOCKET_BAD : fd;
@@ -1021,6 +1092,8 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	SETOPT(CURLOPT_NOPROGRESS, 0L);
 	/* CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: libcurl fails
 	 * a resume answered by a 200 itself, where we want to start over. */
+	if (t->mode == FETCH_PROBE)
+		SETOPT(CURLOPT_NOBODY, 1L);
 	if (t->mode == FETCH_SEGMENT) {
 		if (seg_range(s) == -1) {
 			rc = CURLE_OUT_OF_MEMORY;
@@ -1035,8 +1108,84 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 			goto optfail;
 		}
 	}
+	return 0;
+optfail:
+	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
+	    FERR_OTHER, "curl setup: %s", curl_easy_strerror(rc));
+	return -1;
+}
+
+/* t->headers, one "Name: value" a line, as libcurl's list; an empty value
+ * is written "Name;", libcurl's form for sending it empty. 0 or -1. */
+static int
+header_list(struct transfer *t, struct fetch_state *s)
+{
+	const char *p = t->headers, *nl;
+	struct curl_slist *n;
+	char *line;
+	size_t len;
+
+	for (; p != NULL && *p != '\0'; p = nl != NULL ? nl + 1 : NULL) {
+		nl = strchr(p, '\n');
+		len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if (len == 0)
+			continue;
+		if ((line = strndup(p, len)) == NULL)
+			return -1;
+		if (line[len - 1] == ':')
+			line[len - 1] = ';';
+		n = curl_slist_append(s->headers, line);
+		free(line);
+		if (n == NULL)
+			return -1;
+		s->headers = n;
+	}
+	return 0;
+}
+
+/*
+ * The options of where a transfer goes and what it says: no_proxy, the
+ * proxy's CA, credentials from a netrc, the job line's headers and the
+ * deny list. Headers go to the server only, never to a proxy
+ * (CURLHEADER_SEPARATE), and libcurl keeps Authorization and Cookie, like
+ * its own credentials, to the first host (UNRESTRICTED_AUTH off).
+ */
+static int
+setup_net(struct transfer *t, struct fetch_state *s, CURL *easy)
+{
+	const struct fetch_params *p = &t->params;
+	char err[CIDR_ERR_MAX];
+	CURLcode rc;
+
+	/* Always set, as the proxy: the environment never decides. */
+	SETOPT(CURLOPT_NOPROXY, p->no_proxy);
+	if (p->proxy_ca_file[0] != '\0')
+		SETOPT(CURLOPT_PROXY_CAINFO, p->proxy_ca_file);
+	if (p->netrc_file[0] != '\0') {
+		SETOPT(CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		SETOPT(CURLOPT_NETRC_FILE, p->netrc_file);
+	}
+	SETOPT(CURLOPT_UNRESTRICTED_AUTH, 0L);
+	SETOPT(CURLOPT_HEADEROPT, CURLHEADER_SEPARATE);
+	if (header_list(t, s) == -1) {
+		rc = CURLE_OUT_OF_MEMORY;
+		goto optfail;
+	}
+	/* The one list of this attempt's headers (If-Range is in it). */
 	if (s->headers != NULL)
 		SETOPT(CURLOPT_HTTPHEADER, s->headers);
+	if (p->deny[0] == '\0')
+		return 0;
+	if ((s->deny = malloc(sizeof(*s->deny))) == NULL) {
+		rc = CURLE_OUT_OF_MEMORY;
+		goto optfail;
+	}
+	if (cidr_list_parse(p->deny, s->deny, err, sizeof(err)) == -1) {
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER, "http.deny: %s", err);
+		return -1;
+	}
+	SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
+	SETOPT(CURLOPT_PREREQDATA, (void *)s);
 	return 0;
 optfail:
 	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
@@ -1081,10 +1230,9 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 		goto fail;
 	}
 	if (t->mode != FETCH_WHOLE) {
-		if (seg_begin(t, s, easy, share) == -1)
+		if (seg_begin(t, s) == -1)
 			goto fail;
-		t->state = s;
-		return 0;
+		goto setup;
 	}
 	if (open_part(t, s) == -1 && open_part_again(t, s) == -1)
 		goto fail;
@@ -1098,7 +1246,9 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 			goto fail;
 	}
 	s->resume_from = s->offset;
-	if (setup_easy(t, s, easy, share) == -1)
+setup:
+	if (setup_easy(t, s, easy, share) == -1 ||
+	    setup_net(t, s, easy) == -1)
 		goto fail;
 	/* A callback and its argument: these cannot fail. */
 	(void)curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
@@ -1360,6 +1510,13 @@ finish_curl(struct transfer *t, struct fetch_state *s, CURLcode res)
 	const char *msg = s->errbuf[0] != '\0' ? s->errbuf :
 	    curl_easy_strerror(res);
 
+	if (s->denied && ((res == CURLE_COULDNT_CONNECT && !s->tried_allowed) ||
+	    res == CURLE_ABORTED_BY_CALLBACK)) {
+		fetch_set_error(t, FETCH_FAIL, FERR_DENIED,
+		    "destination not allowed: %s is in http.deny",
+		    s->denied_addr[0] != '\0' ? s->denied_addr : "the address");
+		return;
+	}
 	switch (res) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -1774,23 +1931,21 @@ seg_verify(struct transfer *t, struct fetch_state *s)
 	t->http_status = 200;
 }
 
-/* fetch_begin() of a transfer that is not FETCH_WHOLE. 0 to perform; -1
- * when it ended here (a failure, a segment already complete, a verify). */
+/* fetch_begin() of a transfer that is not FETCH_WHOLE, before the easy
+ * handle is set up as for any transfer (setup_easy() asks a probe with
+ * HEAD and a segment for its range). 0 to perform; -1 when it ended here
+ * (a failure, a segment already complete, a verify). */
 static int
-seg_begin(struct transfer *t, struct fetch_state *s, CURL *easy,
-    CURLSH *share)
+seg_begin(struct transfer *t, struct fetch_state *s)
 {
 	switch (t->mode) {
 	case FETCH_PROBE:
-		if (setup_easy(t, s, easy, share) == -1)
-			return -1;
-		(void)curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 		return 0;
 	case FETCH_SEGMENT:
 		if (seg_open(t, s) == -1)
 			return -1;
 		s->resume_from = s->offset;
-		return setup_easy(t, s, easy, share);
+		return 0;
 	case FETCH_VERIFY:
 		seg_verify(t, s);
 		return -1;
@@ -1937,5 +2092,18 @@ fetch_transfer_free(struct transfer *t)
 	free(t->name);
 	free(t->part_tag);
 	free(t->node);
+	free(t->headers);
 	free(t);
+}
+
+int
+fetch_transfer_set_headers(struct transfer *t, const char *headers)
+{
+	char *copy = NULL;
+
+	if (headers != NULL && (copy = strdup(headers)) == NULL)
+		return -1;
+	free(t->headers);
+	t->headers = copy;
+	return 0;
 }

@@ -45,6 +45,12 @@ struct fetch_params {
 	char user_agent[CONFIG_UA_MAX];
 	char proxy[CONFIG_PROXY_MAX];
 	char ca_file[CONFIG_PROXY_MAX];
+	/* Where a transfer may go and how: [http] no_proxy, proxy_ca_file,
+	 * netrc_file and deny (the CIDR list's text, read by fetch_begin). */
+	char no_proxy[CONFIG_PROXY_MAX];
+	char proxy_ca_file[CONFIG_PROXY_MAX];
+	char netrc_file[CONFIG_PROXY_MAX];
+	char deny[CONFIG_PROXY_MAX];
 };
 
 void fetch_params_from_config(struct fetch_params *p, const struct config *c);
@@ -69,6 +75,8 @@ enum fetch_errkind {
 	FERR_OTHER,
 	FERR_RESOURCE,  /* out of descriptors here (EMFILE, ENFILE): always
 	                   retried, not counted against http.retries */
+	FERR_DENIED,    /* the address to connect to is in http.deny:
+	                   permanent */
 	FERR_SEGMENT,   /* a segment's range was not served as asked for the
 	                   resource it was split from (a 200, another
 	                   length): the URL starts again as one stream */
@@ -145,6 +153,9 @@ struct transfer {
 	char *node;             /* cluster mode: the node that fetched it, as
 	                           its result said; NULL otherwise */
 
+	/* The request headers of the job line (header=, job.h): "Name: value"
+	 * lines joined by '\n', or NULL. Sent to this transfer only. */
+	char *headers;
 	/* Segmented downloads (set by the owner; the process engine carries
 	 * them, wire.c). */
 	enum fetch_mode mode;
@@ -354,6 +365,10 @@ int fetch_open_dir(const char *dir, int *created);
  * failure. */
 struct transfer *fetch_transfer_new(const char *url, const char *host,
     const char *dir, const char *name);
+/* A copy of headers (NULL: none) into t->headers, replacing any. 0, or -1
+ * when out of memory (t->headers then unchanged). */
+int fetch_transfer_set_headers(struct transfer *t, const char *headers)
+    __attribute__((warn_unused_result));
 void fetch_transfer_free(struct transfer *t);
 
 #endif

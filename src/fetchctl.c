@@ -1,47 +1,47 @@
 /*
  * fetchctl.c: the command-line client of fetchd.
  *
- * Every command but `submit` is one request line on the control socket
+ * Most commands are one request line on the control socket (ctlconn.c)
  * and the JSON replies to it (proto.h), printed for people (`stats
- * --cluster`: the cluster's part alone), passed through untouched with
- * --json, or turned into Prometheus text; the renderings, the commands,
- * their arguments and their usage lines are proto.c's. `submit`
- * needs no daemon: spool_submit() stages each job in spool/tmp, the
- * daemon's own parser validates the staged copy here, and only when every
- * job is good does spool.c rename them into spool/new, so the daemon never
- * sees a partial or malformed job.
+ * --cluster`: the cluster's part alone; `jobs JOB`: jobinfo.c), passed
+ * through untouched with --json, or turned into Prometheus text; the
+ * renderings, the commands, their arguments and their usage lines are
+ * proto.c's. `wait` and `events` follow jobs on a long connection
+ * (follow.c). `submit` needs no daemon: spool_submit() stages each job in
+ * spool/tmp, the daemon's own parser validates the staged copy here, and
+ * only when every job is good does spool.c rename them into spool/new, so
+ * the daemon never sees a partial or malformed job; `submit --wait` then
+ * waits for them as `wait` does.
  *
  * Exit statuses (enum proto_exit): 0 success, 1 the daemon answered with
  * an error (or the command failed otherwise), 2 usage, 3 fetchd is not
  * running, 4 permission denied or another connection failure, 5 `stats
- * --cluster` of a daemon not in cluster mode.
+ * --cluster` of a daemon not in cluster mode, 6 a job waited for ended in
+ * failed/, 7 --timeout passed first.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "config.h"
+#include "ctlconn.h"
+#include "follow.h"
 #include "job.h"
+#include "jobinfo.h"
 #include "log.h"
 #include "proto.h"
 #include "spool.h"
 #include "util.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/fetchd/fetchd.conf"
-#define REPLY_MAX (64 * 1024 * 1024)    /* bytes in one reply line */
 #define REPLY_TIMEOUT_MS 30000
 #define SUBMIT_ERRORS_MAX 10            /* errors shown per job file */
 
@@ -53,12 +53,12 @@ struct ctl {
 	int config_given;
 	const char *name;               /* submit --name */
 	int cluster;                    /* stats --cluster */
+	int wait;                       /* submit --wait */
+	double timeout;                 /* --timeout, 0 when not given */
+	const char *job;                /* events --job */
 	int help;                       /* -h */
 	enum output out;
-	int fd;
-	char *buf;                      /* reply bytes read so far */
-	size_t len, cap;
-	size_t consumed;                /* bytes of the last line returned */
+	struct ctlconn conn;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -76,6 +76,8 @@ usage(FILE *fp)
 	    "commands:\n");
 	for (i = 0; i < PROTO_CMD__COUNT; i++) {
 		cmd = &proto_cmds[i];
+		if (cmd->id == PROTO_CMD_WAIT || cmd->id == PROTO_CMD_EVENTS)
+			continue;       /* fetchctl's forms below */
 		snprintf(word, sizeof(word), "%s%s%s", cmd->name,
 		    cmd->args[0] != '\0' ? " " : "", cmd->args);
 		fprintf(fp, "  %-20s %s\n", word, cmd->help);
@@ -84,25 +86,49 @@ usage(FILE *fp)
 			    "cluster mode: this node, every node, the stream");
 	}
 	fprintf(fp,
-	    "  submit [--name N] FILE... | -\n"
-	    "                       validate and queue jobs (no daemon needed)\n"
+	    "  wait [--timeout S] JOB...\n"
+	    "                       wait until the jobs ended, showing their "
+	    "progress\n"
+	    "  events [--job JOB]   the daemon's events as they happen (--job: "
+	    "until\n"
+	    "                       that job ended)\n"
+	    "  submit [--name N] [--wait [--timeout S]] FILE... | -\n"
+	    "                       validate and queue jobs (no daemon needed; "
+	    "--wait:\n"
+	    "                       then wait for them)\n"
 	    "options:\n"
 	    "  -s socket     the control socket (default: $FETCHD_SOCKET, "
 	    "else the config's)\n"
 	    "  -c config     configuration file (default %s)\n"
 	    "  --json        print the daemon's JSON reply unchanged\n"
 	    "  --prometheus  stats in the Prometheus text format\n"
+	    "  --timeout S   wait at most S seconds\n"
 	    "exit status: 0 ok, 1 the daemon answered with an error, 2 usage,\n"
 	    "  3 fetchd is not running, 4 permission denied or another "
 	    "connection failure,\n"
-	    "  5 stats --cluster and fetchd is not in cluster mode\n",
+	    "  5 stats --cluster and fetchd is not in cluster mode,\n"
+	    "  6 a job waited for ended in failed/, 7 --timeout passed\n",
 	    DEFAULT_CONFIG);
 }
 
 static void
 on_signal(int sig)
 {
-	interrupted = 1;
+	interrupted = sig;
+}
+
+/* SIGINT and SIGTERM end a wait for the daemon (no SA_RESTART: the
+ * poll returns) and set interrupted to the signal's number. */
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 }
 
 /*
@@ -128,216 +154,6 @@ load_config(struct ctl *c, struct config *cfg)
 	if (access(c->config, R_OK) == -1 && errno == EACCES)
 		return PROTO_EXIT_DENIED;
 	return PROTO_EXIT_ERROR;
-}
-
-/*
- * The connection.
- */
-static int
-connect_daemon(struct ctl *c, const char *path)
-{
-	struct sockaddr_un sun;
-	struct group *gr;
-	struct stat sb;
-	int fd, saved;
-
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "fetchctl: socket path %s is too long\n", path);
-		return PROTO_EXIT_USAGE;
-	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		fprintf(stderr, "fetchctl: socket: %s\n", strerror(errno));
-		return PROTO_EXIT_DENIED;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		c->fd = fd;
-		return PROTO_EXIT_OK;
-	}
-	saved = errno;
-	close(fd);
-	switch (saved) {
-	case ENOENT:
-	case ENOTDIR:
-		fprintf(stderr, "fetchd is not running: no socket at %s\n",
-		    path);
-		return PROTO_EXIT_NOT_RUNNING;
-	case ECONNREFUSED:
-		fprintf(stderr, "fetchd is not running: no one listens on "
-		    "%s\n", path);
-		return PROTO_EXIT_NOT_RUNNING;
-	case EACCES:
-	case EPERM:
-		if (stat(path, &sb) == 0 && (gr = getgrgid(sb.st_gid)) != NULL)
-			fprintf(stderr, "fetchctl: permission denied on %s: "
-			    "only root, its owner and the members of group "
-			    "\"%s\" may use it\n", path, gr->gr_name);
-		else
-			fprintf(stderr, "fetchctl: permission denied on %s\n",
-			    path);
-		return PROTO_EXIT_DENIED;
-	default:
-		fprintf(stderr, "fetchctl: cannot connect to %s: %s\n", path,
-		    strerror(saved));
-		return PROTO_EXIT_DENIED;
-	}
-}
-
-static int
-send_request(struct ctl *c, const char *line)
-{
-	size_t off = 0, n = strlen(line);
-	ssize_t w;
-
-	while (off < n) {
-		w = send(c->fd, line + off, n - off, MSG_NOSIGNAL);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1) {
-			/* The daemon may have refused us with a reply
-			 * already on its way: read it rather than guess. */
-			if (errno == EPIPE || errno == ECONNRESET)
-				return 0;
-			fprintf(stderr, "fetchctl: sending to fetchd: %s\n",
-			    strerror(errno));
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* Room in c->buf for another read of 64 KiB. 0, or -1 (said). */
-static int
-reply_room(struct ctl *c)
-{
-	char *nb;
-
-	if (c->len + 65536 + 1 <= c->cap)
-		return 0;
-	if (c->cap >= REPLY_MAX) {
-		fprintf(stderr, "fetchctl: reply longer than %d bytes\n",
-		    REPLY_MAX);
-		return -1;
-	}
-	if ((nb = realloc(c->buf, c->cap * 2 + 65536 + 1)) == NULL) {
-		fprintf(stderr, "fetchctl: out of memory\n");
-		return -1;
-	}
-	c->buf = nb;
-	c->cap = c->cap * 2 + 65536 + 1;
-	return 0;
-}
-
-/* Wait for the daemon to send: 1 when it has, 0 to wait again (a signal
- * came), -1 on error or timeout (said), -2 when interrupted. */
-static int
-wait_reply(const struct ctl *c, int timeout_ms)
-{
-	struct pollfd pfd;
-	int rv;
-
-	pfd.fd = c->fd;
-	pfd.events = POLLIN;
-	rv = poll(&pfd, 1, timeout_ms);
-	if (interrupted)
-		return -2;
-	if (rv == -1 && errno == EINTR)
-		return 0;
-	if (rv == -1) {
-		fprintf(stderr, "fetchctl: poll: %s\n", strerror(errno));
-		return -1;
-	}
-	if (rv == 0) {
-		fprintf(stderr, "fetchctl: no reply from fetchd within %d s\n",
-		    timeout_ms / 1000);
-		return -1;
-	}
-	return 1;
-}
-
-/*
- * Next reply line (NUL-terminated, without the newline) into *line, valid
- * until the next call. 1, 0 at the end of the stream, -1 on error (said),
- * -2 when interrupted.
- */
-static int
-read_line(struct ctl *c, int timeout_ms, char **line)
-{
-	char *nl;
-	ssize_t r;
-	int rv;
-
-	if (c->consumed > 0) {
-		memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
-		c->len -= c->consumed;
-		c->consumed = 0;
-	}
-	for (;;) {
-		if (c->len > 0 && (nl = memchr(c->buf, '\n', c->len)) != NULL) {
-			*nl = '\0';
-			c->consumed = (size_t)(nl - c->buf) + 1;
-			*line = c->buf;
-			return 1;
-		}
-		if (reply_room(c) == -1)
-			return -1;
-		if ((rv = wait_reply(c, timeout_ms)) == 0)
-			continue;
-		if (rv != 1)
-			return rv;
-		r = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1 && errno == ECONNRESET && c->len == 0)
-			return 0;
-		if (r == -1) {
-			fprintf(stderr, "fetchctl: reading from fetchd: %s\n",
-			    strerror(errno));
-			return -1;
-		}
-		if (r == 0) {
-			if (c->len == 0)
-				return 0;
-			/* A last line without its newline. */
-			c->buf[c->len] = '\0';
-			c->consumed = c->len;
-			*line = c->buf;
-			return 1;
-		}
-		c->len += (size_t)r;
-	}
-}
-
-/*
- * Parse a reply. NULL (said) when it is not JSON. *status is set for an
- * error reply: 4 when the daemon refused us, else 1.
- */
-static json_t *
-parse_reply(const char *line, int *status)
-{
-	json_error_t jerr;
-	const json_t *e;
-	json_t *o;
-
-	*status = PROTO_EXIT_OK;
-	if ((o = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
-	    !json_is_object(o)) {
-		fprintf(stderr, "fetchctl: fetchd sent something that is not "
-		    "a JSON object: %s\n", jerr.text);
-		json_decref(o);
-		*status = PROTO_EXIT_ERROR;
-		return NULL;
-	}
-	if ((e = json_object_get(o, PROTO_KEY_ERROR)) != NULL) {
-		fprintf(stderr, "fetchctl: fetchd: %s\n", json_is_string(e) ?
-		    json_string_value(e) : "error");
-		*status = json_is_true(json_object_get(o, PROTO_KEY_DENIED)) ?
-		    PROTO_EXIT_DENIED : PROTO_EXIT_ERROR;
-	}
-	return o;
 }
 
 /*
@@ -552,7 +368,10 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		}
 		break;
 	case PROTO_CMD_JOBS:
-		print_jobs(o);
+		if (arg != NULL)
+			jobinfo_print(stdout, o);
+		else
+			print_jobs(o);
 		break;
 	case PROTO_CMD_PAUSE:
 		printf("paused: running transfers go on, no new ones start\n");
@@ -575,6 +394,19 @@ print_reply(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 	return PROTO_EXIT_OK;
 }
 
+/* The next reply line within timeout_ms: CTLCONN_LINE, or another
+ * enum ctlconn_read (a timeout said here). */
+static int
+read_reply(struct ctl *c, int timeout_ms, char **line)
+{
+	int rv = ctlconn_read_line(&c->conn, timeout_ms, line);
+
+	if (rv == CTLCONN_TIMEOUT)
+		fprintf(stderr, "fetchctl: no reply from fetchd within %d s\n",
+		    timeout_ms / 1000);
+	return rv;
+}
+
 static int
 run_simple(struct ctl *c, const struct proto_cmd *cmd, const char *arg)
 {
@@ -584,15 +416,15 @@ run_simple(struct ctl *c, const struct proto_cmd *cmd, const char *arg)
 
 	snprintf(req, sizeof(req), "%s%s%s\n", cmd->name,
 	    arg != NULL ? " " : "", arg != NULL ? arg : "");
-	if (send_request(c, req) == -1)
+	if (ctlconn_send(&c->conn, req) == -1)
 		return PROTO_EXIT_DENIED;
-	if ((rv = read_line(c, REPLY_TIMEOUT_MS, &line)) != 1) {
-		if (rv == 0)
+	if ((rv = read_reply(c, REPLY_TIMEOUT_MS, &line)) != CTLCONN_LINE) {
+		if (rv == CTLCONN_EOF)
 			fprintf(stderr, "fetchctl: fetchd closed the connection "
 			    "without a reply\n");
 		return PROTO_EXIT_ERROR;
 	}
-	if ((o = parse_reply(line, &status)) == NULL)
+	if ((o = ctlconn_parse(line, &status)) == NULL)
 		return PROTO_EXIT_ERROR;
 	if (status == PROTO_EXIT_OK)
 		status = print_reply(c, cmd, arg, line, o);
@@ -634,32 +466,26 @@ static int
 run_watch(struct ctl *c, long ms)
 {
 	char req[64], *line;
-	struct sigaction sa;
 	json_t *o;
 	int rv, rc = PROTO_EXIT_OK, tty = isatty(STDOUT_FILENO), first = 1;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: poll returns */
-	sigaction(SIGTERM, &sa, NULL);
-
+	catch_signals();
 	snprintf(req, sizeof(req), "%s %ld\n", proto_cmds[PROTO_CMD_WATCH].name,
 	    ms);
-	if (send_request(c, req) == -1)
+	if (ctlconn_send(&c->conn, req) == -1)
 		return PROTO_EXIT_DENIED;
 	for (;;) {
-		rv = read_line(c, (int)(ms * 3 + 10000), &line);
-		if (rv == -2)
+		rv = read_reply(c, (int)(ms * 3 + 10000), &line);
+		if (rv == CTLCONN_INTR)
 			break;
-		if (rv != 1) {
-			if (rv == 0)
+		if (rv != CTLCONN_LINE) {
+			if (rv == CTLCONN_EOF)
 				fprintf(stderr, "fetchctl: fetchd closed the "
 				    "connection\n");
 			rc = PROTO_EXIT_ERROR;
 			break;
 		}
-		if ((o = parse_reply(line, &rv)) == NULL || rv != 0) {
+		if ((o = ctlconn_parse(line, &rv)) == NULL || rv != 0) {
 			json_decref(o);
 			rc = rv != 0 ? rv : PROTO_EXIT_ERROR;
 			break;
@@ -672,6 +498,79 @@ run_watch(struct ctl *c, long ms)
 			break;
 		}
 	}
+	return rc;
+}
+
+/*
+ * The socket: -s, else $FETCHD_SOCKET, else the one of cfg, which must be
+ * loaded when neither is given.
+ */
+static const char *
+socket_path(const struct ctl *c, const struct config *cfg)
+{
+	const char *env = getenv("FETCHD_SOCKET");
+
+	if (c->socket != NULL)
+		return c->socket;
+	return env != NULL && *env != '\0' ? env : cfg->socket_path;
+}
+
+/* The configuration into cfg when the socket is to come from it. */
+static int
+config_for_socket(struct ctl *c, struct config *cfg)
+{
+	const char *env = getenv("FETCHD_SOCKET");
+
+	if (c->socket != NULL || (env != NULL && *env != '\0'))
+		return PROTO_EXIT_OK;
+	return load_config(c, cfg);
+}
+
+/* The follow_opts of the command line. */
+static void
+follow_opts(const struct ctl *c, const char *sock, struct follow_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->socket = sock;
+	o->timeout = c->timeout;
+	o->tty = isatty(STDOUT_FILENO);
+	o->json = c->out == OUT_JSON;
+	o->job = c->job;
+	o->stop = &interrupted;
+	catch_signals();
+}
+
+/* wait, and submit --wait: the n jobs named, on the socket at sock. */
+static int
+run_wait(const struct ctl *c, const char *sock, int n, char **jobs)
+{
+	struct follow_opts o;
+
+	if (fflush(stdout) == EOF)
+		return PROTO_EXIT_ERROR;
+	follow_opts(c, sock, &o);
+	return follow_wait(&o, jobs, n);
+}
+
+/* wait and events: the socket found (the config read if need be), and the
+ * flow of follow.c. */
+static int
+run_follow(struct ctl *c, const char *word, int nargs, char **args)
+{
+	struct config cfg;
+	struct follow_opts o;
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if ((rc = config_for_socket(c, &cfg)) != PROTO_EXIT_OK)
+		return rc;
+	if (strcmp(word, "wait") == 0)
+		rc = run_wait(c, socket_path(c, &cfg), nargs, args);
+	else {
+		follow_opts(c, socket_path(c, &cfg), &o);
+		rc = follow_events(&o);
+	}
+	config_free(&cfg);
 	return rc;
 }
 
@@ -783,19 +682,23 @@ name_jobs(const struct ctl *c, int nfiles, char **files,
 	return 0;
 }
 
-/* Hand the files to spool_submit(); print the names of the jobs queued. */
+/*
+ * Hand the files to spool_submit(); print the names of the jobs queued.
+ * With sock (submit --wait), then wait for them on that socket.
+ */
 static int
 submit_jobs(const struct ctl *c, struct spool *sp, long max_urls,
-    int nfiles, char **files)
+    int nfiles, char **files, const char *sock)
 {
 	struct spool_submission *jobs;
-	char (*names)[SPOOL_NAME_MAX + 1];
+	char (*names)[SPOOL_NAME_MAX + 1], **list;
 	size_t done = 0, i;
 	int rc = PROTO_EXIT_ERROR;
 
 	jobs = calloc((size_t)nfiles, sizeof(*jobs));
 	names = calloc((size_t)nfiles, sizeof(*names));
-	if (jobs == NULL || names == NULL)
+	list = calloc((size_t)nfiles, sizeof(*list));
+	if (jobs == NULL || names == NULL || list == NULL)
 		fprintf(stderr, "fetchctl: out of memory\n");
 	else if (name_jobs(c, nfiles, files, jobs, names) == 0) {
 		if (spool_submit(sp, jobs, (size_t)nfiles, validate, &max_urls,
@@ -804,11 +707,16 @@ submit_jobs(const struct ctl *c, struct spool *sp, long max_urls,
 		else if (done == 0)
 			fprintf(stderr, "fetchctl: nothing submitted\n");
 		/* all of them, or those a failing file system let through */
-		for (i = 0; i < done; i++)
-			printf("%s\n", jobs[i].name);
+		for (i = 0; i < done; i++) {
+			printf("%s\n", jobs[i].queued);
+			list[i] = jobs[i].queued;
+		}
+		if (rc == PROTO_EXIT_OK && sock != NULL)
+			rc = run_wait(c, sock, nfiles, list);
 	}
 	free(jobs);
 	free(names);
+	free(list);
 	return rc;
 }
 
@@ -821,6 +729,7 @@ run_submit(struct ctl *c, int nfiles, char **files)
 {
 	struct config cfg;
 	struct spool sp;
+	const char *path;
 	char err[1024];
 	int rc, saved;
 
@@ -829,13 +738,21 @@ run_submit(struct ctl *c, int nfiles, char **files)
 		return rc;
 	if ((rc = submit_usage(c, nfiles, files)) != PROTO_EXIT_OK)
 		goto out;
+	/* With --wait, a daemon that is not there is said before anything
+	 * is submitted. */
+	path = socket_path(c, &cfg);
+	if (c->wait && (rc = ctlconn_connect(&c->conn, path, 0)) !=
+	    PROTO_EXIT_OK)
+		goto out;
+	ctlconn_close(&c->conn);
 	if (spool_open_producer(&sp, cfg.spool_dir, err, sizeof(err)) == -1) {
 		saved = errno;
 		fprintf(stderr, "fetchctl: %s\n", err);
 		rc = saved == EACCES ? PROTO_EXIT_DENIED : PROTO_EXIT_ERROR;
 		goto out;
 	}
-	rc = submit_jobs(c, &sp, cfg.max_job_urls, nfiles, files);
+	rc = submit_jobs(c, &sp, cfg.max_job_urls, nfiles, files,
+	    c->wait ? path : NULL);
 	spool_close(&sp);
 out:
 	config_free(&cfg);
@@ -853,6 +770,9 @@ parse_options(struct ctl *c, int argc, char *argv[])
 		{ "prometheus", no_argument, NULL, 'p' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "cluster", no_argument, NULL, 'C' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "job", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -879,6 +799,19 @@ parse_options(struct ctl *c, int argc, char *argv[])
 			break;
 		case 'C':
 			c->cluster = 1;
+			break;
+		case 'w':
+			c->wait = 1;
+			break;
+		case 't':
+			if (follow_timeout(optarg, &c->timeout) == -1) {
+				fprintf(stderr, "fetchctl: --timeout %s: give a "
+				    "number of seconds above 0\n", optarg);
+				return PROTO_EXIT_USAGE;
+			}
+			break;
+		case 'J':
+			c->job = optarg;
 			break;
 		case 'h':
 			c->help = 1;
@@ -920,6 +853,12 @@ check_command(const struct ctl *c, const char *word, int nargs, char **args,
 		fprintf(stderr, "fetchctl: --name is for submit\n");
 		return PROTO_EXIT_USAGE;
 	}
+	if (c->wait || c->timeout > 0 || c->job != NULL) {
+		fprintf(stderr, "fetchctl: %s is for %s\n", c->wait ? "--wait" :
+		    c->job != NULL ? "--job" : "--timeout", c->wait ?
+		    "submit" : c->job != NULL ? "events" : "wait");
+		return PROTO_EXIT_USAGE;
+	}
 	if (c->out == OUT_PROMETHEUS &&
 	    (cmd == NULL || cmd->id != PROTO_CMD_STATS)) {
 		fprintf(stderr, "fetchctl: --prometheus is for stats\n");
@@ -945,7 +884,8 @@ check_command(const struct ctl *c, const char *word, int nargs, char **args,
 		usage(stderr);
 		return PROTO_EXIT_USAGE;
 	}
-	if (cmd->id == PROTO_CMD_CANCEL && !job_word_ok(args[0])) {
+	if ((cmd->id == PROTO_CMD_CANCEL || cmd->id == PROTO_CMD_JOBS) &&
+	    nargs == 1 && !job_word_ok(args[0])) {
 		fprintf(stderr, "fetchctl: %s is not a job name\n", args[0]);
 		return PROTO_EXIT_USAGE;
 	}
@@ -959,6 +899,66 @@ check_command(const struct ctl *c, const char *word, int nargs, char **args,
 	return PROTO_EXIT_OK;
 }
 
+/* A usage error, said: PROTO_EXIT_USAGE. */
+static int
+usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fetchctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return PROTO_EXIT_USAGE;
+}
+
+/*
+ * The options and arguments of submit, wait and events, which fetchctl
+ * itself takes apart. PROTO_EXIT_OK, or PROTO_EXIT_USAGE (said).
+ */
+static int
+check_follow(const struct ctl *c, const char *word, int nargs, char **args)
+{
+	int submit = strcmp(word, "submit") == 0;
+	int events = strcmp(word, "events") == 0, i, rc;
+
+	if (c->cluster)
+		return usage_error("--cluster is for %s", "stats");
+	if (c->out == OUT_PROMETHEUS)
+		return usage_error("--prometheus is for %s", "stats");
+	if (c->wait && !submit)
+		return usage_error("--wait is for %s", "submit");
+	if (c->job != NULL && !events)
+		return usage_error("--job is for %s", "events");
+	if (c->name != NULL && !submit)
+		return usage_error("--name is for %s", "submit");
+	if (c->timeout > 0 && (events || (submit && !c->wait)))
+		return usage_error("--timeout is for %s", "wait and submit "
+		    "--wait");
+	if (c->out == OUT_JSON && !events && (!submit || c->wait))
+		return usage_error("--json is not for %s", word);
+	if (c->job != NULL && !job_word_ok(c->job))
+		return usage_error("%s is not a job name", c->job);
+	if (events && nargs > 0)
+		return usage_error("%s: no arguments (--job JOB for one job)",
+		    word);
+	if (!events && nargs < 1) {
+		rc = usage_error("%s", submit ? "submit: no job file" :
+		    "wait: no job");
+		usage(stderr);
+		return rc;
+	}
+	for (i = 0; !submit && !events && i < nargs; i++)
+		if (!job_word_ok(args[i]) || strlen(args[i]) > SPOOL_NAME_MAX +
+		    FOLLOW_SUFFIX_MAX)
+			return usage_error("%s is not a job name", args[i]);
+	return PROTO_EXIT_OK;
+}
+
 /* Connect (-s, else $FETCHD_SOCKET, else the config's socket) and run. */
 static int
 run_command(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
@@ -969,13 +969,10 @@ run_command(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 	int rc;
 
 	memset(&cfg, 0, sizeof(cfg));
-	if ((path = c->socket) == NULL &&
-	    ((path = getenv("FETCHD_SOCKET")) == NULL || *path == '\0')) {
-		if ((rc = load_config(c, &cfg)) != PROTO_EXIT_OK)
-			return rc;
-		path = cfg.socket_path;
-	}
-	if ((rc = connect_daemon(c, path)) != PROTO_EXIT_OK) {
+	if ((rc = config_for_socket(c, &cfg)) != PROTO_EXIT_OK)
+		return rc;
+	path = socket_path(c, &cfg);
+	if ((rc = ctlconn_connect(&c->conn, path, 0)) != PROTO_EXIT_OK) {
 		config_free(&cfg);
 		return rc;
 	}
@@ -983,8 +980,7 @@ run_command(struct ctl *c, const struct proto_cmd *cmd, const char *arg,
 		rc = run_watch(c, ms);
 	else
 		rc = run_simple(c, cmd, arg);
-	close(c->fd);
-	free(c->buf);
+	ctlconn_free(&c->conn);
 	config_free(&cfg);
 	if (fflush(stdout) == EOF && rc == PROTO_EXIT_OK)
 		rc = PROTO_EXIT_ERROR;
@@ -1001,7 +997,7 @@ main(int argc, char *argv[])
 	int rc, nargs;
 
 	memset(&c, 0, sizeof(c));
-	c.fd = -1;
+	ctlconn_init(&c.conn, &interrupted);
 	c.config = DEFAULT_CONFIG;
 	signal(SIGPIPE, SIG_IGN);
 	/* What spool.c finds wrong during submit it says through log.c. */
@@ -1018,17 +1014,23 @@ main(int argc, char *argv[])
 	}
 	word = argv[optind++];
 	nargs = argc - optind;
-	if (strcmp(word, "submit") == 0) {
-		if (nargs < 1) {
-			fprintf(stderr, "fetchctl: submit: no job file\n");
-			usage(stderr);
-			return PROTO_EXIT_USAGE;
+	if (strcmp(word, "submit") == 0 || strcmp(word, "wait") == 0 ||
+	    strcmp(word, "events") == 0) {
+		if ((rc = check_follow(&c, word, nargs, argv + optind)) !=
+		    PROTO_EXIT_OK)
+			return rc;
+		if (strcmp(word, "submit") == 0)
+			rc = run_submit(&c, nargs, argv + optind);
+		else
+			rc = run_follow(&c, word, nargs, argv + optind);
+		if (fflush(stdout) == EOF && rc == PROTO_EXIT_OK)
+			rc = PROTO_EXIT_ERROR;
+		if (interrupted && rc == 128 + interrupted) {
+			/* Killed by the signal, as the shell expects. */
+			signal(interrupted, SIG_DFL);
+			raise(interrupted);
 		}
-		if (c.cluster) {
-			fprintf(stderr, "fetchctl: --cluster is for stats\n");
-			return PROTO_EXIT_USAGE;
-		}
-		return run_submit(&c, nargs, argv + optind);
+		return rc;
 	}
 	if ((rc = check_command(&c, word, nargs, argv + optind, &cmd,
 	    &ms)) != PROTO_EXIT_OK)

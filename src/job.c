@@ -32,6 +32,7 @@
 #define JOB_READ_BUF (64 * 1024)   /* reader buffer; > JOB_LINE_MAX + 2 */
 #define JOB_SCHEME_SHOW 40          /* scheme bytes quoted in a message */
 #define JOB_KEY_SHOW 32             /* field name bytes quoted in a message */
+#define JOB_SEEN_HEADER 4           /* job_parse_field: a header= was given */
 
 struct job_reader {
 	int fd;
@@ -43,6 +44,12 @@ struct job_reader {
 	int skipping;           /* inside an over-long line, drop to '\n' */
 	int failed;             /* a read error happened: sticky */
 	int read_errno;
+
+	/* The job's @default fields (job_directive), and whether a URL line
+	 * was seen: no directive may follow one. */
+	struct job_entry defaults;
+	int defaults_seen;      /* job_parse_field's bits for the defaults */
+	int body;
 };
 
 static void	job_err(char *, size_t, const char *, ...)
@@ -61,6 +68,13 @@ static int	job_reader_line(struct job_reader *, const char *, size_t,
 		    struct job_entry *, char *, size_t);
 static int	job_reader_fill(struct job_reader *);
 static int	job_line_too_long(const char *, size_t);
+static int	job_split_field(const unsigned char *, size_t, size_t *, char *,
+		    size_t *, char *, size_t);
+static int	job_is_directive(const char *, size_t);
+static int	job_directive(struct job_reader *, const char *, size_t,
+		    char *, size_t);
+static int	job_apply_defaults(struct job_reader *, struct job_entry *,
+		    char *, size_t);
 
 /* printf into err when the caller gave room for a message. */
 static void
@@ -115,9 +129,11 @@ job_entry_free(struct job_entry *e)
 	free(e->url);
 	free(e->host);
 	free(e->out);
+	free(e->headers);
 	e->url = NULL;
 	e->host = NULL;
 	e->out = NULL;
+	e->headers = NULL;
 }
 
 int
@@ -344,7 +360,6 @@ job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
 		job_err(err, errlen, "duplicate field 'segments'");
 		return -1;
 	}
-	*seen |= JOB_SEEN_SEGMENTS;
 	for (i = 0; i < len && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
 		n = n * 10 + (v[i] - '0');
 	if (len == 0 || i != len || n < 1 || n > JOB_SEGMENTS_MAX) {
@@ -352,6 +367,7 @@ job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
 		    JOB_SEGMENTS_MAX);
 		return -1;
 	}
+	*seen |= JOB_SEEN_SEGMENTS;
 	e->segments = n;
 	return 0;
 }
@@ -399,6 +415,10 @@ job_parse_field(const char *f, size_t flen, struct job_entry *e, int *seen,
 		e->has_sha256 = 1;
 		return 0;
 	}
+	if (klen == 6 && memcmp(f, "header", 6) == 0) {
+		*seen |= JOB_SEEN_HEADER;
+		return job_header_add(e, val, flen - klen - 1, err, errlen);
+	}
 	if (klen == 8 && memcmp(f, "segments", 8) == 0)
 		return job_parse_segments(val, flen - klen - 1, e, seen, err,
 		    errlen);
@@ -419,8 +439,8 @@ job_parse_line(const char *line, size_t len, unsigned long lineno,
 {
 	const unsigned char *s = (const unsigned char *)line;
 	size_t pos = 0, tok, toklen;
-	char *urlstr = NULL;
-	int seen = 0;
+	char *urlstr = NULL, field[JOB_LINE_MAX + 1];
+	int seen = 0, rv;
 
 	memset(e, 0, sizeof(*e));
 	e->lineno = lineno;
@@ -440,11 +460,14 @@ job_parse_line(const char *line, size_t len, unsigned long lineno,
 		goto fail;
 	free(urlstr);
 	urlstr = NULL;
-	/* key=value fields. */
-	while ((toklen = job_next_field(s, len, &pos, &tok)) > 0)
-		if (job_parse_field(line + tok, toklen, e, &seen, err,
+	/* key=value fields, a quoted value unquoted into field. */
+	while ((rv = job_split_field(s, len, &pos, field, &toklen, err,
+	    errlen)) == 1)
+		if (job_parse_field(field, toklen, e, &seen, err,
 		    errlen) == -1)
 			goto fail;
+	if (rv == -1)
+		goto fail;
 	return 1;
 
 fail:
@@ -719,6 +742,7 @@ job_reader_free(struct job_reader *r)
 {
 	if (r == NULL)
 		return;
+	job_entry_free(&r->defaults);
 	free(r->buf);
 	free(r);
 }
@@ -746,6 +770,9 @@ job_reader_rewind(struct job_reader *r)
 	r->lineno = 0;
 	r->eof = 0;
 	r->skipping = 0;
+	job_entry_free(&r->defaults);
+	r->defaults_seen = 0;
+	r->body = 0;
 	return 0;
 }
 
@@ -768,7 +795,18 @@ job_reader_line(struct job_reader *r, const char *line, size_t len,
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	rv = job_parse_line(line, len, r->lineno, e, msg, sizeof(msg));
+	if (job_is_directive(line, len))
+		rv = job_directive(r, line, len, msg, sizeof(msg));
+	else {
+		rv = job_parse_line(line, len, r->lineno, e, msg, sizeof(msg));
+		if (rv != 0)
+			r->body = 1;
+		if (rv == 1 && job_apply_defaults(r, e, msg, sizeof(msg)) ==
+		    -1) {
+			job_entry_free(e);
+			rv = -1;
+		}
+	}
 	if (rv == -1)
 		job_err(err, errlen, "line %lu: %s", r->lineno, msg);
 	return rv;
@@ -890,4 +928,410 @@ job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
 		if (job_reader_fill(r) == -1)
 			continue;   /* reported at the top of the loop */
 	}
+}
+
+/* --- quoting, headers and directives ------------------------------------- */
+
+/*
+ * The next key=value field of s from *pos into out (its length in *olen,
+ * NUL-terminated; out holds JOB_LINE_MAX + 1 bytes): a value that starts
+ * with '"' right after the first '=' runs to the closing '"', which must
+ * end the field, and holds blanks; \" and \\ are its only escapes. A '"'
+ * anywhere else is an ordinary byte. 1, 0 at the end of the line, or -1
+ * with err set.
+ */
+static int
+job_split_field(const unsigned char *s, size_t len, size_t *pos, char *out,
+    size_t *olen, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int eq = 0;
+
+	while (*pos < len && job_is_blank(s[*pos]))
+		(*pos)++;
+	if (*pos == len)
+		return 0;
+	while (*pos < len && !job_is_blank(s[*pos])) {
+		out[n++] = (char)s[(*pos)++];
+		if (out[n - 1] != '=' || eq++ > 0 || *pos == len ||
+		    s[*pos] != '"')
+			continue;
+		for ((*pos)++;; (*pos)++) {
+			if (*pos == len) {
+				job_err(err, errlen, "unterminated quoted "
+				    "value (a '\"' is missing)");
+				return -1;
+			}
+			if (s[*pos] == '"')
+				break;
+			if (s[*pos] == '\\') {
+				if (++(*pos) == len ||
+				    (s[*pos] != '"' && s[*pos] != '\\')) {
+					job_err(err, errlen, "bad escape in a "
+					    "quoted value (only \\\" and \\\\)");
+					return -1;
+				}
+			}
+			out[n++] = (char)s[*pos];
+		}
+		if (++(*pos) < len && !job_is_blank(s[*pos])) {
+			job_err(err, errlen, "text right after a closing '\"'");
+			return -1;
+		}
+	}
+	out[n] = '\0';
+	*olen = n;
+	return 1;
+}
+
+/* RFC 9110 tchar. */
+static int
+job_is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Headers fetchd does not let a job line send, and why. */
+static const struct {
+	const char *name;
+	const char *why;
+} job_header_refused[] = {
+	{"Host", "it comes from the URL"},
+	{"Connection", "a hop-by-hop header"},
+	{"Keep-Alive", "a hop-by-hop header"},
+	{"Proxy-Connection", "a hop-by-hop header"},
+	{"TE", "a hop-by-hop header"},
+	{"Trailer", "a hop-by-hop header"},
+	{"Transfer-Encoding", "a hop-by-hop header"},
+	{"Upgrade", "a hop-by-hop header"},
+	{"Proxy-Authorization", "proxy credentials go in http.proxy's URL"},
+	{"Range", "fetchd sets it to resume"},
+	{"If-Range", "fetchd owns ranged requests"},
+	{"Content-Length", "fetchd sends no request body"},
+	{"Expect", "fetchd sends no request body"},
+};
+
+/* The name of a header line at p (to its ':'): 1 when it is name. */
+static int
+job_header_named(const char *p, const char *name, size_t nlen)
+{
+	return strncasecmp(p, name, nlen) == 0 && p[nlen] == ':';
+}
+
+/* The line of headers (joined form) named name, or NULL; *count gets the
+ * number of lines when count is not NULL. */
+static const char *
+job_header_find(const char *headers, const char *name, size_t nlen,
+    size_t *count)
+{
+	const char *p, *found = NULL;
+	size_t n = 0;
+
+	for (p = headers; p != NULL && *p != '\0'; n++) {
+		if (found == NULL && job_header_named(p, name, nlen))
+			found = p;
+		if ((p = strchr(p, '\n')) != NULL)
+			p++;
+	}
+	if (count != NULL)
+		*count = n;
+	return found;
+}
+
+/* The name part of v (vlen bytes): a token fetchd lets a line send. Its
+ * length, or 0 with err set. */
+static size_t
+job_header_name(const char *v, size_t vlen, char *err, size_t errlen)
+{
+	const char *colon = memchr(v, ':', vlen);
+	size_t i, n;
+
+	if (colon == NULL || colon == v) {
+		job_err(err, errlen, "header= must be \"Name: value\"");
+		return 0;
+	}
+	n = (size_t)(colon - v);
+	for (i = 0; i < n; i++) {
+		/* Not quoted: what precedes a blank may be a secret. */
+		if (!job_is_tchar((unsigned char)v[i])) {
+			job_err(err, errlen, "header name is not a token "
+			    "(byte 0x%02x at column %zu of the header)",
+			    (unsigned char)v[i], i + 1);
+			return 0;
+		}
+	}
+	for (i = 0; i < sizeof(job_header_refused) /
+	    sizeof(job_header_refused[0]); i++) {
+		if (strlen(job_header_refused[i].name) == n &&
+		    strncasecmp(v, job_header_refused[i].name, n) == 0) {
+			job_err(err, errlen, "header '%s' is not allowed (%s)",
+			    job_header_refused[i].name,
+			    job_header_refused[i].why);
+			return 0;
+		}
+	}
+	return n;
+}
+
+/* Append len bytes of text to *headers as its last line(s). 0 or -1. */
+static int
+job_lines_append(char **headers, const char *text, size_t len)
+{
+	size_t old = *headers != NULL ? strlen(*headers) : 0;
+	char *p;
+
+	if ((p = realloc(*headers, old + len + 2)) == NULL)
+		return -1;
+	if (old > 0)
+		p[old++] = '\n';
+	memcpy(p + old, text, len);
+	p[old + len] = '\0';
+	*headers = p;
+	return 0;
+}
+
+/* "name: value", or "name:" for an empty value, as a line of *headers. */
+static int
+job_headers_append(char **headers, const char *name, size_t nlen,
+    const char *value, size_t vlen)
+{
+	char *line;
+	int rv;
+
+	if ((line = malloc(nlen + vlen + 3)) == NULL)
+		return -1;
+	memcpy(line, name, nlen);
+	memcpy(line + nlen, ": ", 2);
+	memcpy(line + nlen + 2, value, vlen);
+	rv = job_lines_append(headers, line, vlen > 0 ? nlen + 2 + vlen :
+	    nlen + 1);
+	free(line);
+	return rv;
+}
+
+/* The bounds of a URL's headers, checked on the joined form. */
+static int
+job_headers_bounded(const char *headers, size_t count, char *err,
+    size_t errlen)
+{
+	if (count > JOB_HEADERS_MAX) {
+		job_err(err, errlen, "more than %d headers", JOB_HEADERS_MAX);
+		return -1;
+	}
+	if (headers != NULL && strlen(headers) > JOB_HEADERS_BYTES) {
+		job_err(err, errlen, "headers longer than %d bytes in all",
+		    JOB_HEADERS_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A value may hold tabs (RFC 9110 allows them inside one) and bytes over
+ * 0x7f, never CR, LF, NUL or another control byte: the line check refuses
+ * those already, this check is for values from a cluster's stream.
+ */
+int
+job_header_add(struct job_entry *e, const char *v, size_t vlen, char *err,
+    size_t errlen)
+{
+	size_t nlen, i, count;
+	const char *val;
+
+	if ((nlen = job_header_name(v, vlen, err, errlen)) == 0)
+		return -1;
+	val = v + nlen + 1;
+	vlen -= nlen + 1;
+	while (vlen > 0 && job_is_blank((unsigned char)val[0])) {
+		val++;
+		vlen--;
+	}
+	while (vlen > 0 && job_is_blank((unsigned char)val[vlen - 1]))
+		vlen--;
+	for (i = 0; i < vlen; i++) {
+		if (val[i] != '\t' && job_is_control((unsigned char)val[i])) {
+			job_err(err, errlen, "header '%.*s' has control byte "
+			    "0x%02x", (int)(nlen > JOB_KEY_SHOW ? JOB_KEY_SHOW :
+			    nlen), v, (unsigned char)val[i]);
+			return -1;
+		}
+	}
+	if (job_header_find(e->headers, v, nlen, &count) != NULL) {
+		job_err(err, errlen, "duplicate header '%.*s'",
+		    (int)(nlen > JOB_KEY_SHOW ? JOB_KEY_SHOW : nlen), v);
+		return -1;
+	}
+	if (job_headers_append(&e->headers, v, nlen, val, vlen) == -1) {
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return job_headers_bounded(e->headers, count + 1, err, errlen);
+}
+
+int
+job_entry_headers(const char *headers, struct job_entry *e, char *err,
+    size_t errlen)
+{
+	const char *p, *nl;
+	size_t len;
+
+	for (p = headers; p != NULL && *p != '\0'; p = nl + 1) {
+		nl = strchr(p, '\n');
+		len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if (job_header_add(e, p, len, err, errlen) == -1)
+			return -1;
+		if (nl == NULL)
+			break;
+	}
+	return 0;
+}
+
+/* header= defaults: each one whose name the line does not give, first. */
+static int
+job_merge_headers(struct job_entry *e, const struct job_entry *def,
+    char *err, size_t errlen)
+{
+	const char *p;
+	char *merged = NULL;
+	size_t len, count = 0, own;
+
+	for (p = def->headers; p != NULL && *p != '\0'; p += len + 1) {
+		len = strcspn(p, "\n");
+		if (job_header_find(e->headers, p, strcspn(p, ":"), NULL) ==
+		    NULL) {
+			if (job_lines_append(&merged, p, len) == -1)
+				goto nomem;
+			count++;
+		}
+		if (p[len] == '\0')
+			break;
+	}
+	if (merged == NULL)
+		return 0;
+	(void)job_header_find(e->headers, "", 0, &own);
+	if (e->headers != NULL &&
+	    job_lines_append(&merged, e->headers, strlen(e->headers)) == -1)
+		goto nomem;
+	free(e->headers);
+	e->headers = merged;
+	return job_headers_bounded(merged, count + own, err, errlen);
+nomem:
+	free(merged);
+	job_err(err, errlen, "out of memory");
+	return -1;
+}
+
+/* segments= defaults: a line without its own takes the job's. */
+static int
+job_merge_segments(struct job_entry *e, const struct job_entry *def,
+    char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (e->segments == 0)
+		e->segments = def->segments;
+	return 0;
+}
+
+/*
+ * The fields @default may give, and how a default joins a line's own:
+ * merge is called for every URL line once the job has defaults.
+ */
+static const struct {
+	const char *key;
+	int (*merge)(struct job_entry *, const struct job_entry *, char *,
+	    size_t);
+} job_defaultable[] = {
+	{"header", job_merge_headers},
+	{"segments", job_merge_segments},
+};
+
+#define JOB_NDEFAULTABLE \
+	(sizeof(job_defaultable) / sizeof(job_defaultable[0]))
+
+static int
+job_is_directive(const char *line, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && job_is_blank((unsigned char)line[i]))
+		i++;
+	return i < len && line[i] == '@';
+}
+
+/* A field of an @default line (key=value in f): a defaultable key, then
+ * parsed into the reader's defaults as a line's field is. */
+static int
+job_default_field(struct job_reader *r, const char *f, size_t flen,
+    char *err, size_t errlen)
+{
+	size_t klen = strcspn(f, "="), i;
+
+	for (i = 0; i < JOB_NDEFAULTABLE; i++)
+		if (strlen(job_defaultable[i].key) == klen &&
+		    memcmp(f, job_defaultable[i].key, klen) == 0)
+			return job_parse_field(f, flen, &r->defaults,
+			    &r->defaults_seen, err, errlen);
+	job_err(err, errlen, "field '%.*s' cannot be given by @default",
+	    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen), f);
+	return -1;
+}
+
+/*
+ * A directive line: "@default FIELD=VALUE ..." before the first URL line.
+ * The fields add to the defaults of earlier @default lines under the rules
+ * of one line (a field given once stays given once; headers by name).
+ * 0 (a directive is never an entry), or -1 with err set.
+ */
+static int
+job_directive(struct job_reader *r, const char *line, size_t len, char *err,
+    size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)line;
+	char field[JOB_LINE_MAX + 1];
+	size_t pos = 0, tok, toklen, n = 0;
+	int rv;
+
+	if (job_line_check(s, len, err, errlen) == -1)
+		return -1;
+	toklen = job_next_field(s, len, &pos, &tok);
+	if (toklen != 8 || memcmp(line + tok, "@default", 8) != 0) {
+		job_err(err, errlen, "unknown directive '%.*s'",
+		    (int)(toklen > JOB_KEY_SHOW ? JOB_KEY_SHOW : toklen),
+		    line + tok);
+		return -1;
+	}
+	if (r->body) {
+		job_err(err, errlen,
+		    "@default must come before the first URL line");
+		return -1;
+	}
+	while ((rv = job_split_field(s, len, &pos, field, &toklen, err,
+	    errlen)) == 1) {
+		if (job_default_field(r, field, toklen, err, errlen) == -1)
+			return -1;
+		n++;
+	}
+	if (rv == 0 && n == 0) {
+		job_err(err, errlen, "@default gives no field");
+		return -1;
+	}
+	return rv;
+}
+
+/* The job's defaults into a URL line's entry e. 0, or -1 with err set. */
+static int
+job_apply_defaults(struct job_reader *r, struct job_entry *e, char *err,
+    size_t errlen)
+{
+	size_t i;
+
+	if (r->defaults_seen == 0)
+		return 0;
+	for (i = 0; i < JOB_NDEFAULTABLE; i++)
+		if (job_defaultable[i].merge(e, &r->defaults, err, errlen) ==
+		    -1)
+			return -1;
+	return 0;
 }

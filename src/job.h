@@ -7,6 +7,13 @@
  *	# comment
  *	https://example.org/a.iso
  *	https://example.org/b.iso  out=images/b.iso  sha256=<64 hex>
+ *	https://example.org/c.iso  header="Authorization: Bearer x"
+ *
+ * A field's value may be double-quoted to hold blanks (key="a b"); inside
+ * the quotes \" and \\ are the only escapes. A line whose first non-blank
+ * byte is '@' is a directive, allowed only before the first URL line:
+ * "@default FIELD=VALUE ..." gives those fields to every URL line (a
+ * line's own field of the same kind wins; headers merge by name).
  *
  * Lines are read in bounded pieces (JOB_LINE_MAX) from a file descriptor, so
  * a job of millions of URLs is streamed, never slurped.
@@ -21,6 +28,8 @@
 #define JOB_NAME_MAX 255    /* bytes in one path component of out= */
 #define JOB_PATH_MAX 1024   /* bytes in a whole out= path */
 #define JOB_ERR_MAX 256
+#define JOB_HEADERS_MAX 32        /* header= of one URL, defaults included */
+#define JOB_HEADERS_BYTES 4096    /* their lines joined, as in job_entry */
 
 struct job_entry {
 	unsigned long lineno;       /* 1-based line in the job file */
@@ -30,6 +39,10 @@ struct job_entry {
 	int has_sha256;
 	unsigned char sha256[32];
 
+	/* Request headers (header=, the job's @default ones merged in):
+	 * "Name: value" lines joined by '\n' (no trailing one), the value
+	 * trimmed and possibly empty; NULL when there are none. */
+	char *headers;
 	/* Segmented download: segments=N (1..JOB_SEGMENTS_MAX); 0 when the
 	 * line does not say (the config's http.segments then). */
 	int segments;
@@ -44,9 +57,11 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
- * URL are key=value, known keys out=, sha256= and segments=, each at most
- * once; out= must pass job_out_valid(); sha256= is 64 hex digits;
- * segments= a decimal 1..JOB_SEGMENTS_MAX.
+ * URL are key=value (the value possibly quoted), known keys out=,
+ * sha256= and segments=, each at most once, and header=
+ * (job_header_add()); out= must pass job_out_valid(); sha256= is 64 hex
+ * digits; segments= a decimal 1..JOB_SEGMENTS_MAX. A directive line is
+ * not a URL line: only the reader knows them (job_reader_next).
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,
     struct job_entry *e, char *err, size_t errlen);
@@ -59,6 +74,27 @@ int job_parse_line(const char *line, size_t len, unsigned long lineno,
  */
 int job_entry_fields(const char *url, const char *out, const char *sha256,
     struct job_entry *e, char *err, size_t errlen);
+
+/*
+ * The headers of a cluster stream entry (job_entry.headers' form, NULL or
+ * "" for none) into e->headers, each checked as a header= field is. 0, or
+ * -1 with err set (e keeps what it had; free it as usual).
+ */
+int job_entry_headers(const char *headers, struct job_entry *e, char *err,
+    size_t errlen);
+
+/*
+ * One header= value "Name: value": Name an RFC 9110 token and not one
+ * fetchd refuses (Host; the hop-by-hop Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade;
+ * Proxy-Authorization, which a server must not see; Range,
+ * If-Range, Content-Length, Expect, which fetchd owns), value without
+ * control bytes but tab, blanks around it dropped; not a name e already
+ * has; within JOB_HEADERS_MAX and JOB_HEADERS_BYTES. Appended to
+ * e->headers: 0, or -1 with err set.
+ */
+int job_header_add(struct job_entry *e, const char *v, size_t vlen,
+    char *err, size_t errlen);
 
 /* 1 when scheme is "http" or "https" (case-insensitive), else 0. */
 int job_scheme_allowed(const char *scheme);
@@ -90,7 +126,8 @@ struct job_reader *job_reader_new(int fd);
 void job_reader_free(struct job_reader *r);
 
 /*
- * Next URL entry. Returns 1 with *e filled (caller frees with
+ * Next URL entry, with the job's @default fields applied. Directive lines
+ * are read, never returned. Returns 1 with *e filled (caller frees with
  * job_entry_free), 0 at end of file, -1 on a malformed line or a read error
  * with "line N: message" in err. After -1 the reader may be called again to
  * continue with the next line (to collect several errors); a read error

@@ -997,6 +997,10 @@ seg_transfer_new(struct job *j, struct transfer *u, unsigned i)
 
 	if ((t = fetch_transfer_new(u->url, u->host, u->dir, u->name)) == NULL)
 		return NULL;
+	if (fetch_transfer_set_headers(t, u->headers) == -1) {
+		fetch_transfer_free(t);
+		return NULL;
+	}
 	t->id = ++j->js->next_id;
 	t->owner = j;
 	t->index = u->index;
@@ -1259,6 +1263,10 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 	    recname != NULL ? recname : e->out != NULL ? e->out : name);
 	if (t == NULL)
 		return NULL;
+	if (fetch_transfer_set_headers(t, e->headers) == -1) {
+		fetch_transfer_free(t);
+		return NULL;
+	}
 	t->id = ++js->next_id;
 	t->owner = j;
 	t->index = index;

@@ -154,6 +154,10 @@ put_params(struct wire *w, const struct fetch_params *p)
 	put_str(w, p->user_agent, sizeof(p->user_agent) - 1);
 	put_str(w, p->proxy, sizeof(p->proxy) - 1);
 	put_str(w, p->ca_file, sizeof(p->ca_file) - 1);
+	put_str(w, p->no_proxy, sizeof(p->no_proxy) - 1);
+	put_str(w, p->proxy_ca_file, sizeof(p->proxy_ca_file) - 1);
+	put_str(w, p->netrc_file, sizeof(p->netrc_file) - 1);
+	put_str(w, p->deny, sizeof(p->deny) - 1);
 }
 
 /* A segmented download's part of a transfer: its mode and range. */
@@ -181,6 +185,7 @@ wire_put_transfer(struct wire *w, const struct transfer *t)
 	put_u64(w, t->part_dev);
 	put_u64(w, t->part_ino);
 	put_meta(w, &t->expect);
+	put_str(w, t->headers != NULL ? t->headers : "", WIRE_HEADERS_MAX);
 	put_segment(w, t);
 	return put_end(w);
 }
@@ -212,7 +217,8 @@ wire_transfer_fits(const struct transfer *t)
 	return (t->url == NULL || strlen(t->url) <= WIRE_URL_MAX) &&
 	    (t->dir == NULL || strlen(t->dir) <= WIRE_PATH_MAX) &&
 	    (t->name == NULL || strlen(t->name) <= WIRE_PATH_MAX) &&
-	    (t->part_tag == NULL || strlen(t->part_tag) <= WIRE_TAG_MAX);
+	    (t->part_tag == NULL || strlen(t->part_tag) <= WIRE_TAG_MAX) &&
+	    (t->headers == NULL || strlen(t->headers) <= WIRE_HEADERS_MAX);
 }
 
 /* --- reading -------------------------------------------------------------- */
@@ -375,6 +381,10 @@ get_params(struct wire *w, struct fetch_params *p)
 	get_str_into(w, p->user_agent, sizeof(p->user_agent));
 	get_str_into(w, p->proxy, sizeof(p->proxy));
 	get_str_into(w, p->ca_file, sizeof(p->ca_file));
+	get_str_into(w, p->no_proxy, sizeof(p->no_proxy));
+	get_str_into(w, p->proxy_ca_file, sizeof(p->proxy_ca_file));
+	get_str_into(w, p->netrc_file, sizeof(p->netrc_file));
+	get_str_into(w, p->deny, sizeof(p->deny));
 }
 
 struct transfer *
@@ -382,7 +392,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 {
 	struct fetch_params params;
 	const unsigned char *sha;
-	const char *url, *dir, *name, *tag;
+	const char *url, *dir, *name, *tag, *headers;
 	struct transfer *t;
 	struct fetch_meta expect;
 	uint64_t part_dev, part_ino, seg_start, seg_end;
@@ -402,6 +412,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	part_dev = get_u64(w);
 	part_ino = get_u64(w);
 	get_meta(w, &expect);
+	headers = get_str(w, WIRE_HEADERS_MAX);
 	mode = (enum fetch_mode)get_range(w, 1, FETCH_WHOLE, FETCH_VERIFY);
 	slot = (unsigned)get_range(w, 8, 0, FETCH_SEGMENTS_MAX - 1);
 	seg_start = get_u64(w);
@@ -411,7 +422,9 @@ wire_get_transfer(struct wire *w, uint64_t id)
 		return NULL;
 	}
 	if ((t = fetch_transfer_new(url, NULL, dir, name)) == NULL ||
-	    (tag[0] != '\0' && (t->part_tag = strdup(tag)) == NULL)) {
+	    (tag[0] != '\0' && (t->part_tag = strdup(tag)) == NULL) ||
+	    fetch_transfer_set_headers(t, headers[0] != '\0' ? headers :
+	    NULL) == -1) {
 		fetch_transfer_free(t);
 		errno = ENOMEM;
 		return NULL;

@@ -22,12 +22,14 @@
 #include <stdint.h>
 
 #include "fetch.h"
+#include "job.h"
 
 #define WIRE_VERSION 5
 #define WIRE_MSG_MAX (32 * 1024) /* holds a TRANSFER at every bound */
 #define WIRE_URL_MAX 8192
 #define WIRE_PATH_MAX 4096 /* a transfer's dir and its name */
 #define WIRE_TAG_MAX 64    /* a transfer's part_tag (a node name) */
+#define WIRE_HEADERS_MAX JOB_HEADERS_BYTES /* a transfer's headers */
 
 enum wire_type {
 	WIRE_HELLO = 1, /* worker: ready; its pid */

@@ -144,7 +144,7 @@ START_TEST(test_table)
 	size_t n, nr = 0, nc = 0;
 
 	opt = config_options(&n);
-	ck_assert_uint_eq(n, 45);
+	ck_assert_uint_eq(n, 49);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_ptr_nonnull(opt[i].help);
 		ck_assert_ptr_nonnull(opt[i].def);
@@ -318,6 +318,10 @@ static const char all_keys[] = "[daemon]\n"
 			       "proxy = http://127.0.0.1:3128\n"
 			       "verify_tls = no\n"
 			       "ca_file = /etc/ssl/test.pem\n"
+			       "no_proxy = localhost, .internal\n"
+			       "proxy_ca_file = /etc/ssl/proxy.pem\n"
+			       "netrc_file = /etc/fetchd/netrc\n"
+			       "deny = 127.0.0.0/8, ::1 169.254.169.254\n"
 			       "segments = 4\n"
 			       "segment_min_size = 1M\n"
 			       "[cluster]\n"
@@ -383,6 +387,10 @@ START_TEST(test_all_keys)
 	ck_assert_str_eq(cfg.proxy, "http://127.0.0.1:3128");
 	ck_assert_int_eq(cfg.verify_tls, 0);
 	ck_assert_str_eq(cfg.ca_file, "/etc/ssl/test.pem");
+	ck_assert_str_eq(cfg.no_proxy, "localhost, .internal");
+	ck_assert_str_eq(cfg.proxy_ca_file, "/etc/ssl/proxy.pem");
+	ck_assert_str_eq(cfg.netrc_file, "/etc/fetchd/netrc");
+	ck_assert_str_eq(cfg.deny, "127.0.0.0/8, ::1 169.254.169.254");
 	ck_assert_int_eq(cfg.segments, 4);
 	ck_assert(cfg.segment_min_size == 1024 * 1024);
 	ck_assert_str_eq(cfg.cluster_redis, "10.0.0.5:6379");
@@ -466,8 +474,14 @@ string_of(const struct config_option *opt, size_t len)
 	    (strcmp(opt->key, "spool_dir") == 0 ||
 		strcmp(opt->key, "download_dir") == 0 ||
 		strcmp(opt->key, "socket") == 0 ||
-		strcmp(opt->key, "on_job_done") == 0))
+		strcmp(opt->key, "on_job_done") == 0 ||
+		strcmp(opt->key, "netrc_file") == 0))
 		s[0] = '/';
+	/* "::1" then separators only. */
+	if (len >= 3 && strcmp(opt->key, "deny") == 0) {
+		memset(s, ',', len);
+		memcpy(s, "::1", 3);
+	}
 	if (len >= 8 && strcmp(opt->key, "on_job_done_url") == 0)
 		memcpy(s, "http://", 7);
 	if (len >= 3 && strcmp(opt->key, "metrics_listen") == 0)
@@ -544,6 +558,31 @@ START_TEST(test_bounds)
 		}
 	}
 	free(text);
+}
+END_TEST
+
+/* http.deny is a list cidr.c reads; netrc_file an absolute path. */
+START_TEST(test_net_options)
+{
+	struct config cfg;
+
+	expect_error("[http]\ndeny = 10.0.0.0/8 10.0.0.1/8\n", 2,
+	    "http.deny: \"10.0.0.1/8\" has bits set past the prefix length");
+	expect_error("[http]\ndeny = localhost\n", 2,
+	    "http.deny: \"localhost\" is not an IPv4 or IPv6 address");
+	expect_error("[http]\ndeny = ::/129\n", 2,
+	    "http.deny: \"::/129\": prefix length must be 0..128");
+	expect_error("[http]\nnetrc_file = netrc\n", 2,
+	    "http.netrc_file: \"netrc\" is not an absolute path");
+	expect_ok("[http]\ndeny = 127.0.0.0/8,::1/128, fc00::/7\n"
+	    "no_proxy = *\nproxy = socks5h://127.0.0.1:1080\n", &cfg);
+	ck_assert_str_eq(cfg.no_proxy, "*");
+	config_free(&cfg);
+	/* The defaults: nothing denied, no credentials. */
+	expect_ok("", &cfg);
+	ck_assert_str_eq(cfg.deny, "");
+	ck_assert_str_eq(cfg.netrc_file, "");
+	config_free(&cfg);
 }
 END_TEST
 
@@ -1530,6 +1569,7 @@ config_suite(void)
 	tcase_add_test(tc, test_all_keys);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_bound_messages);
+	tcase_add_test(tc, test_net_options);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_first_error_wins);
 	tcase_add_test(tc, test_line_numbers);

@@ -2146,11 +2146,53 @@ END_TEST
 
 /* --- small pieces ------------------------------------------------------- */
 
+/*
+ * http.deny: a new connection is refused before connect (no request), for
+ * good, as kind denied; one kept alive in the handle from an attempt made
+ * before the range was denied (a reload) is refused before its request.
+ * The job line's headers go out on the request.
+ */
+START_TEST(test_deny)
+{
+	char key[64], key2[64];
+	struct transfer *t;
+	CURL *easy = curl_easy_init();
+
+	ck_assert_ptr_nonnull(easy);
+	t = prepared("d.bin", "key=%s", new_key(key, sizeof(key), "deny"));
+	snprintf(t->params.deny, sizeof(t->params.deny), "10.0.0.0/8 "
+	    "127.0.0.1");
+	fetch_run(t, easy, NULL);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(t->errkind, FERR_DENIED);
+	ck_assert_str_eq(t->error,
+	    "destination not allowed: 127.0.0.1 is in http.deny");
+	ck_assert_int_eq(log_count(key, NULL, -1, 0), 0);
+	drop(t);
+
+	/* Allowed: the connection stays open in the handle. */
+	t = prepared("k.bin", "key=%s", new_key(key2, sizeof(key2), "keep"));
+	ck_assert_int_eq(fetch_transfer_set_headers(t, "X-A: 1\nX-E:"), 0);
+	fetch_run(t, easy, NULL);
+	ck_assert_msg(t->outcome == FETCH_OK, "error: %s", t->error);
+	drop(t);
+	/* Reused, then denied before the request. */
+	t = prepared("r.bin", "key=%s", new_key(key, sizeof(key), "reuse"));
+	snprintf(t->params.deny, sizeof(t->params.deny), "127.0.0.0/8");
+	fetch_run(t, easy, NULL);
+	ck_assert_int_eq(t->errkind, FERR_DENIED);
+	ck_assert_int_eq(t->outcome, FETCH_FAIL);
+	ck_assert_int_eq(log_count(key, NULL, -1, 0), 0);
+	drop(t);
+	curl_easy_cleanup(easy);
+}
+END_TEST
+
 START_TEST(test_errkind_names)
 {
 	const char *want[] = { "none", "dns", "connect", "timeout", "http_4xx",
 		"http_5xx", "reset", "protocol_refused", "write", "checksum",
-		"other", "resource", "segment" };
+		"other", "resource", "denied", "segment" };
 
 	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), FERR__COUNT);
 	for (int k = 0; k < FERR__COUNT; k++)
@@ -2424,6 +2466,7 @@ fetch_suite(void)
 	tcase_add_test(tc, test_404);
 	tcase_add_test(tc, test_curl_failures_classified);
 	tcase_add_test(tc, test_503_retry_after);
+	tcase_add_test(tc, test_deny);
 	tcase_add_test(tc, test_429);
 	tcase_add_test(tc, test_status_sequence);
 	tcase_add_test(tc, test_truncate_resume);

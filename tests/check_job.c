@@ -471,6 +471,17 @@ START_TEST(test_no_secret_in_errors)
 	ck_assert_ptr_null(strstr(err, "s3cret"));
 	ck_assert_int_eq(parse("https://user:s3cret@h:99999/x", &e, err), -1);
 	ck_assert_ptr_null(strstr(err, "s3cret"));
+	/* A header's value is never quoted, nor what follows a blank in a
+	 * name (a value given without its colon). */
+	ck_assert_int_eq(parse("https://h/a header=\"Bearer s3cret: x\"", &e,
+	    err), -1);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
+	ck_assert_int_eq(parse("https://h/a header=\"Host: s3cret\"", &e, err),
+	    -1);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
+	ck_assert_int_eq(parse("https://h/a header=\"X: s3cret\" header=x:1",
+	    &e, err), -1);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
 }
 END_TEST
 
@@ -623,6 +634,309 @@ next_eof(struct job_reader *r)
 
 	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 0);
 }
+
+/* Quoting, header= and @default. */
+
+/* The line's headers, joined as job_entry keeps them. */
+static void
+headers_are(const char *line, const char *want)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+
+	ck_assert_msg(parse(line, &e, err) == 1, "'%s': %s", line, err);
+	if (want == NULL)
+		ck_assert_ptr_null(e.headers);
+	else {
+		ck_assert_ptr_nonnull(e.headers);
+		ck_assert_str_eq(e.headers, want);
+	}
+	job_entry_free(&e);
+}
+
+START_TEST(test_quoting)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+
+	ck_assert_int_eq(parse("https://h/a out=\"my file.iso\"", &e, err), 1);
+	ck_assert_str_eq(e.out, "my file.iso");
+	job_entry_free(&e);
+	ck_assert_int_eq(parse("https://h/a header=\"X: a\\\"b\\\\c\"\t", &e,
+	    err), 1);
+	ck_assert_str_eq(e.headers, "X: a\"b\\c");
+	job_entry_free(&e);
+	/* A quote anywhere but right after '=' is an ordinary byte. */
+	ck_assert_int_eq(parse("https://h/a out=a\"b", &e, err), 1);
+	ck_assert_str_eq(e.out, "a\"b");
+	job_entry_free(&e);
+	reject_s("https://h/a out=\"a b", "unterminated quoted value");
+	reject_s("https://h/a out=\"a\\", "bad escape");
+	reject_s("https://h/a out=\"a\\nb\"", "bad escape");
+	reject_s("https://h/a out=\"a\"b", "text right after a closing");
+	reject_s("https://h/a out=\"\"", "out= is empty");
+}
+END_TEST
+
+START_TEST(test_headers)
+{
+	headers_are("https://h/a", NULL);
+	headers_are("https://h/a header=X-A:1", "X-A: 1");
+	headers_are("https://h/a header=\"Authorization: Bearer a b\" "
+	    "header=\"X-B:\t 2 \t\"", "Authorization: Bearer a b\nX-B: 2");
+	/* A tab inside a value is the value's. */
+	headers_are("https://h/a header=\"X-T: a\tb\"", "X-T: a\tb");
+	headers_are("https://h/a header=X-Empty:", "X-Empty:");
+	headers_are("https://h/a header=\"X-Empty:   \"", "X-Empty:");
+	headers_are("https://h/a header=\"User-Agent: other\"",
+	    "User-Agent: other");
+	headers_are("https://h/a header=\"X-U: \xc3\xa9t\xc3\xa9\"",
+	    "X-U: \xc3\xa9t\xc3\xa9");
+	headers_are("https://h/a header=!#$%&'*+-.^_`|~09az:x",
+	    "!#$%&'*+-.^_`|~09az: x");
+}
+END_TEST
+
+START_TEST(test_headers_refused)
+{
+	static const char *const refused[] = {"Host", "host", "Connection",
+	    "Keep-Alive", "Proxy-Connection", "TE", "te", "Trailer",
+	    "Transfer-Encoding", "Upgrade", "Range", "If-Range",
+	    "Content-Length", "EXPECT", "Proxy-Authorization"};
+	char line[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(line, sizeof(line), "https://h/a header=\"%s: x\"",
+		    refused[i]);
+		reject_s(line, "is not allowed");
+	}
+	reject_s("https://h/a header=\"Range: bytes=0-\"",
+	    "header 'Range' is not allowed (fetchd sets it to resume)");
+	reject_s("https://h/a header=\"Host: evil\"",
+	    "header 'Host' is not allowed (it comes from the URL)");
+	reject_s("https://h/a header=novalue", "must be \"Name: value\"");
+	reject_s("https://h/a header=:x", "must be \"Name: value\"");
+	reject_s("https://h/a header=\"X A: b\"", "header name is not a token "
+	    "(byte 0x20 at column 2 of the header)");
+	reject_s("https://h/a header=\"X(A): b\"", "(byte 0x28 at column 2");
+	reject_s("https://h/a header=\"X\tA: b\"", "(byte 0x09 at column 2");
+	reject_s("https://h/a header=\"X-A: 1\" header=\"x-a: 2\"",
+	    "duplicate header 'x-a'");
+	/* CR, LF and NUL never get past the line check. */
+	reject("https://h/a header=\"X: a\rb\"", 28, "control byte 0x0d");
+	reject("https://h/a header=\"X: a\nb\"", 28, "control byte 0x0a");
+	reject("https://h/a header=\"X: a\0b\"", 28, "control byte 0x00");
+}
+END_TEST
+
+START_TEST(test_headers_bounds)
+{
+	char line[JOB_LINE_MAX + 1], *big;
+	size_t i, n;
+
+	n = (size_t)snprintf(line, sizeof(line), "https://h/a");
+	for (i = 0; i < JOB_HEADERS_MAX; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		    " header=X-%zu:v", i);
+	accept_s(line);
+	snprintf(line + n, sizeof(line) - n, " header=X-last:v");
+	reject_s(line, "more than 32 headers");
+	big = malloc(JOB_HEADERS_BYTES + 64);
+	ck_assert_ptr_nonnull(big);
+	n = (size_t)snprintf(big, 64, "https://h/a header=X:");
+	memset(big + n, 'v', JOB_HEADERS_BYTES - 3);
+	big[n + JOB_HEADERS_BYTES - 3] = '\0';
+	accept_s(big);      /* "X: " + 4093 bytes: 4096 */
+	strcat(big, "v");
+	reject_s(big, "headers longer than 4096 bytes");
+	free(big);
+}
+END_TEST
+
+START_TEST(test_entry_headers)
+{
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+
+	ck_assert_int_eq(job_entry_fields("https://h/a", "a", NULL, &e, err,
+	    sizeof(err)), 1);
+	ck_assert_int_eq(job_entry_headers(NULL, &e, err, sizeof(err)), 0);
+	ck_assert_ptr_null(e.headers);
+	ck_assert_int_eq(job_entry_headers("X-A: 1\nX-B:", &e, err,
+	    sizeof(err)), 0);
+	ck_assert_str_eq(e.headers, "X-A: 1\nX-B:");
+	job_entry_free(&e);
+	ck_assert_int_eq(job_entry_fields("https://h/a", "a", NULL, &e, err,
+	    sizeof(err)), 1);
+	ck_assert_int_eq(job_entry_headers("X-A: 1\rX-B: 2", &e, err,
+	    sizeof(err)), -1);
+	ck_assert_str_eq(err, "header 'X-A' has control byte 0x0d");
+	ck_assert_int_eq(job_entry_headers("Host: x", &e, err,
+	    sizeof(err)), -1);
+	ck_assert_int_eq(job_entry_headers("X-A: 1\n\nX-B: 2", &e, err,
+	    sizeof(err)), -1);
+	job_entry_free(&e);
+}
+END_TEST
+
+/* Every entry of text, with its headers, in order; then the end. */
+static void
+reader_headers(const char *text, const char *const *want, size_t n)
+{
+	struct job_reader *r;
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+	int fd;
+
+	fd = tmp_file(text, strlen(text));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_msg(job_reader_next(r, &e, err,
+			    sizeof(err)) == 1, "%s", err);
+			if (want[i] == NULL)
+				ck_assert_ptr_null(e.headers);
+			else
+				ck_assert_str_eq(e.headers, want[i]);
+			job_entry_free(&e);
+		}
+		next_eof(r);
+		ck_assert_int_eq(job_reader_rewind(r), 0);
+	}
+	job_reader_free(r);
+	close(fd);
+}
+
+START_TEST(test_defaults)
+{
+	static const char text[] =
+	    "# defaults first\n"
+	    "@default header=\"Authorization: Bearer t\" header=X-A:1\n"
+	    "  @default\theader=\"X-B: two words\"\n"
+	    "https://h/1\n"
+	    "https://h/2 header=\"x-a: mine\"\n"
+	    "https://h/3 header=\"authorization: other\" header=X-C:3\n";
+	static const char *const want[] = {
+	    "Authorization: Bearer t\nX-A: 1\nX-B: two words",
+	    "Authorization: Bearer t\nX-B: two words\nx-a: mine",
+	    "X-A: 1\nX-B: two words\nauthorization: other\nX-C: 3",
+	};
+
+	reader_headers(text, want, 3);
+}
+END_TEST
+
+START_TEST(test_defaults_refused)
+{
+	static const char text[] =
+	    "@default header=X-A:1\n"
+	    "@default header=x-a:2\n"
+	    "@default out=a\n"
+	    "@default sha256=00\n"
+	    "@default bogus=1\n"
+	    "@defaults header=X:1\n"
+	    "@default\n"
+	    "@default header=\"Host: x\"\n"
+	    "@default header=\"X-Q: a\n"
+	    "https://h/1\n"
+	    "@default header=X-Late:1\n"
+	    "https://h/2\n";
+	struct job_reader *r;
+	int fd;
+
+	fd = tmp_file(text, strlen(text));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	next_err(r, "line 2: duplicate header 'x-a'");
+	next_err(r, "line 3: field 'out' cannot be given by @default");
+	next_err(r, "line 4: field 'sha256' cannot be given by @default");
+	next_err(r, "line 5: field 'bogus' cannot be given by @default");
+	next_err(r, "line 6: unknown directive '@defaults'");
+	next_err(r, "line 7: @default gives no field");
+	next_err(r, "line 8: header 'Host' is not allowed");
+	next_err(r, "line 9: unterminated quoted value");
+	next_ok(r, 10, "https://h/1");
+	next_err(r, "line 11: @default must come before the first URL line");
+	next_ok(r, 12, "https://h/2");
+	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
+
+/* @default segments=: every line without its own takes it; once per job;
+ * bad values fail the directive's line. */
+START_TEST(test_defaults_segments)
+{
+	static const char text[] =
+	    "@default segments=0\n"
+	    "@default segments=4 header=X-A:1\n"
+	    "@default segments=2\n"
+	    "https://h/1\n"
+	    "https://h/2 segments=1\n";
+	static const char plain[] = "https://h/1\n";
+	struct job_reader *r;
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+	int fd;
+
+	fd = tmp_file(text, strlen(text));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	next_err(r, "line 1: segments must be a number from 1 to 16");
+	next_err(r, "line 3: duplicate field 'segments'");
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 4);
+	ck_assert_str_eq(e.headers, "X-A: 1");
+	job_entry_free(&e);
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 1);
+	job_entry_free(&e);
+	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+	/* No @default: 0, the config decides. */
+	fd = tmp_file(plain, strlen(plain));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 0);
+	job_entry_free(&e);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_defaults_bounds)
+{
+	char text[JOB_LINE_MAX * 2];
+	size_t n = 0, i;
+	struct job_reader *r;
+	int fd;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "@default");
+	for (i = 0; i < 20; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    " header=X-D%zu:v", i);
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\nhttps://h/1");
+	for (i = 0; i < 12; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    " header=X-L%zu:v", i);
+	n += (size_t)snprintf(text + n, sizeof(text) - n,
+	    "\nhttps://h/2 header=X-D0:mine");
+	for (i = 0; i < 13; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    " header=X-L%zu:v", i);
+	n += (size_t)snprintf(text + n, sizeof(text) - n,
+	    "\nhttps://h/3 header=X-L:v\n");
+	fd = tmp_file(text, n);
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	next_ok(r, 2, "https://h/1");       /* 20 + 12 */
+	next_err(r, "line 3: more than 32 headers");  /* 19 + 14 */
+	next_ok(r, 4, "https://h/3");
+	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
 
 static const char reader_text[] =
 	"# job\n"
@@ -941,6 +1255,7 @@ job_suite(void)
 	tcase_add_test(tc, test_bad_sha);
 	tcase_add_test(tc, test_bad_fields);
 	tcase_add_test(tc, test_segments_field);
+	tcase_add_test(tc, test_defaults_segments);
 	tcase_add_test(tc, test_control_bytes);
 	tcase_add_test(tc, test_no_secret_in_errors);
 	suite_add_tcase(s, tc);
@@ -960,6 +1275,18 @@ job_suite(void)
 	tcase_add_test(tc, test_reader_boundary);
 	tcase_add_test(tc, test_reader_read_error);
 	tcase_add_test(tc, test_reader_eintr);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("headers");
+	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_test(tc, test_quoting);
+	tcase_add_test(tc, test_headers);
+	tcase_add_test(tc, test_headers_refused);
+	tcase_add_test(tc, test_headers_bounds);
+	tcase_add_test(tc, test_entry_headers);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_defaults_refused);
+	tcase_add_test(tc, test_defaults_bounds);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("large");

@@ -490,6 +490,7 @@ START_TEST(json_shape)
 	static const char *const kinds[] = {
 		"dns", "connect", "timeout", "http_4xx", "http_5xx", "reset",
 		"protocol_refused", "write", "checksum", "other", "resource",
+		"denied",
 		"segment",
 	};
 	struct stats *st = stats_new(NULL, NULL, NULL, NULL);

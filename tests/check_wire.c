@@ -52,6 +52,10 @@ sample_transfer(void)
 	strcpy(t->params.user_agent, "fetchd/test");
 	strcpy(t->params.proxy, "http://proxy:3128");
 	strcpy(t->params.ca_file, "/etc/ssl/ca.pem");
+	strcpy(t->params.no_proxy, "localhost,.internal");
+	strcpy(t->params.deny, "127.0.0.0/8 ::1");
+	ck_assert_int_eq(fetch_transfer_set_headers(t,
+	    "Authorization: Bearer x\nX-Empty:"), 0);
 	t->part_dev = 0x8877665544332211ULL;
 	t->part_ino = 0x0011223344556677ULL;
 	t->expect.length = 5000;
@@ -234,6 +238,11 @@ START_TEST(test_transfer)
 	ck_assert_str_eq(b->params.user_agent, "fetchd/test");
 	ck_assert_str_eq(b->params.proxy, "http://proxy:3128");
 	ck_assert_str_eq(b->params.ca_file, "/etc/ssl/ca.pem");
+	ck_assert_str_eq(b->params.no_proxy, "localhost,.internal");
+	ck_assert_str_eq(b->params.proxy_ca_file, "");
+	ck_assert_str_eq(b->params.netrc_file, "");
+	ck_assert_str_eq(b->params.deny, "127.0.0.0/8 ::1");
+	ck_assert_str_eq(b->headers, "Authorization: Bearer x\nX-Empty:");
 	ck_assert_str_eq(b->url, a->url);
 	ck_assert_str_eq(b->dir, a->dir);
 	ck_assert_str_eq(b->name, a->name);
@@ -350,12 +359,26 @@ START_TEST(test_transfer_at_bounds)
 	memset(t->params.user_agent, 'a', CONFIG_UA_MAX - 1);
 	memset(t->params.proxy, 'p', CONFIG_PROXY_MAX - 1);
 	memset(t->params.ca_file, 'c', CONFIG_PROXY_MAX - 1);
+	memset(t->params.no_proxy, 'n', CONFIG_PROXY_MAX - 1);
+	memset(t->params.proxy_ca_file, 'q', CONFIG_PROXY_MAX - 1);
+	memset(t->params.netrc_file, 'r', CONFIG_PROXY_MAX - 1);
+	memset(t->params.deny, 'd', CONFIG_PROXY_MAX - 1);
+	ck_assert_ptr_nonnull(t->headers = malloc(WIRE_HEADERS_MAX + 2));
+	memset(t->headers, 'h', WIRE_HEADERS_MAX + 1);
+	t->headers[WIRE_HEADERS_MAX + 1] = '\0';
+	ck_assert(!wire_transfer_fits(t));
+	t->headers[WIRE_HEADERS_MAX] = '\0';
 	ck_assert(wire_transfer_fits(t));
 	ck_assert_int_eq(wire_open(&w, buf, put_transfer(t), &type, &id), 0);
 	ck_assert_ptr_nonnull(b = wire_get_transfer(&w, id));
 	ck_assert_str_eq(b->url, t->url);
 	ck_assert_str_eq(b->name, t->name);
 	ck_assert_str_eq(b->params.ca_file, t->params.ca_file);
+	ck_assert_str_eq(b->params.no_proxy, t->params.no_proxy);
+	ck_assert_str_eq(b->params.proxy_ca_file, t->params.proxy_ca_file);
+	ck_assert_str_eq(b->params.netrc_file, t->params.netrc_file);
+	ck_assert_str_eq(b->params.deny, t->params.deny);
+	ck_assert_str_eq(b->headers, t->headers);
 	fetch_transfer_free(b);
 	fetch_transfer_free(t);
 }

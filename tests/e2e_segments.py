@@ -12,12 +12,13 @@ it got to, and the row counts its attempts; a kill -9 mid-download and a
 restart resume every segment from the offset its slot in NAME.part.segs
 held at the kill, without a second probe (and so does a stop and start); a server without ranges gets
 one stream; a short file gets fewer segments; segments= on a line wins
-over the config; sha256 verified (a wrong one fails the URL and leaves no
+over the config, and so does @default segments=; sha256 verified (a wrong one fails the URL and leaves no
 .part or .segs); per_host caps segments too; a resource that changes
 between the probe and the segments (If-Range answered with a 200), or a
 server that sends another range than asked, gets the URL fetched again as
 one stream; a job cancelled mid-download fails with one "cancelled" row
-and leaves no .part or .segs.
+and leaves no .part or .segs; the probe and every segment send the job
+line's headers.
 """
 
 import hashlib
@@ -129,13 +130,20 @@ class SegmentsTest(FetchdTestCase):
         size = 1 * MIB
         seg = self.url("three.bin", size=size)
         one = self.url("one.bin", size=size)
+        other = self.url("default.bin", size=size)
         self.drop_job("j", [seg + " segments=3", one])
+        # @default segments= for every line without its own.
+        self.drop_job("k", ["@default segments=2", other, one + " segments=1"])
         state, rows = self.wait_done("j")
         self.assertEqual(state, "done")
         self.assertEqual(len(rows), 2)
+        state, rows = self.wait_done("k")
+        self.assertEqual(state, "done")
+        self.assertEqual(len(ranged_gets(self.server.log(),
+                                         self.key_of(other))), 2)
+        self.assertEqual(self.methods(self.key_of(one)), ["GET", "GET"])
         self.assertEqual(len(ranged_gets(self.server.log(),
                                          self.key_of(seg))), 3)
-        self.assertEqual(self.methods(self.key_of(one)), ["GET"])
         self.file_matches(os.path.join(self.job_dir("j"), "three.bin"), size)
 
     def test_bad_segments_field(self):
@@ -268,6 +276,21 @@ class SegmentsTest(FetchdTestCase):
         self.assertEqual(sorted(ranged_gets(after, key)),
                          [(nxt, e - 1) for (s, nxt), e in zip(held, ends)
                           if nxt < e])
+
+    def test_headers_on_every_request(self):
+        size = 1 * MIB
+        url = self.url("hdr.bin", size=size)
+        key = self.key_of(url)
+        self.drop_job("j", ['@default header="X-Job: seg"',
+                            url + ' header="X-Line: 1"'])
+        state, rows = self.wait_done("j")
+        self.assertEqual(state, "done")
+        log = self.server.requests_for(key)
+        self.assertEqual(len(log), 5)
+        for r in log:
+            names = {k.lower(): v for k, v in r["headers"]}
+            self.assertEqual((names.get("x-job"), names.get("x-line")),
+                             ("seg", "1"), r)
 
     def test_wrong_range_one_stream(self):
         size = 1 * MIB

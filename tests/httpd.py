@@ -70,7 +70,9 @@ ended (finished or aborted), flushed at once:
     {"time": arrival (time.time() when the request was read), "method",
      "path", "query", "key", "range": Range header or null, "status": status
      sent (0: none, as with hang=1), "sent": body bytes handed to the
-     kernel, "n": 1-based count of requests for this key}
+     kernel, "n": 1-based count of requests for this key, "headers": every
+     request header as [name, value] in the order received, "peer": the
+     client's [address, port]}
 
 Tests import body() from here to know the bytes a URL serves.
 """
@@ -284,6 +286,8 @@ class Handler(BaseHTTPRequestHandler):
             "query": query, "key": key, "range": self.headers.get("Range"),
             "if_range": self.headers.get("If-Range"),
             "status": 0, "sent": 0, "n": n,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "peer": list(self.client_address[:2]),
         }
         try:
             self._respond(path, params, n)

@@ -2,9 +2,11 @@
  * fuzz_job.c: job files, the first input a producer controls. Every line
  * through job_parse_line() (and what an accepted entry feeds on:
  * job_out_valid(), job_name_from_url()), and cut at tabs into the three
- * fields of a cluster stream entry through job_entry_fields(); then the
- * whole input through the streaming reader twice, as the daemon validates
- * and then runs a job.
+ * fields of a cluster stream entry through job_entry_fields() (a fourth,
+ * with '|' for newlines, through job_entry_headers()); then the whole
+ * input through the streaming reader twice, as the daemon validates and
+ * then runs a job, @default directives and quoted values included. Every
+ * accepted entry's headers are held to what job.h promises.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +15,48 @@
 #include "fuzz.h"
 #include "job.h"
 
-/* "URL<tab>OUT<tab>SHA256" as a cluster node gets them, apart; an empty
- * OUT or SHA256 stands for none. */
+/* Accepted headers: bounded, "Name: value" lines with a token name, no
+ * control byte but tab. Anything else aborts. */
+static void
+headers_sane(const char *h)
+{
+	size_t lines = 1;
+	const char *p;
+
+	if (h == NULL)
+		return;
+	if (h[0] == '\0' || strlen(h) > JOB_HEADERS_BYTES)
+		abort();
+	for (p = h; *p != '\0'; p++) {
+		if (*p == '\n')
+			lines++;
+		else if (*p != '\t' && ((unsigned char)*p < 0x20 || *p == 0x7f))
+			abort();
+	}
+	if (lines > JOB_HEADERS_MAX)
+		abort();
+	for (p = h; p != NULL; p = strchr(p, '\n') ? strchr(p, '\n') + 1 :
+	    NULL) {
+		size_t n = strcspn(p, ":\n");
+
+		if (n == 0 || p[n] != ':' || strcspn(p, " \t\"(),/;<=>?@[]{}") <
+		    n)
+			abort();
+	}
+}
+
+/* "URL<tab>OUT<tab>SHA256<tab>HEADERS" as a cluster node gets them, apart;
+ * an empty OUT or SHA256 stands for none. */
 static void
 parse_entry(const char *line, size_t len)
 {
-	char *copy, *f[3] = { NULL, NULL, NULL }, *p, err[JOB_ERR_MAX];
+	char *copy, *f[4] = { NULL, NULL, NULL, NULL }, *p, err[JOB_ERR_MAX];
 	struct job_entry e;
 	int n = 0;
 
 	if ((copy = strndup(line, len)) == NULL)
 		return;
-	for (p = copy; n < 3 && p != NULL; n++) {
+	for (p = copy; n < 4 && p != NULL; n++) {
 		f[n] = p;
 		if ((p = strchr(p, '\t')) != NULL)
 			*p++ = '\0';
@@ -35,6 +67,11 @@ parse_entry(const char *line, size_t len)
 		if ((e.out != NULL && !job_out_valid(e.out, err,
 		    sizeof(err))) || strpbrk(e.url, " \t") != NULL)
 			abort();        /* accepted, yet not valid */
+		for (p = f[3]; p != NULL && *p != '\0'; p++)
+			if (*p == '|')
+				*p = '\n';
+		if (job_entry_headers(f[3], &e, err, sizeof(err)) == 0)
+			headers_sane(e.headers);
 		job_entry_free(&e);
 	}
 	free(copy);
@@ -59,6 +96,7 @@ parse_lines(const uint8_t *data, size_t size)
 			if (e.out != NULL && !job_out_valid(e.out, err,
 			    sizeof(err)))
 				abort();        /* accepted, yet not valid */
+			headers_sane(e.headers);
 			job_entry_free(&e);
 		}
 		parse_entry(p, (size_t)(nl - p));
@@ -75,8 +113,10 @@ read_all(struct job_reader *r)
 
 	do {
 		memset(&e, 0, sizeof(e));
-		if ((rv = job_reader_next(r, &e, err, sizeof(err))) == 1)
+		if ((rv = job_reader_next(r, &e, err, sizeof(err))) == 1) {
+			headers_sane(e.headers);
 			job_entry_free(&e);
+		}
 	} while (rv != 0 && job_reader_lineno(r) < 1000000);
 }
 
