@@ -151,6 +151,11 @@ static const struct config_option opt_table[] = {
     {"http", "deny", CONF_STR, OFF(deny), 0, CONFIG_PROXY_MAX - 1, "",
 	LIVE(JOBS),
 	"Address ranges (CIDR) never connected to; empty = none."},
+    {"http", "segments", CONF_INT, OFF(segments), 1, 16, "1", LIVE(JOBS),
+	"Ranges of one file fetched at once (a line's segments= wins)."},
+    {"http", "segment_min_size", CONF_SIZE, OFF(segment_min_size), 1,
+	SIZE_LIMIT, "20M", LIVE(JOBS),
+	"Least bytes per range: a shorter file gets fewer segments."},
 
     /* [cluster] */
     {"cluster", "redis", CONF_STR, OFF(cluster_redis), 0, 107, "", RESTART,

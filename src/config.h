@@ -64,6 +64,8 @@ struct config {
 	char *proxy_ca_file;     /* "" = libcurl's default bundle */
 	char *netrc_file;        /* "" = no credentials from a netrc */
 	char *deny;              /* CIDR ranges never connected to (cidr.h) */
+	long segments;           /* ranges of one file at once, 1..16 */
+	long long segment_min_size; /* bytes per range at least */
 
 	/* [cluster]: on when redis is set (cluster.h) */
 	char *cluster_redis;    /* "" = off; host:port or /path/to/socket */

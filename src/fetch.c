@@ -59,6 +59,7 @@ enum fetch_cause {
 	CAUSE_RANGE,            /* a 206 for another range than asked */
 	CAUSE_CHANGED,          /* a 206 of a resource of another length
 	                           than the .part's (t->expect) */
+	CAUSE_WHOLE,            /* a segment's range answered by a 200 */
 };
 
 struct fetch_state {
@@ -91,7 +92,20 @@ struct fetch_state {
 	int tried_allowed;              /* one of this hop was not */
 	char denied_addr[INET6_ADDRSTRLEN];
 	char errbuf[CURL_ERROR_SIZE];
+
+	/* Segments (FETCH_SEGMENT, FETCH_VERIFY): name.part.segs. */
+	int segfd;              /* open while a segment runs; else -1 */
+	uint64_t seg_ino;       /* the .part's inode, in every slot written */
+	char *segs;             /* s->part + ".segs" */
 };
+
+static int seg_begin(struct transfer *, struct fetch_state *);
+static int seg_response_start(struct fetch_state *);
+static int seg_slot_write(struct fetch_state *);
+static int seg_range(struct fetch_state *);
+static int seg_status(struct transfer *, struct fetch_state *);
+static int seg_cause(struct transfer *, struct fetch_state *);
+static void seg_discard(int, const char *);
 
 static const char *const errkind_names[FERR__COUNT] = {
 	[FERR_NONE] = "none",
@@ -107,6 +121,7 @@ static const char *const errkind_names[FERR__COUNT] = {
 	[FERR_OTHER] = "other",
 	[FERR_RESOURCE] = "resource",
 	[FERR_DENIED] = "denied",
+	[FERR_SEGMENT] = "segment",
 };
 
 const char *
@@ -436,6 +451,9 @@ state_free(struct fetch_state *s)
 		close(s->fd);
 	if (s->dirfd != -1 && s->own_dirfd)
 		close(s->dirfd);
+	if (s->segfd != -1)
+		close(s->segfd);
+	free(s->segs);
 	EVP_MD_CTX_free(s->md);
 	curl_slist_free_all(s->headers);
 	free(s->base);
@@ -512,6 +530,8 @@ hash_existing(struct transfer *t, struct fetch_state *s)
 static int
 response_start(struct fetch_state *s)
 {
+	if (s->t->mode == FETCH_SEGMENT)
+		return seg_response_start(s);
 	s->started = 1;
 	if (s->resp.status == 206) {
 		if (s->resp.cr_start < 0 ||
@@ -761,6 +781,11 @@ write_cb(char *data, size_t size, size_t nitems, void *arg)
 		return 0;
 	}
 	s->offset += n;
+	if (s->segfd != -1 && seg_slot_write(s) == -1) {
+		s->cause = CAUSE_WRITE;
+		s->cause_errno = errno;
+		return 0;
+	}
 	t->received += n;
 	__atomic_add_fetch(&t->progress, (uint64_t)n, __ATOMIC_RELAXED);
 	return n;
@@ -1067,7 +1092,14 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	SETOPT(CURLOPT_NOPROGRESS, 0L);
 	/* CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: libcurl fails
 	 * a resume answered by a 200 itself, where we want to start over. */
-	if (s->offset > 0) {
+	if (t->mode == FETCH_PROBE)
+		SETOPT(CURLOPT_NOBODY, 1L);
+	if (t->mode == FETCH_SEGMENT) {
+		if (seg_range(s) == -1) {
+			rc = CURLE_OUT_OF_MEMORY;
+			goto optfail;
+		}
+	} else if (s->offset > 0) {
 		snprintf(s->range, sizeof(s->range), "%llu-",
 		    (unsigned long long)s->offset);
 		SETOPT(CURLOPT_RANGE, s->range);
@@ -1186,6 +1218,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	s->easy = easy;
 	s->fd = -1;
 	s->dirfd = -1;
+	s->segfd = -1;
 	fetch_response_reset(&s->resp);
 	fetch_response_meta(&s->resp, &t->meta);  /* unknown until answered */
 	if (fetch_open_parent(t, 1, &s->dirfd, &boff) == -1)
@@ -1195,6 +1228,11 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	    (s->part = part_name(t, s->base)) == NULL) {
 		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
 		goto fail;
+	}
+	if (t->mode != FETCH_WHOLE) {
+		if (seg_begin(t, s) == -1)
+			goto fail;
+		goto setup;
 	}
 	if (open_part(t, s) == -1 && open_part_again(t, s) == -1)
 		goto fail;
@@ -1208,6 +1246,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 			goto fail;
 	}
 	s->resume_from = s->offset;
+setup:
 	if (setup_easy(t, s, easy, share) == -1 ||
 	    setup_net(t, s, easy) == -1)
 		goto fail;
@@ -1385,6 +1424,8 @@ finish_status(struct transfer *t, struct fetch_state *s)
 
 	if (s->resp.status == 0)
 		s->resp.status = st;
+	if (t->mode != FETCH_WHOLE && seg_status(t, s))
+		return;
 	if (st >= 200 && st <= 299) {
 		if (!s->started && response_start(s) == -1)
 			return; /* the cause is reported by the caller */
@@ -1424,6 +1465,8 @@ finish_cause(struct transfer *t, struct fetch_state *s)
 {
 	char eb[128];
 
+	if (t->mode == FETCH_SEGMENT && seg_cause(t, s))
+		return;
 	switch (s->cause) {
 	case CAUSE_WRITE:
 		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "write: %s",
@@ -1446,6 +1489,7 @@ finish_cause(struct transfer *t, struct fetch_state *s)
 		    "again", s->resp.cr_total, t->expect.length);
 		break;
 	case CAUSE_NONE:
+	case CAUSE_WHOLE:
 		break;
 	}
 }
@@ -1596,6 +1640,391 @@ fetch_run(struct transfer *t, CURL *easy, CURLSH *share)
 	fetch_finish(t, easy, res);
 }
 
+/* --- segments: ranges of one file fetched at once into one .part ------ */
+
+unsigned
+fetch_seg_split(uint64_t length, unsigned want, uint64_t min_size,
+    uint64_t starts[FETCH_SEGMENTS_MAX])
+{
+	unsigned n = want, i;
+
+	if (n < 1)
+		n = 1;
+	if (n > FETCH_SEGMENTS_MAX)
+		n = FETCH_SEGMENTS_MAX;
+	if (min_size < 1)
+		min_size = 1;
+	/* Also n <= length, so that no range is empty. */
+	if (length / min_size < n)
+		n = (unsigned)(length / min_size);
+	if (n < 1)
+		n = 1;
+	for (i = 0; i < n; i++)
+		starts[i] = (uint64_t)((unsigned __int128)length * i / n);
+	return n;
+}
+
+/*
+ * name.part.segs holds one slot per segment at SEG_SLOT * slot: the .part's
+ * inode, the segment's first byte and the offset of its next byte, three
+ * native-endian uint64 (the file never leaves the machine). A segment
+ * writes its slot after every write of data (write_cb), so after a kill -9
+ * the slot never claims a byte that did not reach the .part: the kernel
+ * keeps both writes in order for every process that reads them later.
+ * (A power loss is not covered, as for the .part of a whole transfer: the
+ * length and a sha256 are checked before the rename.)
+ *
+ * Why a sidecar rather than the holes of the sparse .part (SEEK_DATA,
+ * SEEK_HOLE): holes are found per file system block, so a segment that
+ * wrote a few bytes into a block would look as if it had written the
+ * whole block; some file systems report no holes at all; and a slot names
+ * the inode and the range it was written for, so a .part made again, or a
+ * split of other ranges (a changed config), resumes nothing it should not.
+ */
+#define SEG_SLOT 24
+
+uint64_t
+fetch_seg_resume(int fd, unsigned slot, uint64_t ino, uint64_t start,
+    uint64_t end)
+{
+	uint64_t v[3];
+
+	if (pread(fd, v, sizeof(v), (off_t)slot * SEG_SLOT) != sizeof(v))
+		return start;
+	if (v[0] != ino || v[1] != start || v[2] < start || v[2] > end)
+		return start;
+	return v[2];
+}
+
+static int
+seg_slot_write(struct fetch_state *s)
+{
+	uint64_t v[3] = { s->seg_ino, s->t->seg_start, s->offset };
+	ssize_t n;
+
+	do
+		n = pwrite(s->segfd, v, sizeof(v),
+		    (off_t)s->t->seg_slot * SEG_SLOT);
+	while (n == -1 && errno == EINTR);
+	if (n != sizeof(v)) {
+		if (n >= 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* s->part + ".segs", in s->segs. 0, or -1 out of memory (reported). */
+static int
+seg_name(struct transfer *t, struct fetch_state *s)
+{
+	if (s->segs == NULL && asprintf(&s->segs, "%s%s", s->part,
+	    FETCH_SEGS) == -1) {
+		s->segs = NULL;
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Remove part's .segs in dfd (a regular file only). Missing is fine. */
+static void
+seg_discard(int dfd, const char *part)
+{
+	struct stat st;
+	char *segs;
+
+	if (asprintf(&segs, "%s%s", part, FETCH_SEGS) == -1)
+		return;
+	if (fstatat(dfd, segs, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		unlinkat(dfd, segs, 0);
+	free(segs);
+}
+
+/*
+ * Open name (in s->dirfd) with flags (O_NOFOLLOW among them) as a regular
+ * file: the descriptor, or -1 with the error set. A FIFO or device there
+ * is never read or written (O_NONBLOCK: opening one cannot hang).
+ */
+static int
+seg_open_file(struct transfer *t, struct fetch_state *s, const char *name,
+    int flags, struct stat *st)
+{
+	char shown[PATH_MAX], eb[128];
+	int fd;
+
+	snprintf(shown, sizeof(shown), "%s/%s", t->dir, name);
+	if ((fd = openat(s->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK, FETCH_FILE_MODE)) == -1) {
+		open_error(t, s->dirfd, name, shown, errno, FETCH_RETRY);
+		return -1;
+	}
+	if (fstat(fd, st) == -1) {
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "stat '%s': %s",
+		    shown, errstr(errno, eb, sizeof(eb)));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "'%s' is not a regular file", shown);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The shared .part is not ours (another owner, a second link, another
+ * inode than this transfer wrote): unlink the name, never touching the
+ * file, and fail the attempt; the URL's other segments find it gone too.
+ */
+static void
+seg_not_ours(struct transfer *t, struct fetch_state *s)
+{
+	close(s->fd);
+	s->fd = -1;
+	replaced(t, s, s->part);
+}
+
+/*
+ * A segment's files: the .part, made by whichever segment comes first and
+ * never truncated (no O_EXCL, no O_TRUNC, no O_APPEND), and the .segs. The
+ * segment resumes from its slot and writes on from there: its own open
+ * file, positioned once, so write_cb's sequential writes land at the
+ * segment's offsets as pwrite()s would. 0, or -1 with the outcome set
+ * (FETCH_OK when the segment is complete already).
+ */
+static int
+seg_open(struct transfer *t, struct fetch_state *s)
+{
+	struct stat st, sst;
+
+	if (seg_name(t, s) == -1 ||
+	    (s->fd = seg_open_file(t, s, s->part, O_RDWR | O_CREAT, &st)) ==
+	    -1)
+		return -1;
+	if (!part_is_ours(t, &st)) {
+		seg_not_ours(t, s);
+		return -1;
+	}
+	t->part_dev = (uint64_t)st.st_dev;
+	t->part_ino = (uint64_t)st.st_ino;
+	s->seg_ino = (uint64_t)st.st_ino;
+	if ((s->segfd = seg_open_file(t, s, s->segs, O_RDWR | O_CREAT,
+	    &sst)) == -1)
+		return -1;
+	s->offset = fetch_seg_resume(s->segfd, t->seg_slot, s->seg_ino,
+	    t->seg_start, t->seg_end);
+	/* Bytes the slot claims past the end of the file are not there. */
+	if (s->offset > (uint64_t)st.st_size)
+		s->offset = t->seg_start;
+	if (s->offset == t->seg_end) {
+		t->size = t->seg_end - t->seg_start;
+		return -1;      /* t->outcome is FETCH_OK: nothing to fetch */
+	}
+	if (lseek(s->fd, (off_t)s->offset, SEEK_SET) == -1) {
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "lseek failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* CURLOPT_RANGE "FIRST-LAST" of what the segment still lacks, with
+ * If-Range: only bytes of the resource the split was made for. */
+static int
+seg_range(struct fetch_state *s)
+{
+	snprintf(s->range, sizeof(s->range), "%llu-%llu",
+	    (unsigned long long)s->offset,
+	    (unsigned long long)s->t->seg_end - 1);
+	if (curl_easy_setopt(s->easy, CURLOPT_RANGE, s->range) != CURLE_OK)
+		return -1;
+	return if_range_header(s);
+}
+
+/*
+ * The body of a segment's answer is about to be written: only a 206 of
+ * exactly the bytes asked for (its first byte, its length) of a resource
+ * of the length split. A 200 is the whole resource (If-Range saw it
+ * change, or ranges are not served after all): nothing of it is written.
+ */
+static int
+seg_response_start(struct fetch_state *s)
+{
+	const struct transfer *t = s->t;
+
+	s->started = 1;
+	if (s->resp.status != 206) {
+		s->cause = CAUSE_WHOLE;
+		return -1;
+	}
+	if (s->resp.cr_start < 0 || (uint64_t)s->resp.cr_start != s->offset ||
+	    s->resp.length < 0 ||
+	    (uint64_t)s->resp.length != t->seg_end - s->offset) {
+		s->cause = CAUSE_RANGE;
+		return -1;
+	}
+	if (t->expect.length >= 0 && s->resp.cr_total != t->expect.length) {
+		s->cause = CAUSE_CHANGED;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The whole file is in the .part: check its length against the resource
+ * the split was made for (t->expect) and its sha256, then publish it as a
+ * whole transfer is (publish()) and remove the .segs. Runs inside
+ * fetch_begin(), on whichever thread runs transfers.
+ */
+static void
+seg_verify(struct transfer *t, struct fetch_state *s)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	struct stat st;
+	char hex[65];
+	int fd;
+
+	if (seg_name(t, s) == -1 ||
+	    (s->fd = seg_open_file(t, s, s->part, O_RDONLY, &st)) == -1)
+		return;
+	if (!part_is_ours(t, &st)) {
+		seg_not_ours(t, s);
+		return;
+	}
+	if (t->expect.length >= 0 && st.st_size != t->expect.length) {
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "size mismatch (have %lld bytes, server says %lld)",
+		    (long long)st.st_size, t->expect.length);
+		return;
+	}
+	if (t->has_sha256) {
+		s->offset = (uint64_t)st.st_size;
+		if ((s->md = EVP_MD_CTX_new()) == NULL || hash_reset(s) == -1 ||
+		    hash_existing(t, s) == -1 ||
+		    EVP_DigestFinal_ex(s->md, md, &mdlen) != 1 || mdlen != 32) {
+			if (t->outcome == FETCH_OK)
+				fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
+				    "sha256 failed");
+			return;
+		}
+		if (memcmp(md, t->sha256, 32) != 0) {
+			hexdigest(md, hex);
+			fetch_set_error(t, FETCH_RETRY, FERR_CHECKSUM,
+			    "sha256 mismatch (got %s)", hex);
+			return;
+		}
+	}
+	fd = s->fd;
+	s->fd = -1;
+	close(fd);
+	/* The .segs goes first: a crash between the two then leaves a
+	 * complete .part that a restart fetches again, rather than a .segs
+	 * nothing would ever remove next to the published file. */
+	(void)unlinkat(s->dirfd, s->segs, 0);
+	if (publish(t, s, &st) == -1)
+		return;
+	t->size = (uint64_t)st.st_size;
+	t->http_status = 200;
+}
+
+/* fetch_begin() of a transfer that is not FETCH_WHOLE, before the easy
+ * handle is set up as for any transfer (setup_easy() asks a probe with
+ * HEAD and a segment for its range). 0 to perform; -1 when it ended here
+ * (a failure, a segment already complete, a verify). */
+static int
+seg_begin(struct transfer *t, struct fetch_state *s)
+{
+	switch (t->mode) {
+	case FETCH_PROBE:
+		return 0;
+	case FETCH_SEGMENT:
+		if (seg_open(t, s) == -1)
+			return -1;
+		s->resume_from = s->offset;
+		return 0;
+	case FETCH_VERIFY:
+		seg_verify(t, s);
+		return -1;
+	case FETCH_WHOLE:
+		break;
+	}
+	return -1;
+}
+
+/*
+ * finish_status() of a probe or a segment: 1 when it classified the
+ * answer, 0 to leave it to the rules of a whole transfer (4xx, 5xx, ...).
+ * A segment's .part is never truncated: other segments share it.
+ */
+static int
+seg_status(struct transfer *t, struct fetch_state *s)
+{
+	long st = t->http_status;
+	char eb[128];
+	int fd;
+
+	if (st == 416 && t->mode == FETCH_SEGMENT) {
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "HTTP 416 for a range of the resource");
+		return 1;
+	}
+	if (st < 200 || st > 299)
+		return 0;
+	if (t->mode != FETCH_SEGMENT)
+		return 1;       /* a probe: t->meta is what it is for */
+	if (!s->started && seg_response_start(s) == -1)
+		return 1;       /* the cause is reported by the caller */
+	if (s->offset != t->seg_end) {
+		fetch_set_error(t, FETCH_RETRY, FERR_RESET,
+		    "the range ended early (at byte %llu of %llu-%llu)",
+		    (unsigned long long)s->offset,
+		    (unsigned long long)t->seg_start,
+		    (unsigned long long)t->seg_end - 1);
+		return 1;
+	}
+	fd = s->fd;
+	s->fd = -1;
+	if (close(fd) == -1) {
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE, "close: %s",
+		    errstr(errno, eb, sizeof(eb)));
+		return 1;
+	}
+	t->size = t->seg_end - t->seg_start;
+	return 1;
+}
+
+/* finish_cause() of a segment: 1 when handled here. */
+static int
+seg_cause(struct transfer *t, struct fetch_state *s)
+{
+	switch (s->cause) {
+	case CAUSE_WHOLE:
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "HTTP %ld to a range request: the resource changed or "
+		    "ranges are not served; fetching it as one stream",
+		    s->resp.status);
+		return 1;
+	case CAUSE_CHANGED:
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "the resource changed (%lld bytes, was %lld); fetching it "
+		    "again as one stream", s->resp.cr_total, t->expect.length);
+		return 1;
+	case CAUSE_RANGE:
+		/* A server that said it serves ranges and does not serve
+		 * them right: one stream is what it can do. */
+		fetch_set_error(t, FETCH_RETRY, FERR_SEGMENT,
+		    "server sent another range than asked; fetching it as "
+		    "one stream");
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /*
  * Remove name.part of a transfer that failed for good. Nothing is created
  * on the way, a symlink on the way ends it, and only a regular file is
@@ -1618,6 +2047,7 @@ fetch_discard(struct transfer *t)
 			if (fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISREG(st.st_mode))
 				unlinkat(dfd, part, 0);
+			seg_discard(dfd, part);
 			free(part);
 		}
 		fetch_close_parent(t, dfd);

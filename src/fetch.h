@@ -27,6 +27,8 @@ struct engine;
 
 #define FETCH_ERR_MAX 256
 #define FETCH_PART ".part"      /* name.part until the file is complete */
+#define FETCH_SEGS ".segs"      /* name.part.segs: segments' progress */
+#define FETCH_SEGMENTS_MAX 16   /* ranges of one file fetched at once */
 
 /* The [http] options a transfer needs, snapshotted when it is created so a
  * reload never changes a transfer in flight. The process engine sends it to
@@ -75,6 +77,9 @@ enum fetch_errkind {
 	                   retried, not counted against http.retries */
 	FERR_DENIED,    /* the address to connect to is in http.deny:
 	                   permanent */
+	FERR_SEGMENT,   /* a segment's range was not served as asked for the
+	                   resource it was split from (a 200, another
+	                   length): the URL starts again as one stream */
 	FERR__COUNT
 };
 
@@ -97,6 +102,22 @@ struct fetch_meta {
 	                                   ("Accept-Ranges: bytes", or a 206) */
 	char etag[FETCH_ETAG_MAX];      /* as sent, quotes and W/ kept; "" none */
 	char last_modified[FETCH_DATE_MAX]; /* as sent; "" none */
+};
+
+/*
+ * What one transfer does. A URL is fetched whole, or (segmented, jobs.c)
+ * probed, then fetched as several ranges into one .part, then verified.
+ */
+enum fetch_mode {
+	FETCH_WHOLE = 0,        /* the resource into name.part, renamed */
+	FETCH_PROBE,            /* HEAD: t->meta only, no file */
+	FETCH_SEGMENT,          /* bytes [seg_start, seg_end) into name.part
+	                           at their offsets; progress in name.part.segs;
+	                           never truncates, never renames */
+	FETCH_VERIFY,           /* no request: name.part's length (expect) and
+	                           sha256 checked, renamed to name, the .segs
+	                           removed; done inside fetch_begin(), which
+	                           then returns -1 with the outcome set */
 };
 
 struct transfer {
@@ -145,6 +166,14 @@ struct transfer {
 	size_t mirror;          /* the pair in use */
 	int mirror_attempts;    /* attempts before it, on the earlier ones */
 	long long mirror_length; /* expect.length when it was taken up */
+	/* Segmented downloads (set by the owner; the process engine carries
+	 * them, wire.c). */
+	enum fetch_mode mode;
+	unsigned seg_slot;      /* the segment's number: its slot in .segs */
+	uint64_t seg_start;     /* first byte of the segment's range */
+	uint64_t seg_end;       /* one past its last byte */
+	void *seg;              /* the owner's record of the URL; engines and
+	                           fetch.c never look at it */
 
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;
@@ -228,6 +257,14 @@ void fetch_set_error(struct transfer *t, enum fetch_outcome outcome,
  * made), resume from its size with Range, the progress callback that
  * honours t->cancelled. share may be NULL. 0, or -1 with the failure filled
  * in as for fetch_finish() (then do not call fetch_finish).
+ *
+ * By t->mode: a FETCH_PROBE makes no file and asks with HEAD; a
+ * FETCH_SEGMENT opens the shared .part without truncating it, resumes
+ * from its slot in name.part.segs and asks for the rest of its range (a
+ * segment found complete returns -1 with t->outcome FETCH_OK); a
+ * FETCH_VERIFY sends nothing: it checks the .part's length against
+ * t->expect and its sha256, renames it and removes the .segs, all here,
+ * and returns -1 with the outcome set (FETCH_OK when published).
  */
 int fetch_begin(struct transfer *t, CURL *easy, CURLSH *share);
 
@@ -298,6 +335,24 @@ void fetch_meta_unknown(struct fetch_meta *m);
 /* The If-Range value a resume of a copy of m sends (a strong ETag, else
  * the Last-Modified date), or NULL when m has neither. */
 const char *fetch_if_range(const struct fetch_meta *m);
+
+/*
+ * Split a resource of length bytes into at most want (1..FETCH_SEGMENTS_MAX)
+ * ranges of at least min_size bytes each (fewer when it is shorter; at
+ * least one, and none empty). starts[i] is the first byte of range i, which
+ * ends where range i+1 starts (the last at length). Returns the count.
+ */
+unsigned fetch_seg_split(uint64_t length, unsigned want, uint64_t min_size,
+    uint64_t starts[FETCH_SEGMENTS_MAX]);
+
+/*
+ * How far segment slot (of a split whose range starts at start) got, as
+ * recorded in the .segs file of the .part whose inode is ino: the offset
+ * of its next byte, or start when nothing valid is recorded. fd: the .segs
+ * file. Exposed for the tests; fetch_begin() uses it.
+ */
+uint64_t fetch_seg_resume(int fd, unsigned slot, uint64_t ino,
+    uint64_t start, uint64_t end);
 
 /* fetch_begin + curl_easy_perform + fetch_finish. */
 void fetch_run(struct transfer *t, CURL *easy, CURLSH *share);

@@ -404,6 +404,35 @@ job_parse_mirror(const char *v, size_t len, struct job_entry *e, char *err,
 }
 
 /*
+ * segments=N: how many ranges of the file are fetched at once, a plain
+ * decimal 1..JOB_SEGMENTS_MAX. seen: JOB_SEEN_SEGMENTS once given. 0, or
+ * -1 with err.
+ */
+#define JOB_SEEN_SEGMENTS 8
+static int
+job_parse_segments(const char *v, size_t len, struct job_entry *e, int *seen,
+    char *err, size_t errlen)
+{
+	int n = 0;
+	size_t i;
+
+	if (*seen & JOB_SEEN_SEGMENTS) {
+		job_err(err, errlen, "duplicate field 'segments'");
+		return -1;
+	}
+	for (i = 0; i < len && i < 3 && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (v[i] - '0');
+	if (len == 0 || i != len || n < 1 || n > JOB_SEGMENTS_MAX) {
+		job_err(err, errlen, "segments must be a number from 1 to %d",
+		    JOB_SEGMENTS_MAX);
+		return -1;
+	}
+	*seen |= JOB_SEEN_SEGMENTS;
+	e->segments = n;
+	return 0;
+}
+
+/*
  * One key=value field f (flen bytes) into e. seen: bit 0 once out= was
  * given, bit 1 once sha256= was. 0, or -1 with err set.
  */
@@ -452,6 +481,9 @@ job_parse_field(const char *f, size_t flen, struct job_entry *e, int *seen,
 	}
 	if (klen == 6 && memcmp(f, "mirror", 6) == 0)
 		return job_parse_mirror(val, flen - klen - 1, e, err, errlen);
+	if (klen == 8 && memcmp(f, "segments", 8) == 0)
+		return job_parse_segments(val, flen - klen - 1, e, seen, err,
+		    errlen);
 	job_err(err, errlen, "unknown field '%.*s'",
 	    (int)(klen > JOB_KEY_SHOW ? JOB_KEY_SHOW : klen), f);
 	return -1;
@@ -1252,6 +1284,18 @@ nomem:
 	return -1;
 }
 
+/* segments= defaults: a line without its own takes the job's. */
+static int
+job_merge_segments(struct job_entry *e, const struct job_entry *def,
+    char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (e->segments == 0)
+		e->segments = def->segments;
+	return 0;
+}
+
 /*
  * The fields @default may give, and how a default joins a line's own:
  * merge is called for every URL line once the job has defaults.
@@ -1262,6 +1306,7 @@ static const struct {
 	    size_t);
 } job_defaultable[] = {
 	{"header", job_merge_headers},
+	{"segments", job_merge_segments},
 };
 
 #define JOB_NDEFAULTABLE \

@@ -49,7 +49,12 @@ struct job_entry {
 	char **mirrors;             /* nmirrors URLs, normalised */
 	char **mirror_hosts;        /* their lower-case hosts */
 	size_t nmirrors;            /* at most JOB_MIRRORS_MAX */
+	/* Segmented download: segments=N (1..JOB_SEGMENTS_MAX); 0 when the
+	 * line does not say (the config's http.segments then). */
+	int segments;
 };
+
+#define JOB_SEGMENTS_MAX 16     /* segments= at most (fetch.h's bound) */
 
 void job_entry_free(struct job_entry *e); /* frees the members, not e */
 
@@ -58,11 +63,13 @@ void job_entry_free(struct job_entry *e); /* frees the members, not e */
  * Returns 1 and fills *e for a URL line, 0 for a blank or comment line,
  * -1 for a malformed line with a message in err (no "line N:" prefix).
  * Rules: only http and https; no control bytes anywhere; fields after the
- * URL are key=value (the value possibly quoted), known keys out= and
- * sha256=, each at most once, header= (job_header_add()) and mirror=, up
- * to JOB_MIRRORS_MAX times; out= must pass job_out_valid(); sha256= is 64
- * hex digits; a mirror= URL passes the checks of the line's own URL (its
- * message says "mirror N: ...", N counting from 1). A directive line is
+ * URL are key=value (the value possibly quoted), known keys out=,
+ * sha256= and segments=, each at most once, header= (job_header_add())
+ * and mirror=, up to JOB_MIRRORS_MAX times; out= must pass
+ * job_out_valid(); sha256= is 64 hex digits; segments= a decimal
+ * 1..JOB_SEGMENTS_MAX; a mirror= URL passes the checks of the line's own
+ * URL (its message says "mirror N: ...", N counting from 1). A directive
+ * line is
  * not a URL line: only the reader knows them (job_reader_next).
  */
 int job_parse_line(const char *line, size_t len, unsigned long lineno,

@@ -51,6 +51,9 @@
 #define JOBS_WAIT_MAX 60.0       /* s between tries at most */
 #define JOBS_RESOURCE_DELAY 1.0  /* s before a retry for want of descriptors */
 
+struct seg_url;                 /* a segmented URL (below) */
+TAILQ_HEAD(seg_list, seg_url);
+
 enum job_state {
 	JOB_VALIDATING = 0,
 	JOB_RUNNING,
@@ -85,6 +88,7 @@ struct job {
 	char **ring;            /* JOBS_WINDOW finished lines by index */
 	struct transfer_list live; /* transfers out, by owner_entry */
 	size_t nlive;
+	struct seg_list segs;   /* its segmented URLs being fetched */
 	size_t ndone, nfailed;
 	uint64_t bytes;
 
@@ -166,6 +170,9 @@ static const char *job_line_url(const struct transfer *);
 static void job_mirror_fresh(struct transfer *);
 static void job_mirror_note(struct job *, const struct transfer *);
 static int job_mirror_next(struct job *, struct transfer *);
+static void seg_free_all(struct job *);
+static int seg_final(struct job *, struct transfer *);
+static void seg_drop(struct job *, struct transfer *);
 
 /* t leaves the job's live transfers (finished, dropped or cancelled). */
 static void
@@ -300,6 +307,7 @@ job_close_files(struct job *j)
 	}
 	journal_recovery_free(j->rec);
 	j->rec = NULL;
+	seg_free_all(j);
 	free(j->errors);
 	j->errors = NULL;
 	j->errlen = j->nerrors = 0;
@@ -320,6 +328,7 @@ job_free(struct job *j)
 		return;
 	/* Only at teardown: every transfer has come back by then, but the
 	 * ones still queued in the scheduler are freed by their owner. */
+	seg_free_all(j);
 	while ((t = TAILQ_FIRST(&j->live)) != NULL) {
 		job_unlink(j, t);
 		fetch_transfer_free(t);
@@ -710,6 +719,7 @@ jobs_start(struct jobs *js, const char *name, int resume)
 	j->resume = resume;
 	j->claimed_at = mono_now();
 	TAILQ_INIT(&j->live);
+	TAILQ_INIT(&j->segs);
 	if ((j->name = strdup(name)) == NULL ||
 	    asprintf(&j->dir, "%s/%s", js->cfg->download_dir, name) == -1) {
 		j->dir = NULL;
@@ -854,6 +864,8 @@ job_final(struct job *j, struct transfer *t)
 	char row[RESULT_ROW_MAX];
 	int n;
 
+	if (t->seg != NULL && seg_final(j, t))
+		return;
 	if (t->outcome != FETCH_OK)
 		fetch_discard(t);
 	else
@@ -1036,6 +1048,369 @@ job_mirror_next(struct job *j, struct transfer *t)
 }
 
 /*
+ * Segmented downloads. A URL with http.segments or segments= above 1 is
+ * first a probe (FETCH_PROBE, a HEAD through the scheduler like any
+ * transfer). When the answer gives the length and says ranges are served,
+ * the file is split (fetch_seg_split: at most the segments asked for, each
+ * at least http.segment_min_size), the split is recorded in the journal,
+ * and one FETCH_SEGMENT transfer per range goes to the scheduler, so
+ * segments count against workers.count and per_host as any transfer does
+ * and every engine runs them. The URL's own transfer stays live without
+ * being queued: it holds the name and makes the URL's one result row.
+ * When every segment is in, it goes once more as FETCH_VERIFY: the length
+ * and sha256 checked and the rename done where transfers run, never here.
+ * Otherwise (no length, no ranges, too short, the probe failed) the URL is
+ * fetched as one stream by that same transfer.
+ *
+ * A segment that fails for good fails the URL; one that finds the
+ * resource changed (a 200 to its range, another length) makes the URL
+ * start again as one stream once the other segments are back. At a
+ * restart the split comes from the journal and each segment resumes from
+ * its slot in NAME.part.segs (fetch.c). In cluster mode nothing is
+ * segmented: a URL is fetched by one node (see cluster.c).
+ */
+struct seg_url {
+	TAILQ_ENTRY(seg_url) entry;
+	struct transfer *url;   /* the URL's transfer; NULL once dropped */
+	unsigned want;          /* segments asked for */
+	unsigned out;           /* segment transfers live */
+	int failed;             /* a segment failed for good */
+	int whole;              /* one found the resource changed */
+	int attempts;           /* the most attempts any segment needed */
+	double started;         /* monotonic s the segments were queued */
+	uint64_t counted;       /* bytes of finished segments in j->bytes */
+	struct journal_split split;     /* n 0 until it is split */
+	long status;            /* of the first segment that failed */
+	enum fetch_errkind errkind;
+	char error[FETCH_ERR_MAX];
+};
+
+static void
+seg_free(struct job *j, struct seg_url *g)
+{
+	if (g == NULL)
+		return;
+	if (g->url != NULL)
+		g->url->seg = NULL;
+	TAILQ_REMOVE(&j->segs, g, entry);
+	free(g);
+}
+
+/* Every group of the job (its transfers are all back or freed). */
+static void
+seg_free_all(struct job *j)
+{
+	while (!TAILQ_EMPTY(&j->segs))
+		seg_free(j, TAILQ_FIRST(&j->segs));
+}
+
+/* A new URL transfer t of entry e: segmented when asked (a probe first).
+ * Out of memory it is simply fetched as one stream. */
+static void
+seg_attach(struct job *j, struct transfer *t, const struct job_entry *e)
+{
+	long want = e->segments > 0 ? e->segments : j->js->cfg->segments;
+	struct seg_url *g;
+
+	if (want <= 1 || jobs_cluster(j->js) ||
+	    (g = calloc(1, sizeof(*g))) == NULL)
+		return;
+	g->url = t;
+	g->want = (unsigned)want;
+	t->seg = g;
+	t->mode = FETCH_PROBE;
+	TAILQ_INSERT_TAIL(&j->segs, g, entry);
+}
+
+/* An earlier run split t's URL (r->split): no probe, the same ranges. */
+static void
+seg_recovered(struct job *j, struct transfer *t,
+    const struct journal_rec *r)
+{
+	struct seg_url *g;
+
+	if (r == NULL || r->split == NULL)
+		return;
+	if (t->seg == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL)
+			return;
+		g->url = t;
+		t->seg = g;
+		TAILQ_INSERT_TAIL(&j->segs, g, entry);
+	}
+	g = t->seg;
+	g->want = r->split->n;
+	g->split = *r->split;
+	if (g->split.n == 0) {
+		seg_free(j, g);
+		t->mode = FETCH_WHOLE;
+	}
+}
+
+/* A segment or the URL's transfer is dropped unrecorded (stopping, a
+ * parked job): the next start resumes from the journal and the .segs. */
+static void
+seg_drop(struct job *j, struct transfer *t)
+{
+	struct seg_url *g = t->seg;
+	struct transfer *u;
+
+	if (g == NULL)
+		return;
+	if (t->mode != FETCH_SEGMENT) {
+		seg_free(j, g);
+		return;
+	}
+	t->seg = NULL;
+	if (--g->out > 0 || (u = g->url) == NULL)
+		return;
+	seg_free(j, g);
+	job_unlink(j, u);
+	fetch_transfer_free(u);
+}
+
+/* Queue t (a probe, a verify, a URL as one stream). On failure the job
+ * breaks and t is dropped. */
+static void
+seg_push(struct job *j, struct transfer *t)
+{
+	if (sched_push(j->js->sched, t) == 0)
+		return;
+	job_break(j, ENOMEM, "out of memory");
+	seg_drop(j, t);
+	job_unlink(j, t);
+	fetch_transfer_free(t);
+}
+
+/* A transfer for range i of u's split; NULL out of memory. */
+static struct transfer *
+seg_transfer_new(struct job *j, struct transfer *u, unsigned i)
+{
+	struct seg_url *g = u->seg;
+	struct transfer *t;
+
+	if ((t = fetch_transfer_new(u->url, u->host, u->dir, u->name)) == NULL)
+		return NULL;
+	if (fetch_transfer_set_headers(t, u->headers) == -1) {
+		fetch_transfer_free(t);
+		return NULL;
+	}
+	t->id = ++j->js->next_id;
+	t->owner = j;
+	t->index = u->index;
+	t->dirfd = u->dirfd;
+	t->params = u->params;
+	t->mode = FETCH_SEGMENT;
+	t->seg_slot = i;
+	t->seg_start = g->split.starts[i];
+	t->seg_end = i + 1 < g->split.n ? g->split.starts[i + 1] :
+	    (uint64_t)g->split.meta.length;
+	t->expect = g->split.meta;
+	t->seg = g;
+	TAILQ_INSERT_TAIL(&j->live, t, owner_entry);
+	j->nlive++;
+	j->js->nlive++;
+	return t;
+}
+
+/*
+ * Queue a transfer per range of u's split; u waits, live, to verify. 0,
+ * or -1 when not one could be queued (u is still the caller's).
+ */
+static int
+seg_launch(struct job *j, struct transfer *u)
+{
+	struct seg_url *g = u->seg;
+	struct transfer *t;
+	unsigned i;
+
+	u->mode = FETCH_VERIFY;
+	u->expect = g->split.meta;
+	g->started = mono_now();
+	for (i = 0; i < g->split.n; i++) {
+		if ((t = seg_transfer_new(j, u, i)) == NULL ||
+		    sched_push(j->js->sched, t) == -1) {
+			if (t != NULL) {
+				job_unlink(j, t);
+				fetch_transfer_free(t);
+			}
+			job_break(j, ENOMEM, "out of memory");
+			break;
+		}
+		g->out++;
+	}
+	if (g->out > 0)
+		return 0;
+	seg_free(j, g);
+	return -1;
+}
+
+/* Queue a URL's transfer: its segments when it is split, else itself. */
+static int
+job_queue(struct job *j, struct transfer *t)
+{
+	const struct seg_url *g = t->seg;
+
+	if (g != NULL && g->split.n > 0)
+		return seg_launch(j, t);
+	return sched_push(j->js->sched, t);
+}
+
+/* The probe is back: split the URL, or fetch it as one stream. */
+static void
+seg_probed(struct job *j, struct transfer *t)
+{
+	struct seg_url *g = t->seg;
+	unsigned n = 0;
+
+	if (t->outcome == FETCH_OK && t->meta.ranges && t->meta.length > 0)
+		n = fetch_seg_split((uint64_t)t->meta.length, g->want,
+		    (uint64_t)j->js->cfg->segment_min_size, g->split.starts);
+	t->outcome = FETCH_OK;
+	t->errkind = FERR_NONE;
+	t->error[0] = '\0';
+	if (n < 2) {
+		seg_free(j, g);
+		t->mode = FETCH_WHOLE;
+		seg_push(j, t);
+		return;
+	}
+	g->split.n = n;
+	g->split.meta = t->meta;
+	/* Written out now: the segments write their slots at once. */
+	if (journal_split(j->journal, t->index, &g->split) == -1 ||
+	    journal_flush(j->journal) == -1)
+		job_fs_error(j);
+	if (seg_launch(j, t) == -1) {
+		job_unlink(j, t);
+		fetch_transfer_free(t);
+	}
+}
+
+/* Start u's URL again as one stream from byte 0 (the resource changed,
+ * or the verify failed): the .part and .segs go, the journal says so. */
+static void
+seg_restart(struct job *j, struct transfer *u)
+{
+	struct journal_split none = { 0 };
+
+	log_info("job %s #%zu: %s", j->name, u->index, u->error);
+	fetch_discard(u);
+	j->bytes -= ((struct seg_url *)u->seg)->counted;
+	seg_free(j, u->seg);
+	if (journal_split(j->journal, u->index, &none) == -1)
+		job_fs_error(j);
+	u->mode = FETCH_WHOLE;
+	u->part_dev = u->part_ino = 0;
+	fetch_meta_unknown(&u->expect);
+	u->outcome = FETCH_OK;
+	seg_push(j, u);
+}
+
+/* Every segment of g is back: verify, restart or fail the URL. */
+static void
+seg_check(struct job *j, struct seg_url *g)
+{
+	struct transfer *u = g->url;
+
+	if (g->out > 0 || u == NULL)
+		return;
+	if (u->attempt < g->attempts)
+		u->attempt = g->attempts;
+	if (g->failed) {
+		fetch_set_error(u, FETCH_FAIL, g->errkind, "%s", g->error);
+		u->http_status = g->status;
+		u->seconds_total = mono_now() - g->started;
+		job_unlink(j, u);
+		job_final(j, u);
+		fetch_transfer_free(u);
+	} else if (g->whole) {
+		snprintf(u->error, sizeof(u->error), "%s", g->error);
+		seg_restart(j, u);
+	} else
+		seg_push(j, u);
+}
+
+/*
+ * job_final() of a segmented URL's transfer: a segment that ended for
+ * good is the URL's business (1: no row of its own); the URL's own
+ * transfer makes its row (0), with bytes of its finished segments no
+ * longer counted twice.
+ */
+static int
+seg_final(struct job *j, struct transfer *t)
+{
+	struct seg_url *g = t->seg;
+
+	if (t->mode != FETCH_SEGMENT) {
+		j->bytes -= g->counted;
+		if (t->mode == FETCH_VERIFY && g->started > 0)
+			t->seconds_total = mono_now() - g->started;
+		seg_free(j, g);
+		return 0;
+	}
+	t->seg = NULL;
+	if (t->outcome != FETCH_OK && !g->failed) {
+		g->failed = 1;
+		g->status = t->http_status;
+		g->errkind = t->errkind;
+		snprintf(g->error, sizeof(g->error), "%s", t->error);
+	}
+	if (t->attempt > g->attempts)
+		g->attempts = t->attempt;
+	g->out--;
+	seg_check(j, g);
+	return 1;
+}
+
+/*
+ * jobs_transfer_done() of a probe, segment or verify: 1 when handled
+ * here (t is freed or queued again), 0 to go on as for any transfer
+ * (retries; its end comes back through job_final()).
+ */
+static int
+seg_done(struct job *j, struct transfer *t)
+{
+	struct seg_url *g = t->seg;
+
+	if (t->mode == FETCH_PROBE && j->cancelled) {
+		fetch_set_error(t, FETCH_FAIL, FERR_OTHER, "cancelled");
+		return 0;
+	}
+	if (t->mode == FETCH_PROBE) {
+		seg_probed(j, t);
+		return 1;
+	}
+	if (t->mode == FETCH_VERIFY) {
+		if (t->outcome != FETCH_RETRY || j->cancelled ||
+		    (t->errkind != FERR_CHECKSUM &&
+		    t->errkind != FERR_SEGMENT) ||
+		    t->attempt > j->js->cfg->retries)
+			return 0;
+		t->attempt++;
+		seg_restart(j, t);
+		return 1;
+	}
+	if (t->outcome == FETCH_OK) {
+		if (t->attempt > g->attempts)
+			g->attempts = t->attempt;
+		g->counted += t->size;
+		j->bytes += t->size;
+	} else if (t->errkind == FERR_SEGMENT && !j->cancelled) {
+		if (!g->whole)
+			snprintf(g->error, sizeof(g->error), "%s", t->error);
+		g->whole = 1;
+	} else
+		return 0;
+	t->seg = NULL;
+	job_unlink(j, t);
+	fetch_transfer_free(t);
+	g->out--;
+	seg_check(j, g);
+	return 1;
+}
+
+/*
  * The next entry from the reader that J.result does not hold yet (a
  * resumed job has its first `head` URLs there). 1, 0 at the end, -1 when
  * the file changed after validation (then the job fails rather than guess).
@@ -1094,6 +1469,7 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 	TAILQ_INSERT_TAIL(&j->live, t, owner_entry);
 	j->nlive++;
 	js->nlive++;
+	seg_attach(j, t, e);
 	return t;
 }
 
@@ -1140,13 +1516,14 @@ job_dispatch(struct job *j, struct transfer *t, const char *recname)
 			goto drop;
 		}
 	}
-	if (sched_push(j->js->sched, t) == -1) {
+	if (job_queue(j, t) == -1) {
 		job_break(j, ENOMEM, "out of memory");
 		goto drop;
 	}
 	return 1;
 drop:
 	/* Not recorded anywhere: the next start fetches it. */
+	seg_drop(j, t);
 	job_unlink(j, t);
 	fetch_transfer_free(t);
 	j->eof = 1;
@@ -1188,6 +1565,7 @@ job_read_one(struct job *j)
 	else if ((t = job_transfer_new(j, &e, index,
 	    r != NULL ? r->name : NULL)) != NULL) {
 		job_mirror_recover(t, r);
+		seg_recovered(j, t, r);
 		job_entry_free(&e);
 		return job_dispatch(j, t, r != NULL ? r->name : NULL);
 	} else {
@@ -1209,6 +1587,7 @@ job_read_one(struct job *j)
 static void
 drop_queued(struct transfer *t, void *arg)
 {
+	seg_drop(arg, t);
 	job_unlink(arg, t);
 	fetch_transfer_free(t);
 }
@@ -1312,6 +1691,17 @@ job_note_error(struct job *j, const struct transfer *t)
 		j->nerrs++;
 }
 
+/* After a transfer's end: settle now when it was the job's last one (a
+ * stop may be waiting for it), else at the end of the loop turn. */
+static void
+job_settle_after(struct job *j)
+{
+	if (j->eof && j->nlive == 0)
+		(void)job_settle(j);
+	else
+		job_settle_soon(j);
+}
+
 void
 jobs_transfer_done(struct jobs *js, struct transfer *t)
 {
@@ -1325,6 +1715,10 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		/* Not recorded: the .part and the claim let the next start
 		 * (or take-up, job_park) resume it. */
 		goto drop;
+	}
+	if (t->seg != NULL && seg_done(j, t)) {
+		job_settle_after(j);
+		return;
 	}
 	if (t->outcome == FETCH_RETRY && t->errkind == FERR_RESOURCE &&
 	    !j->cancelled) {
@@ -1376,6 +1770,7 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 drop:
 	if (!j->broken)
 		job_mirror_note(j, t);  /* the next start goes on from it */
+	seg_drop(j, t);
 	job_unlink(j, t);
 	fetch_transfer_free(t);
 	if (j->broken)

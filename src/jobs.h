@@ -9,6 +9,10 @@
  * name reserved for each URL, so a restart resumes exactly where the last
  * run stopped.
  *
+ * A segmented URL (http.segments, segments=) is a probe, then a transfer
+ * per byte range, then a verify step, all through the scheduler and the
+ * engines; it still has one result row (see jobs.c).
+ *
  * Below it: names.h (each job's output names), journal.h (J.journal's
  * records), result.h (J.result's rows), job.h (reading the job file),
  * sched.h, spool.h and fetch.h. None of them calls back up into jobs.c.

@@ -3,6 +3,7 @@
  * them for the job runner, and reading an earlier run's back at a restart.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,39 @@ journal_mirror(struct journal *jr, size_t index, size_t mirror,
 	return spool_log_append(jr->log, rec, (size_t)n);
 }
 
+/* A validator as recorded: "" when it could not be a field. */
+static const char *
+split_field(const char *v)
+{
+	return rec_field_ok(v) ? v : "";
+}
+
+int
+journal_split(struct journal *jr, size_t index, const struct journal_split *sp)
+{
+	char rec[128 + 21 * FETCH_SEGMENTS_MAX + FETCH_ETAG_MAX +
+	    FETCH_DATE_MAX];
+	size_t n;
+	unsigned i;
+
+	if (sp->n == 0) {
+		n = (size_t)snprintf(rec, sizeof(rec), "S\t%zu\t-\n", index);
+		return spool_log_append(jr->log, rec, n);
+	}
+	if (sp->n > FETCH_SEGMENTS_MAX)
+		return -1;
+	n = (size_t)snprintf(rec, sizeof(rec), "S\t%zu\t%lld\t", index,
+	    sp->meta.length);
+	for (i = 0; i < sp->n; i++)
+		n += (size_t)snprintf(rec + n, sizeof(rec) - n, "%s%llu",
+		    i > 0 ? "," : "", (unsigned long long)sp->starts[i]);
+	n += (size_t)snprintf(rec + n, sizeof(rec) - n, "\t%s\t%s\n",
+	    split_field(sp->meta.etag), split_field(sp->meta.last_modified));
+	if (n >= sizeof(rec))
+		return -1;
+	return spool_log_append(jr->log, rec, n);
+}
+
 int
 journal_flush(struct journal *jr)
 {
@@ -132,6 +166,7 @@ journal_recovery_free(struct journal_recovery *rc)
 	for (i = 0; i < rc->n; i++) {
 		free(rc->v[i].r.name);
 		free(rc->v[i].r.row);
+		free(rc->v[i].r.split);
 	}
 	free(rc->v);
 	free(rc);
@@ -148,7 +183,7 @@ rec_head(const char *line, size_t len, char *kind, size_t *index,
 	unsigned long long idx = 0;
 	size_t i;
 
-	if (len < 4 || (line[0] != 'C' && line[0] != 'R' && line[0] != 'M') ||
+	if (len < 4 || strchr("CRMS", line[0]) == NULL ||
 	    line[1] != '\t')
 		return -1;
 	for (i = 2; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
@@ -185,7 +220,7 @@ rec_add(struct journal_recovery *rc, size_t index)
 	return r;
 }
 
-/* The next field of an M record's value, up to a tab or its end, into
+/* The next field of a record's value, up to a tab or its end, into
  * buf (size bytes). *v moves past its tab. 0, or -1 when it is too long. */
 static int
 rec_field(const char **v, const char *end, char *buf, size_t size)
@@ -238,6 +273,80 @@ rec_mirror(struct journal_recovery *rc, size_t index, const char *v,
 	return 0;
 }
 
+/* A decimal of at most 19 digits at *p (moved past it): 0, or -1. */
+static int
+split_num(const char **p, const char *end, unsigned long long *v)
+{
+	const char *q = *p;
+
+	*v = 0;
+	while (q < end && *q >= '0' && *q <= '9' && q - *p < 19)
+		*v = *v * 10 + (unsigned long long)(*q++ - '0');
+	if (q == *p)
+		return -1;
+	*p = q;
+	return 0;
+}
+
+/*
+ * The value of an S record (v..end) into *sp: "-", or the length, the
+ * starts (increasing, the first 0, all below the length), the ETag and
+ * the date. 0, or -1 when malformed.
+ */
+static int
+split_parse(const char *v, const char *end, struct journal_split *sp)
+{
+	unsigned long long x;
+
+	memset(sp, 0, sizeof(*sp));
+	fetch_meta_unknown(&sp->meta);
+	if (end - v == 1 && *v == '-')
+		return 0;
+	if (split_num(&v, end, &x) == -1 || x > LLONG_MAX || v == end ||
+	    *v++ != '\t')
+		return -1;
+	sp->meta.length = (long long)x;
+	sp->meta.ranges = 1;
+	do {
+		if (sp->n == FETCH_SEGMENTS_MAX ||
+		    split_num(&v, end, &x) == -1 ||
+		    x >= (unsigned long long)sp->meta.length ||
+		    (sp->n == 0 ? x != 0 : x <= sp->starts[sp->n - 1]))
+			return -1;
+		sp->starts[sp->n++] = x;
+	} while (v < end && *v == ',' && v++);
+	/* then "\tETAG\tDATE", each field up to its tab */
+	if (v == end || *v++ != '\t' ||
+	    memchr(v, '\t', (size_t)(end - v)) == NULL ||
+	    rec_field(&v, end, sp->meta.etag, sizeof(sp->meta.etag)) == -1 ||
+	    rec_field(&v, end, sp->meta.last_modified,
+	    sizeof(sp->meta.last_modified)) == -1 || v != end)
+		return -1;
+	return 0;
+}
+
+/* An S record: taken when well-formed, else skipped. 0, or -1 OOM. */
+static int
+rec_split(struct journal_recovery *rc, size_t index, const char *v,
+    const char *end)
+{
+	struct journal_split *sp;
+	struct rec *r;
+
+	if ((sp = malloc(sizeof(*sp))) == NULL)
+		return -1;
+	if (split_parse(v, end, sp) == -1) {
+		free(sp);
+		return 0;
+	}
+	if ((r = rec_add(rc, index)) == NULL) {
+		free(sp);
+		return -1;
+	}
+	r->r.split = sp;
+	return 0;
+}
+
 /* One line without its '\n'. 0 (taken or skipped), -1 out of memory. */
 static int
 rec_line(const char *line, size_t len, void *arg)
@@ -255,6 +364,8 @@ rec_line(const char *line, size_t len, void *arg)
 		return 0;
 	if (kind == 'M')
 		return rec_mirror(rc, index, val, vlen);
+	if (kind == 'S')
+		return rec_split(rc, index, val, line + len);
 	/* A row keeps its '\n', as it goes to J.result. */
 	if ((copy = malloc(vlen + 2)) == NULL)
 		return -1;
@@ -336,6 +447,10 @@ rec_merge(struct journal_recovery *rc)
 		if (x->r.row != NULL) {
 			free(o->r.row);
 			o->r.row = x->r.row;
+		}
+		if (x->r.split != NULL) {
+			free(o->r.split);
+			o->r.split = x->r.split;
 		}
 	}
 	rc->n = (size_t)(o - rc->v) + 1;

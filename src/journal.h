@@ -1,6 +1,6 @@
 /*
  * journal.h: active/J.journal, what a restart needs beyond the rows J.result
- * holds in job order. Two records, one line each:
+ * holds in job order. Records, one line each:
  *
  *	"C\t<index>\t<name>\n"  URL <index> reserved output name <name>
  *	"R\t<index>\t<row>"    URL <index> finished ahead of its turn
@@ -11,6 +11,12 @@
  *	                        and its .part is a copy of a resource of
  *	                        <length> bytes (-1 unknown) with that ETag
  *	                        and Last-Modified date (empty: none)
+ *	"S\t<index>\t<length>\t<start>,<start>,...\t<etag>\t<date>\n"
+ *	                        URL <index> is fetched as ranges starting at
+ *	                        those bytes of a resource of <length> bytes
+ *	                        with that ETag and Last-Modified date (each
+ *	                        "" when unknown); "S\t<index>\t-\n": it is
+ *	                        fetched as one stream again
  *
  * Writing goes through a spool_log (buffered, whole lines). Reading back is
  * pure and works on buffers: complete lines only, anything that is not a
@@ -49,6 +55,19 @@ int journal_result(struct journal *jr, size_t index, const char *row,
  */
 int journal_mirror(struct journal *jr, size_t index, size_t mirror,
     const struct fetch_meta *expect) __attribute__((warn_unused_result));
+/* How a segmented URL was split: n ranges (0: fetched as one stream
+ * after all), starts[i] the first byte of range i, meta the resource's
+ * length and validators (ranges set). */
+struct journal_split {
+	unsigned n;
+	uint64_t starts[FETCH_SEGMENTS_MAX];
+	struct fetch_meta meta;
+};
+
+/* Record URL index's split (sp->n 0: one stream from now on). A validator
+ * holding a tab or a newline is recorded as unknown. 0 or -1. */
+int journal_split(struct journal *jr, size_t index,
+    const struct journal_split *sp) __attribute__((warn_unused_result));
 
 /* Write out what was appended. 0 or -1. */
 int journal_flush(struct journal *jr) __attribute__((warn_unused_result));
@@ -61,6 +80,7 @@ struct journal_rec {
 	int has_mirror;         /* an M record was found: */
 	size_t mirror;          /* the URL of its line in use */
 	struct fetch_meta expect; /* what its .part is a copy of */
+	struct journal_split *split;    /* its last split, or NULL */
 };
 
 struct journal_recovery;

@@ -160,6 +160,16 @@ put_params(struct wire *w, const struct fetch_params *p)
 	put_str(w, p->deny, sizeof(p->deny) - 1);
 }
 
+/* A segmented download's part of a transfer: its mode and range. */
+static void
+put_segment(struct wire *w, const struct transfer *t)
+{
+	put_u8(w, (uint8_t)t->mode);
+	put_u64(w, t->seg_slot);
+	put_u64(w, t->seg_start);
+	put_u64(w, t->seg_end);
+}
+
 int
 wire_put_transfer(struct wire *w, const struct transfer *t)
 {
@@ -176,6 +186,7 @@ wire_put_transfer(struct wire *w, const struct transfer *t)
 	put_u64(w, t->part_ino);
 	put_meta(w, &t->expect);
 	put_str(w, t->headers != NULL ? t->headers : "", WIRE_HEADERS_MAX);
+	put_segment(w, t);
 	return put_end(w);
 }
 
@@ -384,7 +395,9 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	const char *url, *dir, *name, *tag, *headers;
 	struct transfer *t;
 	struct fetch_meta expect;
-	uint64_t part_dev, part_ino;
+	uint64_t part_dev, part_ino, seg_start, seg_end;
+	enum fetch_mode mode;
+	unsigned slot;
 	int attempt, has_sha;
 
 	memset(&params, 0, sizeof(params));
@@ -400,7 +413,11 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	part_ino = get_u64(w);
 	get_meta(w, &expect);
 	headers = get_str(w, WIRE_HEADERS_MAX);
-	if (get_end(w) == -1) {
+	mode = (enum fetch_mode)get_range(w, 1, FETCH_WHOLE, FETCH_VERIFY);
+	slot = (unsigned)get_range(w, 8, 0, FETCH_SEGMENTS_MAX - 1);
+	seg_start = get_u64(w);
+	seg_end = get_u64(w);
+	if (get_end(w) == -1 || seg_end < seg_start) {
 		errno = EBADMSG;
 		return NULL;
 	}
@@ -420,6 +437,10 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	t->part_dev = part_dev;
 	t->part_ino = part_ino;
 	t->expect = expect;
+	t->mode = mode;
+	t->seg_slot = slot;
+	t->seg_start = seg_start;
+	t->seg_end = seg_end;
 	return t;
 }
 

@@ -144,7 +144,7 @@ START_TEST(test_table)
 	size_t n, nr = 0, nc = 0;
 
 	opt = config_options(&n);
-	ck_assert_uint_eq(n, 47);
+	ck_assert_uint_eq(n, 49);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_ptr_nonnull(opt[i].help);
 		ck_assert_ptr_nonnull(opt[i].def);
@@ -322,6 +322,8 @@ static const char all_keys[] = "[daemon]\n"
 			       "proxy_ca_file = /etc/ssl/proxy.pem\n"
 			       "netrc_file = /etc/fetchd/netrc\n"
 			       "deny = 127.0.0.0/8, ::1 169.254.169.254\n"
+			       "segments = 4\n"
+			       "segment_min_size = 1M\n"
 			       "[cluster]\n"
 			       "redis = 10.0.0.5:6379\n"
 			       "password_file = /etc/fetchd/redis.pass\n"
@@ -389,6 +391,8 @@ START_TEST(test_all_keys)
 	ck_assert_str_eq(cfg.proxy_ca_file, "/etc/ssl/proxy.pem");
 	ck_assert_str_eq(cfg.netrc_file, "/etc/fetchd/netrc");
 	ck_assert_str_eq(cfg.deny, "127.0.0.0/8, ::1 169.254.169.254");
+	ck_assert_int_eq(cfg.segments, 4);
+	ck_assert(cfg.segment_min_size == 1024 * 1024);
 	ck_assert_str_eq(cfg.cluster_redis, "10.0.0.5:6379");
 	ck_assert_str_eq(cfg.cluster_password_file, "/etc/fetchd/redis.pass");
 	ck_assert_str_eq(cfg.cluster_stream, "{crawl}:urls");
@@ -892,6 +896,34 @@ START_TEST(test_hooks)
 	ck_assert_int_eq(find_opt("daemon", "on_job_done_url")->apply,
 	    CONF_APPLY_NONE);
 	ck_assert_int_eq(find_opt("daemon", "on_job_done_max")->when,
+	    CONF_LIVE);
+}
+END_TEST
+
+/* The segmented downloads' options: defaults, bounds, sizes; live. */
+START_TEST(test_segments)
+{
+	struct config cfg;
+
+	expect_ok("", &cfg);
+	ck_assert_int_eq(cfg.segments, 1);
+	ck_assert(cfg.segment_min_size == 20LL * 1024 * 1024);
+	config_free(&cfg);
+	expect_ok("[http]\nsegments = 16\nsegment_min_size = 1\n", &cfg);
+	ck_assert_int_eq(cfg.segments, 16);
+	ck_assert(cfg.segment_min_size == 1);
+	config_free(&cfg);
+	expect_ok("[http]\nsegment_min_size = 4M\n", &cfg);
+	ck_assert(cfg.segment_min_size == 4LL * 1024 * 1024);
+	config_free(&cfg);
+	expect_error("[http]\nsegments = 0\n", 2,
+	    "http.segments: 0 is out of range (allowed 1..16)");
+	expect_error("[http]\n\nsegments = 17\n", 3,
+	    "http.segments: 17 is out of range (allowed 1..16)");
+	expect_error_prefix("[http]\nsegment_min_size = 0\n", 2,
+	    "http.segment_min_size: 0 is out of range", "min 0");
+	ck_assert_int_eq(find_opt("http", "segments")->when, CONF_LIVE);
+	ck_assert_int_eq(find_opt("http", "segment_min_size")->when,
 	    CONF_LIVE);
 }
 END_TEST
@@ -1546,6 +1578,7 @@ config_suite(void)
 	tcase_add_test(tc, test_quotes_and_strings);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_hooks);
+	tcase_add_test(tc, test_segments);
 	tcase_add_test(tc, test_retry_delays);
 	tcase_add_test(tc, test_enums);
 	tcase_add_test(tc, test_cluster_roles);

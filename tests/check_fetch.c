@@ -2192,7 +2192,7 @@ START_TEST(test_errkind_names)
 {
 	const char *want[] = { "none", "dns", "connect", "timeout", "http_4xx",
 		"http_5xx", "reset", "protocol_refused", "write", "checksum",
-		"other", "resource", "denied" };
+		"other", "resource", "denied", "segment" };
 
 	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), FERR__COUNT);
 	for (int k = 0; k < FERR__COUNT; k++)
@@ -2331,6 +2331,76 @@ START_TEST(test_parse_header)
 END_TEST
 
 /* The resource's facts: length of a 200 or a 206, ranges, validators. */
+/* The split: at most the segments asked for, each at least min_size
+ * bytes, none empty, the starts increasing from 0 and even. */
+START_TEST(test_seg_split)
+{
+	uint64_t st[FETCH_SEGMENTS_MAX];
+	unsigned n, i;
+
+	ck_assert_uint_eq(fetch_seg_split(200ULL << 20, 4, 20 << 20, st), 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(st[i], (uint64_t)i * (50ULL << 20));
+	/* Shorter than segments x min_size: fewer, at least one. */
+	ck_assert_uint_eq(fetch_seg_split(50ULL << 20, 4, 20 << 20, st), 2);
+	ck_assert_uint_eq(st[1], 25ULL << 20);
+	ck_assert_uint_eq(fetch_seg_split(19ULL << 20, 4, 20 << 20, st), 1);
+	ck_assert_uint_eq(st[0], 0);
+	ck_assert_uint_eq(fetch_seg_split(0, 4, 1, st), 1);
+	/* Never an empty range, whatever min_size says (0 counts as 1). */
+	ck_assert_uint_eq(fetch_seg_split(3, 16, 0, st), 3);
+	ck_assert(st[0] == 0 && st[1] == 1 && st[2] == 2);
+	/* Uneven lengths: the ranges differ by a byte at most. */
+	n = fetch_seg_split(1000003, 7, 1, st);
+	ck_assert_uint_eq(n, 7);
+	for (i = 1; i < n; i++) {
+		uint64_t len = st[i] - st[i - 1];
+
+		ck_assert(len == 1000003 / 7 || len == 1000003 / 7 + 1);
+	}
+	/* The bounds of the count, and a length near the top of 64 bits. */
+	ck_assert_uint_eq(fetch_seg_split(1 << 30, 99, 1, st),
+	    FETCH_SEGMENTS_MAX);
+	ck_assert_uint_eq(fetch_seg_split(1 << 30, 0, 1, st), 1);
+	n = fetch_seg_split(UINT64_MAX - 1, 16, 1, st);
+	ck_assert_uint_eq(n, 16);
+	ck_assert_uint_eq(st[15], (uint64_t)(((unsigned __int128)
+	    (UINT64_MAX - 1) * 15) / 16));
+}
+END_TEST
+
+/* A slot counts only for the .part it names and the range it was
+ * written for, and only within that range. */
+START_TEST(test_seg_resume)
+{
+	char dir[64], path[128];
+	uint64_t v[3];
+	int fd;
+
+	testlib_tmpdir(dir, sizeof(dir), "check_fetch");
+	snprintf(path, sizeof(path), "%s/a.part.segs", dir);
+	ck_assert_int_ge(fd = open(path, O_RDWR | O_CREAT, 0640), 0);
+	/* Nothing written: from the start. */
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 77, 100, 200), 100);
+	v[0] = 77;
+	v[1] = 100;
+	v[2] = 150;
+	ck_assert_int_eq(pwrite(fd, v, sizeof(v), 24), 24);
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 77, 100, 200), 150);
+	/* Another .part (inode), another range, another slot. */
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 78, 100, 200), 100);
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 77, 90, 200), 90);
+	ck_assert_uint_eq(fetch_seg_resume(fd, 0, 77, 0, 100), 0);
+	ck_assert_uint_eq(fetch_seg_resume(fd, 2, 77, 200, 300), 200);
+	/* Past the range's end: not believed. */
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 77, 100, 140), 100);
+	/* Complete. */
+	ck_assert_uint_eq(fetch_seg_resume(fd, 1, 77, 100, 150), 150);
+	close(fd);
+	testlib_rm_rf(dir);
+}
+END_TEST
+
 START_TEST(test_response_meta)
 {
 	struct fetch_response r;
@@ -2469,6 +2539,8 @@ fetch_suite(void)
 	tcase_add_test(tc, test_parse_content_range);
 	tcase_add_test(tc, test_parse_header);
 	tcase_add_test(tc, test_response_meta);
+	tcase_add_test(tc, test_seg_split);
+	tcase_add_test(tc, test_seg_resume);
 	suite_add_tcase(s, tc);
 	return s;
 }

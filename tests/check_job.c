@@ -465,6 +465,37 @@ START_TEST(test_bad_mirrors)
 }
 END_TEST
 
+/* segments=N: 1..16, once. */
+START_TEST(test_segments_field)
+{
+	struct job_entry e;
+	char err[256];
+
+	ck_assert_int_eq(job_parse_line("https://h/x", 11, 1, &e, err,
+	    sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 0);
+	job_entry_free(&e);
+	ck_assert_int_eq(job_parse_line("https://h/x segments=1 out=a", 28, 1,
+	    &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 1);
+	job_entry_free(&e);
+	ck_assert_int_eq(job_parse_line("https://h/x segments=16", 23, 1, &e,
+	    err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 16);
+	job_entry_free(&e);
+	reject_s("https://h/x segments=0", "segments must be a number from "
+	    "1 to 16");
+	reject_s("https://h/x segments=17", "from 1 to 16");
+	reject_s("https://h/x segments=", "from 1 to 16");
+	reject_s("https://h/x segments=4x", "from 1 to 16");
+	reject_s("https://h/x segments=+4", "from 1 to 16");
+	reject_s("https://h/x segments=0004", "from 1 to 16");
+	reject_s("https://h/x segments=99999999999", "from 1 to 16");
+	reject_s("https://h/x segments=2 segments=2",
+	    "duplicate field 'segments'");
+}
+END_TEST
+
 START_TEST(test_control_bytes)
 {
 	char *s;
@@ -895,6 +926,47 @@ START_TEST(test_defaults_refused)
 }
 END_TEST
 
+/* @default segments=: every line without its own takes it; once per job;
+ * bad values fail the directive's line. */
+START_TEST(test_defaults_segments)
+{
+	static const char text[] =
+	    "@default segments=0\n"
+	    "@default segments=4 header=X-A:1\n"
+	    "@default segments=2\n"
+	    "https://h/1\n"
+	    "https://h/2 segments=1\n";
+	static const char plain[] = "https://h/1\n";
+	struct job_reader *r;
+	struct job_entry e;
+	char err[JOB_ERR_MAX];
+	int fd;
+
+	fd = tmp_file(text, strlen(text));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	next_err(r, "line 1: segments must be a number from 1 to 16");
+	next_err(r, "line 3: duplicate field 'segments'");
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 4);
+	ck_assert_str_eq(e.headers, "X-A: 1");
+	job_entry_free(&e);
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 1);
+	job_entry_free(&e);
+	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+	/* No @default: 0, the config decides. */
+	fd = tmp_file(plain, strlen(plain));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	ck_assert_int_eq(job_reader_next(r, &e, err, sizeof(err)), 1);
+	ck_assert_int_eq(e.segments, 0);
+	job_entry_free(&e);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_defaults_bounds)
 {
 	char text[JOB_LINE_MAX * 2];
@@ -1266,6 +1338,7 @@ job_suite(void)
 	tcase_add_test(tc, test_bad_sha);
 	tcase_add_test(tc, test_bad_fields);
 	tcase_add_test(tc, test_control_bytes);
+	tcase_add_test(tc, test_segments_field);
 	tcase_add_test(tc, test_mirrors);
 	tcase_add_test(tc, test_bad_mirrors);
 	tcase_add_test(tc, test_no_secret_in_errors);
@@ -1298,6 +1371,7 @@ job_suite(void)
 	tcase_add_test(tc, test_entry_headers);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_defaults_refused);
+	tcase_add_test(tc, test_defaults_segments);
 	tcase_add_test(tc, test_defaults_bounds);
 	suite_add_tcase(s, tc);
 

@@ -288,6 +288,95 @@ START_TEST(test_mirror_merge)
 }
 END_TEST
 
+/* A split: every range's start, the length and the validators back; a
+ * later record of the index wins ("-": one stream again); malformed ones
+ * are skipped. */
+START_TEST(test_split_records)
+{
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+
+	rc = parsed(0,
+	    "C\t0\ta.iso\n"
+	    "S\t0\t1000\t0,250,500,750\t\"e1\"\tSun, 06 Dec 2026 10:00:00 "
+	    "GMT\n"
+	    "S\t1\t10\t0,5\t\t\n"
+	    "S\t1\t-\n"
+	    "S\t2\t10\t0,5\t\t\n"
+	    "S\t2\t10\t0,5,5\t\t\n"         /* not increasing */
+	    "S\t2\t10\t1,5\t\t\n"           /* not from 0 */
+	    "S\t2\t10\t0,10\t\t\n"          /* a start at the end */
+	    "S\t2\t10\t0,5\t\n"              /* a field short */
+	    "S\t2\tx\t0\t\t\n"
+	    "S\t2\t10\t0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16\t\t\n");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 0));
+	ck_assert_str_eq(r->name, "a.iso");
+	ck_assert_ptr_nonnull(r->split);
+	ck_assert_uint_eq(r->split->n, 4);
+	ck_assert(r->split->meta.length == 1000 && r->split->meta.ranges);
+	ck_assert_uint_eq(r->split->starts[0], 0);
+	ck_assert_uint_eq(r->split->starts[3], 750);
+	ck_assert_str_eq(r->split->meta.etag, "\"e1\"");
+	ck_assert_str_eq(r->split->meta.last_modified,
+	    "Sun, 06 Dec 2026 10:00:00 GMT");
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 1));
+	ck_assert_ptr_nonnull(r->split);
+	ck_assert_uint_eq(r->split->n, 0);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 2));
+	ck_assert_uint_eq(r->split->n, 2);
+	ck_assert_uint_eq(r->split->starts[1], 5);
+	ck_assert_str_eq(r->split->meta.etag, "");
+	journal_recovery_free(rc);
+}
+END_TEST
+
+/* journal_split() writes what the parser takes back; a validator with a
+ * tab is left out. */
+START_TEST(test_split_round_trip)
+{
+	char tmp[64], root[128], err[256], path[256];
+	struct journal_split sp = { 0 }, none = { 0 };
+	struct journal_recovery *rc;
+	const struct journal_rec *r;
+	struct journal *jr;
+	struct spool s;
+	int fd;
+
+	testlib_tmpdir(tmp, sizeof(tmp), "check_journal");
+	snprintf(root, sizeof(root), "%s/spool", tmp);
+	ck_assert_msg(spool_open(&s, root, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/active/j", root);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT, 0640), 0);
+	close(fd);
+	fetch_meta_unknown(&sp.meta);
+	sp.meta.length = 209715200;
+	sp.n = fetch_seg_split(209715200, 4, 1, sp.starts);
+	strcpy(sp.meta.etag, "\"x\ty\"");
+	strcpy(sp.meta.last_modified, "Sun, 06 Dec 2026 10:00:00 GMT");
+	ck_assert_ptr_nonnull(jr = journal_open(&s, "j"));
+	ck_assert_int_eq(journal_split(jr, 7, &sp), 0);
+	ck_assert_int_eq(journal_split(jr, 8, &sp), 0);
+	ck_assert_int_eq(journal_split(jr, 8, &none), 0);
+	ck_assert_int_eq(journal_flush(jr), 0);
+	journal_close(jr);
+	ck_assert_ptr_nonnull(rc = journal_recovery_new(0));
+	ck_assert_int_eq(journal_recovery_load(rc, &s, "j"), 0);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 7));
+	ck_assert_uint_eq(r->split->n, 4);
+	ck_assert_mem_eq(r->split->starts, sp.starts, sizeof(sp.starts));
+	ck_assert(r->split->meta.length == 209715200);
+	ck_assert_str_eq(r->split->meta.etag, "");
+	ck_assert_str_eq(r->split->meta.last_modified,
+	    sp.meta.last_modified);
+	ck_assert_ptr_null(r->name);
+	ck_assert_ptr_nonnull(r = journal_recovery_find(rc, 8));
+	ck_assert_uint_eq(r->split->n, 0);
+	journal_recovery_free(rc);
+	spool_close(&s);
+	testlib_rm_rf(tmp);
+}
+END_TEST
+
 static Suite *
 journal_suite(void)
 {
@@ -301,6 +390,8 @@ journal_suite(void)
 	tcase_add_test(tc, test_spool_round_trip);
 	tcase_add_test(tc, test_mirror_round_trip);
 	tcase_add_test(tc, test_mirror_merge);
+	tcase_add_test(tc, test_split_records);
+	tcase_add_test(tc, test_split_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -491,6 +491,7 @@ START_TEST(json_shape)
 		"dns", "connect", "timeout", "http_4xx", "http_5xx", "reset",
 		"protocol_refused", "write", "checksum", "other", "resource",
 		"denied",
+		"segment",
 	};
 	struct stats *st = stats_new(NULL, NULL, NULL, NULL);
 	struct stats_live lv = live0;

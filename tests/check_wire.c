@@ -262,6 +262,42 @@ START_TEST(test_transfer)
 }
 END_TEST
 
+/* A segment of a segmented download: its mode and range travel. */
+START_TEST(test_transfer_segment)
+{
+	struct transfer *a = sample_transfer(), *b;
+	enum wire_type type;
+	struct wire w;
+	uint64_t id;
+	size_t len;
+
+	a->mode = FETCH_SEGMENT;
+	a->seg_slot = 15;
+	a->seg_start = 1ULL << 40;
+	a->seg_end = (1ULL << 41) + 3;
+	len = put_transfer(a);
+	ck_assert_int_eq(wire_open(&w, buf, len, &type, &id), 0);
+	ck_assert_ptr_nonnull(b = wire_get_transfer(&w, id));
+	ck_assert_int_eq(b->mode, FETCH_SEGMENT);
+	ck_assert_uint_eq(b->seg_slot, 15);
+	ck_assert_uint_eq(b->seg_start, 1ULL << 40);
+	ck_assert_uint_eq(b->seg_end, (1ULL << 41) + 3);
+	ck_assert_ptr_null(b->seg);
+	fetch_transfer_free(b);
+	assert_exact(len, "a segment");
+	/* A range that ends before it starts, a slot past the last. */
+	a->seg_end = 1;
+	ck_assert_int_eq(decode(put_transfer(a)), -1);
+	a->seg_end = a->seg_start;
+	a->seg_slot = FETCH_SEGMENTS_MAX;
+	ck_assert_int_eq(decode(put_transfer(a)), -1);
+	a->seg_slot = 0;
+	a->mode = FETCH_VERIFY;
+	ck_assert_int_eq(decode(put_transfer(a)), 0);
+	fetch_transfer_free(a);
+}
+END_TEST
+
 START_TEST(test_result)
 {
 	struct transfer *a = sample_transfer(), *b = sample_transfer();
@@ -525,6 +561,7 @@ wire_suite(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_progress);
 	tcase_add_test(tc, test_transfer);
+	tcase_add_test(tc, test_transfer_segment);
 	tcase_add_test(tc, test_result);
 	tcase_add_test(tc, test_transfer_at_bounds);
 	suite_add_tcase(s, tc);
