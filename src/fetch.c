@@ -1037,6 +1037,38 @@ open_part_again(struct transfer *t, struct fetch_state *s)
 			goto optfail;                                  \
 	} while (0)
 
+/*
+ * What of the resource this attempt asks for: its headers alone (a
+ * probe), a segment's range, or the rest of what the .part holds.
+ * CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: libcurl fails a
+ * resume answered by a 200 itself, where we want to start over. 0 or -1.
+ */
+static int
+setup_range(struct transfer *t, struct fetch_state *s, CURL *easy)
+{
+	CURLcode rc = CURLE_OUT_OF_MEMORY;
+
+	if (t->mode == FETCH_PROBE)
+		SETOPT(CURLOPT_NOBODY, 1L);
+	if (t->mode == FETCH_SEGMENT) {
+		if (seg_range(s) == -1)
+			goto optfail;
+	} else if (s->offset > 0) {
+		snprintf(s->range, sizeof(s->range), "%llu-",
+		    (unsigned long long)s->offset);
+		SETOPT(CURLOPT_RANGE, s->range);
+		if (if_range_header(s) == -1) {
+			rc = CURLE_OUT_OF_MEMORY;
+			goto optfail;
+		}
+	}
+	return 0;
+optfail:
+	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
+	    FERR_OTHER, "curl setup: %s", curl_easy_strerror(rc));
+	return -1;
+}
+
 static int
 setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
     CURLSH *share)
@@ -1090,25 +1122,7 @@ setup_easy(struct transfer *t, struct fetch_state *s, CURL *easy,
 	SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	SETOPT(CURLOPT_XFERINFODATA, (void *)s);
 	SETOPT(CURLOPT_NOPROGRESS, 0L);
-	/* CURLOPT_RANGE rather than CURLOPT_RESUME_FROM_LARGE: libcurl fails
-	 * a resume answered by a 200 itself, where we want to start over. */
-	if (t->mode == FETCH_PROBE)
-		SETOPT(CURLOPT_NOBODY, 1L);
-	if (t->mode == FETCH_SEGMENT) {
-		if (seg_range(s) == -1) {
-			rc = CURLE_OUT_OF_MEMORY;
-			goto optfail;
-		}
-	} else if (s->offset > 0) {
-		snprintf(s->range, sizeof(s->range), "%llu-",
-		    (unsigned long long)s->offset);
-		SETOPT(CURLOPT_RANGE, s->range);
-		if (if_range_header(s) == -1) {
-			rc = CURLE_OUT_OF_MEMORY;
-			goto optfail;
-		}
-	}
-	return 0;
+	return setup_range(t, s, easy);
 optfail:
 	fetch_set_error(t, rc == CURLE_OUT_OF_MEMORY ? FETCH_RETRY : FETCH_FAIL,
 	    FERR_OTHER, "curl setup: %s", curl_easy_strerror(rc));

@@ -1702,11 +1702,53 @@ job_settle_after(struct job *j)
 		job_settle_soon(j);
 }
 
+/*
+ * t came back with a transient failure: send it again later while that is
+ * allowed. Out of descriptors or memory here is no fault of the URL's: it
+ * is always tried again, not counted against http.retries; any other
+ * failure is, per URL of the line (job_mirror_fresh). 1 when t went back
+ * to the scheduler; 0 when its failure stands (its error may say why).
+ */
+static int
+job_retry(struct job *j, struct transfer *t)
+{
+	struct jobs *js = j->js;
+	double delay;
+
+	if (t->outcome != FETCH_RETRY || j->cancelled)
+		return 0;
+	if (t->errkind == FERR_RESOURCE) {
+		delay = sched_backoff(2, JOBS_RESOURCE_DELAY,
+		    JOBS_RESOURCE_DELAY, -1, &js->seed);
+		log_debug("job %s #%zu: %s; again in %.1fs", j->name,
+		    t->index, t->error, delay);
+		if (js->hooks.transfer_retry != NULL)
+			js->hooks.transfer_retry(t, js->arg);
+		if (sched_retry(js->sched, t, delay) == 0)
+			return 1;
+	}
+	job_mirror_fresh(t);
+	if (t->attempt - t->mirror_attempts > js->cfg->retries)
+		return 0;
+	t->attempt++;
+	job_mirror_note(j, t);
+	delay = sched_backoff(t->attempt - t->mirror_attempts,
+	    (double)js->cfg->retry_delay, (double)js->cfg->retry_max_delay,
+	    t->retry_after, &js->seed);
+	log_debug("job %s #%zu: %s; attempt %d in %.1fs", j->name, t->index,
+	    t->error, t->attempt, delay);
+	if (js->hooks.transfer_retry != NULL)
+		js->hooks.transfer_retry(t, js->arg);
+	if (sched_retry(js->sched, t, delay) == 0)
+		return 1;
+	snprintf(t->error, sizeof(t->error), "cannot schedule a retry");
+	return 0;
+}
+
 void
 jobs_transfer_done(struct jobs *js, struct transfer *t)
 {
 	struct job *j = t->owner;
-	double delay;
 
 	t->seconds_total += t->seconds;
 	if (t->outcome != FETCH_OK)
@@ -1720,36 +1762,8 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 		job_settle_after(j);
 		return;
 	}
-	if (t->outcome == FETCH_RETRY && t->errkind == FERR_RESOURCE &&
-	    !j->cancelled) {
-		/* Out of descriptors or memory here: no fault of the URL's,
-		 * so not counted against http.retries. */
-		delay = sched_backoff(2, JOBS_RESOURCE_DELAY,
-		    JOBS_RESOURCE_DELAY, -1, &js->seed);
-		log_debug("job %s #%zu: %s; again in %.1fs", j->name,
-		    t->index, t->error, delay);
-		if (js->hooks.transfer_retry != NULL)
-			js->hooks.transfer_retry(t, js->arg);
-		if (sched_retry(js->sched, t, delay) == 0)
-			return;
-	}
-	job_mirror_fresh(t);
-	if (t->outcome == FETCH_RETRY && !j->cancelled &&
-	    t->attempt - t->mirror_attempts <= js->cfg->retries) {
-		t->attempt++;
-		job_mirror_note(j, t);
-		delay = sched_backoff(t->attempt - t->mirror_attempts,
-		    (double)js->cfg->retry_delay,
-		    (double)js->cfg->retry_max_delay, t->retry_after,
-		    &js->seed);
-		log_debug("job %s #%zu: %s; attempt %d in %.1fs", j->name,
-		    t->index, t->error, t->attempt, delay);
-		if (js->hooks.transfer_retry != NULL)
-			js->hooks.transfer_retry(t, js->arg);
-		if (sched_retry(js->sched, t, delay) == 0)
-			return;
-		snprintf(t->error, sizeof(t->error), "cannot schedule a retry");
-	}
+	if (job_retry(j, t))
+		return;
 	if (t->outcome != FETCH_OK && job_mirror_next(j, t))
 		return;
 	if (t->outcome == FETCH_RETRY) {
@@ -1761,11 +1775,7 @@ jobs_transfer_done(struct jobs *js, struct transfer *t)
 	job_unlink(j, t);
 	job_final(j, t);
 	fetch_transfer_free(t);
-	/* The last one finishes the job now: a stop may be waiting for it. */
-	if (j->eof && j->nlive == 0)
-		(void)job_settle(j);
-	else
-		job_settle_soon(j);
+	job_settle_after(j);
 	return;
 drop:
 	if (!j->broken)
