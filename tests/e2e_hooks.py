@@ -32,6 +32,7 @@ line per run to runs.log (under an flock, so concurrent runs do not mix).
 
 import json
 import os
+import shutil
 import signal
 import stat
 import sys
@@ -112,7 +113,9 @@ class HookCase(FetchdTestCase):
 
     def write_hook(self):
         with open(self.hook_path(), "w") as f:
-            f.write(HOOK % {"python": ft.PYTHON3, "dir": self.tmp})
+            # a shebang needs a path: PYTHON3 may be a bare command name
+            python = shutil.which(ft.PYTHON3) or sys.executable
+            f.write(HOOK % {"python": python, "dir": self.tmp})
         os.chmod(self.hook_path(), stat.S_IRWXU)
         self.addCleanup(self.kill_leftovers)
 
