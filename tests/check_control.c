@@ -427,7 +427,7 @@ START_TEST(test_index)
 
 	/* a client holding three subscriptions to j gets one copy */
 	ck_assert_int_eq(write(c, "events j\n", 9), 9);
-	sub_read(c, 20);        /* its snapshot */
+	free(sub_read(c, 20));  /* its snapshot */
 	publish("j", FEED_K_URL_DONE, "once");
 	publish("j", FEED_K_PROGRESS, "progress");
 	out = sub_read(a, 50);

@@ -363,6 +363,7 @@ START_TEST(test_transfer_at_bounds)
 	memset(t->params.proxy_ca_file, 'q', CONFIG_PROXY_MAX - 1);
 	memset(t->params.netrc_file, 'r', CONFIG_PROXY_MAX - 1);
 	memset(t->params.deny, 'd', CONFIG_PROXY_MAX - 1);
+	free(t->headers);
 	ck_assert_ptr_nonnull(t->headers = malloc(WIRE_HEADERS_MAX + 2));
 	memset(t->headers, 'h', WIRE_HEADERS_MAX + 1);
 	t->headers[WIRE_HEADERS_MAX + 1] = '\0';
