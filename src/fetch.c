@@ -643,14 +643,18 @@ parse_length(const char *v)
 }
 
 /* Copy a header's value without its trailing blanks into buf; "" when it
- * does not fit (a cut validator would never match again). */
+ * does not fit (a cut validator would never match again) or holds a
+ * control byte (no validator does, and it would go out in If-Range). */
 static void
 keep_value(char *buf, size_t len, const char *v)
 {
-	size_t n = strlen(v);
+	size_t n = strlen(v), i;
 
 	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			n = 0;
 	if (n >= len)
 		n = 0;
 	memcpy(buf, v, n);

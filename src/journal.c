@@ -183,7 +183,7 @@ rec_head(const char *line, size_t len, char *kind, size_t *index,
 	unsigned long long idx = 0;
 	size_t i;
 
-	if (len < 4 || strchr("CRMS", line[0]) == NULL ||
+	if (len < 4 || memchr("CRMS", line[0], 4) == NULL ||
 	    line[1] != '\t')
 		return -1;
 	for (i = 2; i < len && line[i] >= '0' && line[i] <= '9'; i++) {

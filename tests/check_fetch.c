@@ -2441,6 +2441,14 @@ START_TEST(test_response_meta)
 	HDR("Content-Length: -5\r\n");
 	fetch_response_meta(&r, &m);
 	ck_assert(m.length == -1);
+	/* A validator with a control byte is not kept (nor sent back). */
+	HDR("HTTP/1.1 200 OK\r\n");
+	HDR("ETag: \"a\x01b\"\r\n");
+	HDR("Last-Modified: W/\x12\r\n");
+	fetch_response_meta(&r, &m);
+	ck_assert_str_eq(m.etag, "");
+	ck_assert_str_eq(m.last_modified, "");
+	ck_assert_ptr_null(fetch_if_range(&m));
 	/* An ETag too long to keep is not kept cut. */
 	memset(big, 'e', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';

@@ -103,6 +103,20 @@ hook_reload(void *arg, json_t *restart, char *err, size_t errlen)
 	return json_array_append_new(restart, json_string("workers.count"));
 }
 
+/* No job is known: every snapshot says so, and there is no detail. */
+static json_t *
+hook_job_snapshot(void *arg, const char *job)
+{
+	return json_pack("{s:s,s:s,s:s}", "event", "job", "job", job,
+	    "state", "unknown");
+}
+
+static json_t *
+hook_job_detail(void *arg, const char *job)
+{
+	return json_null();
+}
+
 static const struct control_hooks hooks = {
 	.stats = hook_stats,
 	.jobs = hook_jobs,
@@ -110,6 +124,8 @@ static const struct control_hooks hooks = {
 	.paused = hook_paused,
 	.cancel = hook_cancel,
 	.reload = hook_reload,
+	.job_snapshot = hook_job_snapshot,
+	.job_detail = hook_job_detail,
 };
 
 static void
@@ -184,7 +200,14 @@ expect_cmd(struct expect *x, int argc, char **argv)
 		x->kinds[x->n++] = 's';
 		break;
 	case PROTO_CMD_JOBS:
-		x->kinds[x->n++] = 'j';
+		/* one job: hook_job_detail knows none, so an error */
+		x->kinds[x->n++] = argc == 1 ? 'j' : 'e';
+		break;
+	case PROTO_CMD_EVENTS:
+	case PROTO_CMD_WAIT:
+		/* "subscribed", or the job's snapshot; an error for a name
+		 * refused or a subscription too many */
+		x->kinds[x->n++] = 'v';
 		break;
 	case PROTO_CMD_WATCH:
 		if (argc == 2 && proto_watch_ms(argv[1], &ms) == -1)
@@ -276,6 +299,8 @@ reply_kind(const char *line, size_t len)
 	    PROTO_KEY_PROTO)) == PROTO_VERSION) {
 		if (json_is_string(json_object_get(o, PROTO_KEY_ERROR)))
 			k = 'e';
+		else if (json_is_string(json_object_get(o, "event")))
+			k = 'v';
 		else if (json_is_true(json_object_get(o, PROTO_KEY_PONG)))
 			k = 'p';
 		else if (json_object_get(o, "model") != NULL)
@@ -298,7 +323,8 @@ reply_kind(const char *line, size_t len)
 static int
 kind_fits(char want, char got)
 {
-	return want == got || ((want == 'c' || want == 'r') && got == 'e');
+	return want == got ||
+	    ((want == 'c' || want == 'r' || want == 'v') && got == 'e');
 }
 
 static void

@@ -17,13 +17,36 @@
 #include "fetch.h"
 #include "fuzz.h"
 
+/* What a response and the meta made of it may hold, whatever came. */
 static void
 check_response(const struct fetch_response *r)
 {
+	struct fetch_meta m;
+	const char *v;
+
 	if (r->status != 0 && (r->status < 100 || r->status > 999))
 		abort();
-	if (r->cr_start < -1 || r->cr_total < -1)
+	if (r->cr_start < -1 || r->cr_total < -1 || r->length < -1)
 		abort();
+	if (r->ranges != 0 && r->ranges != 1)
+		abort();
+	/* kept whole and NUL-terminated, or not at all */
+	if (memchr(r->etag, '\0', sizeof(r->etag)) == NULL ||
+	    memchr(r->last_modified, '\0', sizeof(r->last_modified)) == NULL)
+		abort();
+	fetch_response_meta(r, &m);
+	if (m.length < -1 || (m.ranges != 0 && m.ranges != 1) ||
+	    strcmp(m.etag, r->etag) != 0 ||
+	    strcmp(m.last_modified, r->last_modified) != 0)
+		abort();
+	/* If-Range: the ETag when it is strong, else the date; never a
+	 * control byte in either */
+	v = fetch_if_range(&m);
+	if (v != NULL && v != (m.etag[0] == '"' ? m.etag : m.last_modified))
+		abort();
+	for (; v != NULL && *v != '\0'; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			abort();
 }
 
 /* v's Content-Range, then its canonical forms read back alike. */
@@ -75,10 +98,11 @@ one_line(struct fetch_response *r, const char *p, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fetch_response r = { 0, -1, -1 };
+	struct fetch_response r;
 	const char *p = (const char *)data, *end = p + size, *nl;
 	size_t len;
 
+	fetch_response_reset(&r);
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		len = nl == NULL ? (size_t)(end - p) : (size_t)(nl - p) + 1;
