@@ -152,15 +152,6 @@ raise_nofile(long want)
  * is built only when control says someone wants it: url_done may come
  * thousands of times a second.
  */
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 publish_queued(struct daemon *d, const char *name)
 {
@@ -168,7 +159,7 @@ publish_queued(struct daemon *d, const char *name)
 
 	if ((seq = control_event_seq(d->control, name, FEED_K_QUEUED)) != 0)
 		control_publish(d->control, name, FEED_K_QUEUED,
-		    feed_job_queued(seq, wall_now(), name));
+		    feed_job_queued(seq, util_wall(), name));
 }
 
 /* job was claimed (resumed: found in active/ at start); queued_as: its
@@ -183,7 +174,7 @@ publish_claimed(struct daemon *d, const char *job, int resumed,
 		control_rename(d->control, queued_as, job);
 	if ((seq = control_event_seq(d->control, job, FEED_K_CLAIMED)) != 0)
 		control_publish(d->control, job, FEED_K_CLAIMED,
-		    feed_job_claimed(seq, wall_now(), job, resumed, queued_as));
+		    feed_job_claimed(seq, util_wall(), job, resumed, queued_as));
 }
 
 /* A job ended (ji: its counts); queued_as as for publish_claimed(), for
@@ -204,7 +195,7 @@ publish_done(struct daemon *d, const struct job_info *ji, int failed,
 	if (spool_result_path(&d->spool, ji->name, failed, result,
 	    sizeof(result)) == -1)
 		result[0] = '\0';
-	ev = feed_job_done(seq, wall_now(), ji, failed, result);
+	ev = feed_job_done(seq, util_wall(), ji, failed, result);
 	if (ev != NULL && queued_as != NULL)
 		json_object_set_new(ev, FEED_QUEUED_AS, json_string(queued_as));
 	control_publish(d->control, ji->name, FEED_K_JOB_DONE, ev);
@@ -472,7 +463,7 @@ hook_transfer_final(const struct transfer *t, void *arg)
 	job = jobs_transfer_job(t);
 	if ((seq = control_event_seq(d->control, job, FEED_K_URL_DONE)) != 0)
 		control_publish(d->control, job, FEED_K_URL_DONE,
-		    feed_url_done(seq, wall_now(), job, t, d->cluster == NULL ?
+		    feed_url_done(seq, util_wall(), job, t, d->cluster == NULL ?
 		    NULL : t->node != NULL ? t->node : ""));
 }
 

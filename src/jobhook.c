@@ -131,15 +131,6 @@ kind_name(unsigned kind)
 	return kind == HOOK_PROGRAM ? "hook" : "webhook";
 }
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 arm(struct event *ev, double seconds)
 {
@@ -231,7 +222,7 @@ entry_new(struct jobhook *jh, const char *job, int failed)
 	e->jh = jh;
 	snprintf(e->job, sizeof(e->job), "%s", job);
 	e->failed = failed;
-	e->time = wall_now();
+	e->time = util_wall();
 	TAILQ_INSERT_TAIL(&jh->entries, e, link);
 	return e;
 }
@@ -1002,7 +993,7 @@ jobhook_ending(struct jobhook *jh, const char *job, int failed,
 	if (e == NULL && (e = entry_new(jh, job, failed)) == NULL)
 		return;
 	e->failed = failed;
-	e->time = wall_now();
+	e->time = util_wall();
 	e->owed = owed;
 	e->has_counts = counts != NULL;
 	if (counts != NULL)

@@ -23,6 +23,9 @@ int util_rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
 /* Seconds on CLOCK_MONOTONIC. */
 double util_mono(void);
 
+/* Seconds since the epoch (CLOCK_REALTIME), for times shown to people. */
+double util_wall(void);
+
 /* "s" unless n is 1, for messages: "%ld URL%s", n, util_plural(n). */
 const char *util_plural(double n);
 
