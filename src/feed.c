@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "feed.h"
+#include "result.h"
 #include "job.h"
 #include "proto.h"
 #include "util.h"
@@ -196,7 +197,8 @@ feed_url_done(uint64_t seq, double time, const char *job,
 	o = set(o, FEED_JOB, str(job));
 	o = set(o, FEED_INDEX, json_integer((json_int_t)t->index));
 	o = set(o, FEED_URL, str(url));
-	o = set(o, FEED_OUTCOME, json_string(ok ? "ok" : "failed"));
+	o = set(o, FEED_OUTCOME, json_string(result_outcome(ok,
+	    t->unchanged)));
 	o = set(o, FEED_STATUS, json_integer((json_int_t)t->http_status));
 	o = set(o, FEED_BYTES, json_integer((json_int_t)(ok ? t->size : 0)));
 	o = set(o, FEED_SECONDS, json_real(t->seconds_total));

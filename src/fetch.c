@@ -44,6 +44,7 @@
 
 #include "cidr.h"
 #include "fetch.h"
+#include "refresh.h"
 #include "util.h"
 
 #define FETCH_DIR_MODE 0750
@@ -74,8 +75,10 @@ struct fetch_state {
 	uint64_t offset;        /* bytes in name.part now */
 	uint64_t resume_from;   /* offset asked for with Range */
 	char range[32];         /* "N-" for CURLOPT_RANGE */
-	struct curl_slist *headers;     /* CURLOPT_HTTPHEADER: If-Range, then
-	                                   t->headers; NULL when none */
+	struct curl_slist *headers;     /* CURLOPT_HTTPHEADER: If-Range, the
+	                                   conditions, then t->headers; NULL
+	                                   when none */
+	int conditional;        /* If-None-Match or If-Modified-Since sent */
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
@@ -997,23 +1000,30 @@ open_part(struct transfer *t, struct fetch_state *s)
 }
 
 
+/* One header line into s->headers. 0, or -1 out of memory. */
+static int
+header_add(struct fetch_state *s, const char *name, const char *value)
+{
+	struct curl_slist *l;
+	char line[32 + FETCH_ETAG_MAX + FETCH_DATE_MAX];
+
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	if ((l = curl_slist_append(s->headers, line)) == NULL)
+		return -1;
+	s->headers = l;
+	return 0;
+}
+
 /* A resume asks for the rest of the very resource the .part holds a copy
  * of, when a validator tells it (t->expect). 0, or -1 out of memory. */
 static int
 if_range_header(struct fetch_state *s)
 {
 	const char *v = fetch_if_range(&s->t->expect);
-	struct curl_slist *l;
-	char line[16 + FETCH_ETAG_MAX];
 
-	if (v == NULL)
-		return 0;
-	snprintf(line, sizeof(line), "If-Range: %s", v);
-	if ((l = curl_slist_append(s->headers, line)) == NULL)
-		return -1;
-	s->headers = l;
-	return 0;
+	return v != NULL ? header_add(s, "If-Range", v) : 0;
 }
+
 /*
  * open_part() failed. When that was because the job directory was removed
  * under us (the .part goes right in it), make the directory again by its
@@ -1162,6 +1172,38 @@ header_list(struct transfer *t, struct fetch_state *s)
 }
 
 /*
+ * A refreshed file asks for the resource only if it changed: the
+ * validators kept beside the file (refresh.h) as If-None-Match and
+ * If-Modified-Since. Nothing when the file or its validators are not
+ * there. 0, or -1 with the error set.
+ */
+static int
+conditions(struct transfer *t, struct fetch_state *s)
+{
+	struct fetch_meta m;
+	char eb[128];
+	int rv;
+
+	if ((rv = refresh_load(s->dirfd, s->base, &m)) == -1) {
+		fetch_set_error(t, FETCH_RETRY, FERR_WRITE,
+		    "reading the validators of '%s/%s': %s", t->dir, t->name,
+		    errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (rv == 0)
+		return 0;
+	if ((m.etag[0] != '\0' &&
+	    header_add(s, "If-None-Match", m.etag) == -1) ||
+	    (m.last_modified[0] != '\0' &&
+	    header_add(s, "If-Modified-Since", m.last_modified) == -1)) {
+		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
+		return -1;
+	}
+	s->conditional = 1;
+	return 0;
+}
+
+/*
  * The options of where a transfer goes and what it says: no_proxy, the
  * proxy's CA, credentials from a netrc, the job line's headers and the
  * deny list. Headers go to the server only, never to a proxy
@@ -1227,6 +1269,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	t->ttfb = 0;
 	t->seconds = 0;
 	t->retry_after = -1;
+	t->unchanged = 0;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		fetch_set_error(t, FETCH_RETRY, FERR_OTHER, "out of memory");
@@ -1254,6 +1297,11 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	}
 	if (open_part(t, s) == -1 && open_part_again(t, s) == -1)
 		goto fail;
+	/* A refreshed file is replaced only by a copy known whole: a .part
+	 * of an earlier run, whose resource no validator ties it to, is not
+	 * resumed. */
+	if (t->refresh && s->offset > 0 && fetch_if_range(&t->expect) == NULL)
+		part_truncate(s);
 	if (t->has_sha256) {
 		if ((s->md = EVP_MD_CTX_new()) == NULL || hash_reset(s) == -1) {
 			fetch_set_error(t, FETCH_RETRY, FERR_OTHER,
@@ -1265,6 +1313,8 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	}
 	s->resume_from = s->offset;
 setup:
+	if (t->refresh && t->mode != FETCH_SEGMENT && conditions(t, s) == -1)
+		goto fail;
 	if (setup_easy(t, s, easy, share) == -1 ||
 	    setup_net(t, s, easy) == -1)
 		goto fail;
@@ -1332,8 +1382,9 @@ published_by_peer(struct transfer *t, struct fetch_state *s,
 }
 
 /*
- * Rename name.part to name, never replacing an existing name, and only
- * ever publishing the inode that was written (*st, from fstat of its
+ * Rename name.part to name, never replacing an existing name (but the
+ * file of a refreshed tree), and only ever publishing the inode that was
+ * written (*st, from fstat of its
  * descriptor): the .part is looked at (not followed) just before the
  * rename and must be that file; name is looked at just after and must be
  * it too, which closes the window between the look and the rename. When
@@ -1363,7 +1414,10 @@ publish(struct transfer *t, struct fetch_state *s, const struct stat *st)
 		replaced(t, s, s->part);
 		return -1;
 	}
-	if (util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base) == -1) {
+	/* A refreshed file is replaced in one step; any other never is. */
+	rv = t->refresh ? renameat(s->dirfd, s->part, s->dirfd, s->base) :
+	    util_rename_noreplace(s->dirfd, s->part, s->dirfd, s->base);
+	if (rv == -1) {
 		if (errno == EEXIST && published_by_peer(t, s, st))
 			return 0;
 		if (errno == EEXIST)
@@ -1380,6 +1434,39 @@ publish(struct transfer *t, struct fetch_state *s, const struct stat *st)
 		return -1;
 	}
 	return 0;
+}
+
+/* A refreshed file was published from a response with m's validators:
+ * keep them beside it (refresh.h). When that fails, the file is still
+ * the new one; its next refresh fetches it whole, nothing worse. */
+static void
+published(struct transfer *t, struct fetch_state *s,
+    const struct fetch_meta *m)
+{
+	if (t->refresh)
+		(void)refresh_save(s->dirfd, s->base, m);
+}
+
+/*
+ * A 304 to a conditional request: the file is the server's current one.
+ * It stays untouched; the .part this attempt opened (empty, or a resume's
+ * bytes of what the server now says is the file) goes.
+ */
+static void
+finish_unchanged(struct transfer *t, struct fetch_state *s)
+{
+	struct stat st, now;
+
+	if (s->fd != -1 && fstat(s->fd, &st) == 0 &&
+	    fstatat(s->dirfd, s->part, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    same_file(&st, &now))
+		(void)unlinkat(s->dirfd, s->part, 0);
+	t->size = fstatat(s->dirfd, s->base, &st, AT_SYMLINK_NOFOLLOW) == 0 ?
+	    (uint64_t)st.st_size : 0;
+	t->unchanged = 1;
+	t->outcome = FETCH_OK;
+	t->errkind = FERR_NONE;
+	t->error[0] = '\0';
 }
 
 /* A 2xx arrived complete: verify, then rename into place. */
@@ -1429,6 +1516,8 @@ finish_ok(struct transfer *t, struct fetch_state *s)
 	}
 	if (publish(t, s, &st) == -1)
 		return;
+	fetch_response_meta(&s->resp, &t->meta);
+	published(t, s, &t->meta);
 	t->outcome = FETCH_OK;
 	t->errkind = FERR_NONE;
 	t->error[0] = '\0';
@@ -1442,6 +1531,10 @@ finish_status(struct transfer *t, struct fetch_state *s)
 
 	if (s->resp.status == 0)
 		s->resp.status = st;
+	if (st == 304 && s->conditional) {
+		finish_unchanged(t, s);
+		return;
+	}
 	if (t->mode != FETCH_WHOLE && seg_status(t, s))
 		return;
 	if (st >= 200 && st <= 299) {
@@ -1945,6 +2038,7 @@ seg_verify(struct transfer *t, struct fetch_state *s)
 	(void)unlinkat(s->dirfd, s->segs, 0);
 	if (publish(t, s, &st) == -1)
 		return;
+	published(t, s, &t->expect);
 	t->size = (uint64_t)st.st_size;
 	t->http_status = 200;
 }

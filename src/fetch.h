@@ -174,6 +174,11 @@ struct transfer {
 	uint64_t seg_end;       /* one past its last byte */
 	void *seg;              /* the owner's record of the URL; engines and
 	                           fetch.c never look at it */
+	/* A refreshed tree (job.h's @refresh; set by the owner, carried by
+	 * the wire): the request is conditional on the validators kept
+	 * beside the file (refresh.h), a 304 leaves the file as it is, and a
+	 * new one replaces it once complete and verified. */
+	int refresh;
 
 	/* Filled by fetch_finish(). */
 	enum fetch_outcome outcome;
@@ -184,6 +189,7 @@ struct transfer {
 	double ttfb;            /* s, this attempt; 0 when none */
 	double seconds;         /* s, this attempt */
 	long retry_after;       /* s from Retry-After, -1 when absent */
+	int unchanged;          /* FETCH_OK by a 304: the file was kept */
 	char error[FETCH_ERR_MAX];
 	struct fetch_meta meta;
 

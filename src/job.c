@@ -50,6 +50,7 @@ struct job_reader {
 	struct job_entry defaults;
 	int defaults_seen;      /* job_parse_field's bits for the defaults */
 	int body;
+	char *refresh;          /* @refresh's directory, or NULL */
 };
 
 static void	job_err(char *, size_t, const char *, ...)
@@ -578,40 +579,58 @@ fail:
 	return -1;
 }
 
+/* The suffix of a component fetchd keeps for its own files: ".part" or
+ * JOB_SIDECAR, or NULL. */
+static const char *
+job_reserved_suffix(const char *comp, size_t clen)
+{
+	static const char *const suffixes[] = { ".part", JOB_SIDECAR };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		n = strlen(suffixes[i]);
+		if (clen >= n && memcmp(comp + clen - n, suffixes[i], n) == 0)
+			return suffixes[i];
+	}
+	return NULL;
+}
+
 /*
  * out= names a file under the job's own download directory. This is the
  * lexical half of the confinement: it refuses anything that could climb
  * out (absolute, ".."), alias ("." and "a//b"), collide with fetchd's own
- * ".part" files, or confuse a terminal or a result file. Symlinks planted
- * in the directory are the writer's to refuse; a string cannot show them.
+ * ".part" and JOB_SIDECAR files, or confuse a terminal or a result file.
+ * Symlinks planted in the directory are the writer's to refuse; a string
+ * cannot show them. what names the path in a message ("out=").
  */
-int
-job_out_valid(const char *out, char *err, size_t errlen)
+static int
+job_path_valid(const char *out, const char *what, char *err, size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)out;
+	const char *sfx;
 	size_t i, comp, clen;
 
 	if (out == NULL || out[0] == '\0') {
-		job_err(err, errlen, "out= is empty");
+		job_err(err, errlen, "%s is empty", what);
 		return 0;
 	}
 	if (out[0] == '/') {
-		job_err(err, errlen, "out= must be a relative path");
+		job_err(err, errlen, "%s must be a relative path", what);
 		return 0;
 	}
 	for (i = 0; s[i] != '\0'; i++) {
 		if (job_is_control(s[i])) {
-			job_err(err, errlen, "out= has control byte 0x%02x",
-			    s[i]);
+			job_err(err, errlen, "%s has control byte 0x%02x",
+			    what, s[i]);
 			return 0;
 		}
 		if (s[i] == '\\') {
-			job_err(err, errlen, "out= has a backslash");
+			job_err(err, errlen, "%s has a backslash", what);
 			return 0;
 		}
 	}
 	if (i > JOB_PATH_MAX) {
-		job_err(err, errlen, "out= is longer than %d bytes",
+		job_err(err, errlen, "%s is longer than %d bytes", what,
 		    JOB_PATH_MAX);
 		return 0;
 	}
@@ -622,25 +641,24 @@ job_out_valid(const char *out, char *err, size_t errlen)
 			continue;
 		clen = i - comp;
 		if (clen == 0) {
-			job_err(err, errlen, "out= has an empty component");
+			job_err(err, errlen, "%s has an empty component", what);
 			return 0;
 		}
 		if ((clen == 1 && s[comp] == '.') ||
 		    (clen == 2 && s[comp] == '.' && s[comp + 1] == '.')) {
-			job_err(err, errlen, "out= has a '%.*s' component",
-			    (int)clen, out + comp);
+			job_err(err, errlen, "%s has a '%.*s' component",
+			    what, (int)clen, out + comp);
 			return 0;
 		}
 		if (clen > JOB_NAME_MAX) {
 			job_err(err, errlen,
-			    "out= has a component longer than %d bytes",
+			    "%s has a component longer than %d bytes", what,
 			    JOB_NAME_MAX);
 			return 0;
 		}
-		if (clen >= 5 &&
-		    memcmp(out + comp + clen - 5, ".part", 5) == 0) {
+		if ((sfx = job_reserved_suffix(out + comp, clen)) != NULL) {
 			job_err(err, errlen,
-			    "out= has a component ending in \".part\"");
+			    "%s has a component ending in \"%s\"", what, sfx);
 			return 0;
 		}
 		if (s[i] == '\0')
@@ -648,6 +666,12 @@ job_out_valid(const char *out, char *err, size_t errlen)
 		comp = i + 1;
 	}
 	return 1;
+}
+
+int
+job_out_valid(const char *out, char *err, size_t errlen)
+{
+	return job_path_valid(out, "out=", err, errlen);
 }
 
 /*
@@ -753,8 +777,9 @@ job_name_from_url(const char *url, char *buf, size_t len)
 	name[n] = '\0';
 	if (n == 0)
 		goto fallback;
-	/* Never collide with the ".part" file fetchd writes a download to. */
-	if (n >= 5 && strcmp(name + n - 5, ".part") == 0) {
+	/* Never collide with the ".part" file fetchd writes a download to,
+	 * nor with the validators kept beside a refreshed file. */
+	if (job_reserved_suffix(name, n) != NULL) {
 		if (n == JOB_NAME_MAX)
 			name[n - 1] = '_';
 		else {
@@ -805,6 +830,7 @@ job_reader_free(struct job_reader *r)
 	if (r == NULL)
 		return;
 	job_entry_free(&r->defaults);
+	free(r->refresh);
 	free(r->buf);
 	free(r);
 }
@@ -835,7 +861,15 @@ job_reader_rewind(struct job_reader *r)
 	job_entry_free(&r->defaults);
 	r->defaults_seen = 0;
 	r->body = 0;
+	free(r->refresh);
+	r->refresh = NULL;
 	return 0;
+}
+
+const char *
+job_reader_refresh(const struct job_reader *r)
+{
+	return r->refresh;
 }
 
 /* Over JOB_LINE_MAX once a "\r" of a "\r\n" ending is left out. */
@@ -1341,34 +1375,18 @@ job_default_field(struct job_reader *r, const char *f, size_t flen,
 }
 
 /*
- * A directive line: "@default FIELD=VALUE ..." before the first URL line.
- * The fields add to the defaults of earlier @default lines under the rules
- * of one line (a field given once stays given once; headers by name).
- * 0 (a directive is never an entry), or -1 with err set.
+ * "@default FIELD=VALUE ...": the fields add to the defaults of earlier
+ * @default lines under the rules of one line (a field given once stays
+ * given once; headers by name). pos is past the directive's name.
  */
 static int
-job_directive(struct job_reader *r, const char *line, size_t len, char *err,
-    size_t errlen)
+job_directive_default(struct job_reader *r, const unsigned char *s,
+    size_t len, size_t pos, char *err, size_t errlen)
 {
-	const unsigned char *s = (const unsigned char *)line;
 	char field[JOB_LINE_MAX + 1];
-	size_t pos = 0, tok, toklen, n = 0;
+	size_t toklen, n = 0;
 	int rv;
 
-	if (job_line_check(s, len, err, errlen) == -1)
-		return -1;
-	toklen = job_next_field(s, len, &pos, &tok);
-	if (toklen != 8 || memcmp(line + tok, "@default", 8) != 0) {
-		job_err(err, errlen, "unknown directive '%.*s'",
-		    (int)(toklen > JOB_KEY_SHOW ? JOB_KEY_SHOW : toklen),
-		    line + tok);
-		return -1;
-	}
-	if (r->body) {
-		job_err(err, errlen,
-		    "@default must come before the first URL line");
-		return -1;
-	}
 	while ((rv = job_split_field(s, len, &pos, field, &toklen, err,
 	    errlen)) == 1) {
 		if (job_default_field(r, field, toklen, err, errlen) == -1)
@@ -1380,6 +1398,79 @@ job_directive(struct job_reader *r, const char *line, size_t len, char *err,
 		return -1;
 	}
 	return rv;
+}
+
+/*
+ * "@refresh DIR": the job refreshes the tree DIR under the download
+ * directory (a relative path, checked as out= is), once per job.
+ */
+static int
+job_directive_refresh(struct job_reader *r, const unsigned char *s,
+    size_t len, size_t pos, char *err, size_t errlen)
+{
+	size_t tok, toklen, more;
+	char *dir;
+
+	if (r->refresh != NULL) {
+		job_err(err, errlen, "@refresh is given twice");
+		return -1;
+	}
+	if ((toklen = job_next_field(s, len, &pos, &tok)) == 0) {
+		job_err(err, errlen, "@refresh names no directory");
+		return -1;
+	}
+	if (job_next_field(s, len, &pos, &more) != 0) {
+		job_err(err, errlen, "@refresh takes one directory");
+		return -1;
+	}
+	if ((dir = strndup((const char *)s + tok, toklen)) == NULL) {
+		job_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (!job_path_valid(dir, "@refresh's directory", err, errlen)) {
+		free(dir);
+		return -1;
+	}
+	r->refresh = dir;
+	return 0;
+}
+
+/* The directives, by name; each must come before the first URL line. */
+static const struct {
+	const char *name;
+	int (*run)(struct job_reader *, const unsigned char *, size_t, size_t,
+	    char *, size_t);
+} job_directives[] = {
+	{"@default", job_directive_default},
+	{"@refresh", job_directive_refresh},
+};
+
+/* A directive line. 0 (a directive is never an entry), or -1 with err. */
+static int
+job_directive(struct job_reader *r, const char *line, size_t len, char *err,
+    size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)line;
+	size_t pos = 0, tok, toklen, i;
+
+	if (job_line_check(s, len, err, errlen) == -1)
+		return -1;
+	toklen = job_next_field(s, len, &pos, &tok);
+	for (i = 0; i < sizeof(job_directives) / sizeof(job_directives[0]);
+	    i++) {
+		if (strlen(job_directives[i].name) != toklen ||
+		    memcmp(line + tok, job_directives[i].name, toklen) != 0)
+			continue;
+		if (r->body) {
+			job_err(err, errlen, "%s must come before the first "
+			    "URL line", job_directives[i].name);
+			return -1;
+		}
+		return job_directives[i].run(r, s, len, pos, err, errlen);
+	}
+	job_err(err, errlen, "unknown directive '%.*s'",
+	    (int)(toklen > JOB_KEY_SHOW ? JOB_KEY_SHOW : toklen), line + tok);
+	return -1;
 }
 
 /* The job's defaults into a URL line's entry e. 0, or -1 with err set. */

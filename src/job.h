@@ -13,7 +13,9 @@
  * the quotes \" and \\ are the only escapes. A line whose first non-blank
  * byte is '@' is a directive, allowed only before the first URL line:
  * "@default FIELD=VALUE ..." gives those fields to every URL line (a
- * line's own field of the same kind wins; headers merge by name).
+ * line's own field of the same kind wins; headers merge by name);
+ * "@refresh DIR" makes the job refresh the tree DIR under the download
+ * directory instead of writing a directory of its own (jobs.c, fetch.c).
  *
  * Lines are read in bounded pieces (JOB_LINE_MAX) from a file descriptor, so
  * a job of millions of URLs is streamed, never slurped.
@@ -31,6 +33,9 @@
 #define JOB_HEADERS_MAX 32        /* header= of one URL, defaults included */
 #define JOB_HEADERS_BYTES 4096    /* their lines joined, as in job_entry */
 #define JOB_MIRRORS_MAX 16  /* mirror= fields on one line */
+/* Beside each file of a refreshed tree (@refresh), fetch.c keeps its
+ * validators in NAME JOB_SIDECAR; no out= or derived name ends so. */
+#define JOB_SIDECAR ".validators"
 
 struct job_entry {
 	unsigned long lineno;       /* 1-based line in the job file */
@@ -112,8 +117,8 @@ int job_scheme_allowed(const char *scheme);
  * 1 when out is an acceptable relative path under a job's download
  * directory: not empty, not absolute, no "." or ".." component, no empty
  * component ("a//b"), no control bytes or backslashes, each component at
- * most JOB_NAME_MAX bytes and not ending in ".part", the whole at most
- * JOB_PATH_MAX. Otherwise 0 and a reason in err.
+ * most JOB_NAME_MAX bytes and not ending in ".part" or JOB_SIDECAR, the
+ * whole at most JOB_PATH_MAX. Otherwise 0 and a reason in err.
  */
 int job_out_valid(const char *out, char *err, size_t errlen);
 
@@ -121,8 +126,9 @@ int job_out_valid(const char *out, char *err, size_t errlen);
  * Derive a file name from a URL's last path segment: percent-decoded, with
  * '/', '\\', control bytes and other bytes unsafe in a file name replaced by
  * '_', leading dots removed, cut to JOB_NAME_MAX; "index.html" when nothing
- * is left. A name ending in ".part" gets "_" appended. Always succeeds for a
- * URL accepted by job_parse_line(); writes into buf (len >= JOB_NAME_MAX+1).
+ * is left. A name ending in ".part" or JOB_SIDECAR gets "_" appended.
+ * Always succeeds for a URL accepted by job_parse_line(); writes into buf
+ * (len >= JOB_NAME_MAX+1).
  */
 void job_name_from_url(const char *url, char *buf, size_t len);
 
@@ -147,6 +153,10 @@ void job_reader_free(struct job_reader *r);
  */
 int job_reader_next(struct job_reader *r, struct job_entry *e, char *err,
     size_t errlen);
+
+/* The directory of the job's @refresh directive (a path out= would
+ * accept), or NULL: known once the first URL line was returned. */
+const char *job_reader_refresh(const struct job_reader *r);
 
 /* Line number of the last line returned or rejected. */
 unsigned long job_reader_lineno(const struct job_reader *r);

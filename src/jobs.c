@@ -65,7 +65,8 @@ struct job {
 	TAILQ_ENTRY(job) entry;
 	struct jobs *js;
 	char *name;
-	char *dir;              /* download_dir/J */
+	char *dir;              /* download_dir/J, or download_dir/refresh */
+	char *refresh;          /* @refresh's directory, or NULL */
 	struct names *names;    /* output names, made with the first URL */
 	int fd;
 	struct job_reader *reader;
@@ -342,6 +343,7 @@ job_free(struct job *j)
 		free(j->errs[i].url);
 	free(j->ring);
 	free(j->dir);
+	free(j->refresh);
 	free(j->name);
 	free(j);
 }
@@ -560,6 +562,61 @@ job_finish(struct job *j)
 	job_move(j);
 }
 
+/* 1 when the trees a and b (relative paths) are one or hold each other. */
+static int
+refresh_overlap(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+
+	return strncmp(a, b, n) == 0 &&
+	    (la == lb || (la < lb ? b[n] : a[n]) == '/');
+}
+
+/*
+ * A validated job with @refresh DIR works in download_dir/DIR instead of
+ * its own directory. Two jobs never refresh one tree at once (their files
+ * would be one): the one validated later waits, parked, until the first
+ * has ended. 0, or -1 when the job failed or was parked.
+ */
+static int
+job_take_refresh(struct job *j)
+{
+	const char *dir = job_reader_refresh(j->reader);
+	struct job *o;
+	char *path, why[128];
+
+	if (dir == NULL)
+		return 0;
+	if (jobs_cluster(j->js)) {
+		job_add_error(j, "-", "@refresh is not available in cluster "
+		    "mode");
+		job_finish(j);
+		return -1;
+	}
+	TAILQ_FOREACH(o, &j->js->list, entry) {
+		if (o == j || o->refresh == NULL ||
+		    !refresh_overlap(dir, o->refresh))
+			continue;
+		snprintf(why, sizeof(why), "job %s refreshes the tree %s",
+		    o->name, o->refresh);
+		job_park(j, EBUSY, why);
+		return -1;
+	}
+	if (asprintf(&path, "%s/%s", j->js->cfg->download_dir, dir) == -1) {
+		job_park(j, ENOMEM, "out of memory");
+		return -1;
+	}
+	free(j->refresh);
+	if ((j->refresh = strdup(dir)) == NULL) {
+		free(path);
+		job_park(j, ENOMEM, "out of memory");
+		return -1;
+	}
+	free(j->dir);
+	j->dir = path;
+	return 0;
+}
+
 static void
 job_validate_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -604,6 +661,8 @@ job_validate_cb(evutil_socket_t fd, short what, void *arg)
 		job_finish(j);
 		return;
 	}
+	if (job_take_refresh(j) == -1)
+		return;
 	if (job_reader_rewind(j->reader) == -1) {
 		job_add_error(j, "-", "cannot re-read the job file");
 		job_finish(j);
@@ -868,12 +927,13 @@ job_final(struct job *j, struct transfer *t)
 		return;
 	if (t->outcome != FETCH_OK)
 		fetch_discard(t);
-	else
+	else if (!t->unchanged)
 		j->bytes += t->size;
 	if (js->hooks.transfer_final != NULL)
 		js->hooks.transfer_final(t, js->arg);
 	r.url = job_line_url(t);
 	r.ok = t->outcome == FETCH_OK;
+	r.unchanged = t->unchanged;
 	r.status = t->http_status;
 	r.bytes = r.ok ? t->size : 0;
 	r.seconds = t->seconds_total;
@@ -1377,10 +1437,12 @@ seg_done(struct job *j, struct transfer *t)
 		fetch_set_error(t, FETCH_FAIL, FERR_OTHER, "cancelled");
 		return 0;
 	}
-	if (t->mode == FETCH_PROBE) {
+	if (t->mode == FETCH_PROBE && !t->unchanged) {
 		seg_probed(j, t);
 		return 1;
 	}
+	if (t->mode == FETCH_PROBE)
+		return 0;       /* a 304: the URL's row, as for any transfer */
 	if (t->mode == FETCH_VERIFY) {
 		if (t->outcome != FETCH_RETRY || j->cancelled ||
 		    (t->errkind != FERR_CHECKSUM &&
@@ -1448,9 +1510,12 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 	struct transfer *t;
 	char name[JOB_NAME_MAX + 1];
 
-	if (j->names == NULL &&
-	    (j->names = names_new(j->dir, j->nurls)) == NULL)
-		return NULL;
+	if (j->names == NULL) {
+		if ((j->names = names_new(j->dir, j->nurls)) == NULL)
+			return NULL;
+		if (j->refresh != NULL)
+			names_set_refresh(j->names);
+	}
 	if (recname == NULL && e->out == NULL)
 		job_name_from_url(e->url, name, sizeof(name));
 	t = fetch_transfer_new(e->url, e->host, j->dir,
@@ -1465,6 +1530,7 @@ job_transfer_new(struct job *j, const struct job_entry *e, size_t index,
 	t->index = index;
 	t->has_sha256 = e->has_sha256;
 	memcpy(t->sha256, e->sha256, sizeof(t->sha256));
+	t->refresh = j->refresh != NULL;
 	fetch_params_from_config(&t->params, js->cfg);
 	TAILQ_INSERT_TAIL(&j->live, t, owner_entry);
 	j->nlive++;

@@ -44,6 +44,7 @@ struct names {
 	size_t seen_bits;       /* a power of 2 */
 	struct name_node **buckets;
 	size_t count, nbuckets;
+	int refresh;            /* a refreshed tree: names are taken as asked */
 };
 
 /* What a candidate name is on disk and in the set. */
@@ -242,6 +243,12 @@ seen_add(struct names *nm, const char *name)
 	(void)seen_bits(nm, name, strlen(name), 1);
 }
 
+void
+names_set_refresh(struct names *nm)
+{
+	nm->refresh = 1;
+}
+
 int
 names_absent(const struct names *nm, const char *name)
 {
@@ -332,6 +339,42 @@ slot_of(struct names *nm, struct transfer *t, int dfd, const struct cand *c,
 	return SLOT_FREE;
 }
 
+/*
+ * A refreshed tree (names_set_refresh): the name asked for is the one
+ * written, whatever is there, as long as it is a regular file (to be
+ * replaced) or nothing, and no other line of the job writes it.
+ */
+static enum slot
+slot_refresh(struct names *nm, struct transfer *t, int dfd,
+    const struct cand *c)
+{
+	struct stat st;
+	int rv;
+
+	if (set_has(nm, c->full)) {
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "another line of the job writes '%s/%s'", t->dir,
+		    c->full);
+		return SLOT_ERROR;
+	}
+	if ((rv = probe(t, dfd, c->base, &st)) == -1)
+		return SLOT_ERROR;
+	if (rv == 1 && !S_ISREG(st.st_mode)) {
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "'%s/%s' is not a regular file", t->dir, c->full);
+		return SLOT_ERROR;
+	}
+	if ((rv = probe(t, dfd, c->part, &st)) == -1)
+		return SLOT_ERROR;
+	if (rv == 1 && !S_ISREG(st.st_mode)) {
+		fetch_set_error(t, FETCH_FAIL, FERR_WRITE,
+		    "'%s/%s%s' is not a regular file", t->dir, c->full,
+		    FETCH_PART);
+		return SLOT_ERROR;
+	}
+	return SLOT_OURS;
+}
+
 /* Walk the candidates of t->name (its last component at boff) below dfd.
  * 0, 1 or -1 as names_reserve(). */
 static int
@@ -354,6 +397,10 @@ pick(struct names *nm, struct transfer *t, int dfd, size_t boff, int resume)
 		candidate(c.base, c.len, t->name + boff, i);
 		snprintf(c.part, c.len + sizeof(FETCH_PART), "%s%s", c.base,
 		    FETCH_PART);
+		if (nm->refresh) {
+			s = slot_refresh(nm, t, dfd, &c);
+			break;
+		}
 		s = slot_of(nm, t, dfd, &c, resume && i == 0);
 	}
 	switch (s) {

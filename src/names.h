@@ -29,6 +29,15 @@ struct names *names_new(const char *dir, size_t nurls);
 void names_free(struct names *nm);
 
 /*
+ * The job refreshes a tree (job.h's @refresh): each name is reserved as
+ * asked, never a candidate, since an existing file is the one to replace
+ * (fetch.c publishes over it); two lines of the job asking for one name
+ * fail the later, and what an earlier run left is fetched again
+ * (conditionally, so a finished file costs a 304).
+ */
+void names_set_refresh(struct names *nm);
+
+/*
  * Reserve an output name for t, whose t->dir is the job's directory and
  * t->name the name wanted. Sets t->dirfd to the job's directory (opened,
  * made when missing, with the first reservation; -1 when it cannot be, and

@@ -44,7 +44,8 @@ result_format(char *buf, size_t len, const struct result_row *r)
 	if (len == 0 || put_field(buf, len, &pos, r->url, '\t') == -1)
 		return -1;
 	n = snprintf(buf + pos, len - pos,
-	    "%s\t%ld\t%" PRIu64 "\t%.3f\t%d\t", r->ok ? "ok" : "failed",
+	    "%s\t%ld\t%" PRIu64 "\t%.3f\t%d\t",
+	    result_outcome(r->ok, r->unchanged),
 	    r->status, r->bytes, r->seconds, r->attempts);
 	if (n < 0 || (size_t)n >= len - pos)
 		return -1;
@@ -80,11 +81,18 @@ result_format_failed(char *buf, size_t len, const char *url,
 	return result_format(buf, len, &r);
 }
 
+const char *
+result_outcome(int ok, int unchanged)
+{
+	return !ok ? "failed" : unchanged ? "unchanged" : "ok";
+}
+
 int
 result_row_ok(const char *row, size_t len)
 {
 	const char *tab = memchr(row, '\t', len);
+	size_t left = tab != NULL ? (size_t)(row + len - tab) : 0;
 
-	return tab != NULL && (size_t)(row + len - tab) >= 4 &&
-	    memcmp(tab, "\tok\t", 4) == 0;
+	return (left >= 4 && memcmp(tab, "\tok\t", 4) == 0) ||
+	    (left >= 11 && memcmp(tab, "\tunchanged\t", 11) == 0);
 }

@@ -1,6 +1,7 @@
 /*
  * result.h: the rows of J.result, one per URL in job order, and the header
- * line above them. Tab-separated: url, outcome ("ok" or "failed"), HTTP
+ * line above them. Tab-separated: url, outcome ("ok", "unchanged": a
+ * refreshed file the server said is current, or "failed"), HTTP
  * status, bytes, seconds, attempts, path, error ("-" for an empty path or
  * error); in cluster mode a ninth column, node, on the rows of URLs sent
  * to the cluster (the node that fetched it, "-" when none did). A job
@@ -38,6 +39,7 @@
 struct result_row {
 	const char *url;
 	int ok;
+	int unchanged;          /* ok by a 304: the file was kept */
 	long status;            /* HTTP status, 0 when there was none */
 	uint64_t bytes;
 	double seconds;
@@ -64,7 +66,12 @@ int result_format(char *buf, size_t len, const struct result_row *r);
 int result_format_failed(char *buf, size_t len, const char *url,
     const char *error);
 
-/* 1 when row (as result_format() wrote it, '\n' optional) says ok. */
+/* The outcome column's word: "ok", "unchanged" or "failed" (also the
+ * outcome of the url_done event). */
+const char *result_outcome(int ok, int unchanged);
+
+/* 1 when row (as result_format() wrote it, '\n' optional) says ok or
+ * unchanged. */
 int result_row_ok(const char *row, size_t len);
 
 #endif

@@ -168,6 +168,7 @@ put_segment(struct wire *w, const struct transfer *t)
 	put_u64(w, t->seg_slot);
 	put_u64(w, t->seg_start);
 	put_u64(w, t->seg_end);
+	put_u8(w, t->refresh ? 1 : 0);
 }
 
 int
@@ -202,6 +203,7 @@ wire_put_result(struct wire *w, const struct transfer *t)
 	put_dbl(w, t->ttfb);
 	put_dbl(w, t->seconds);
 	put_i64(w, t->retry_after);
+	put_u8(w, t->unchanged ? 1 : 0);
 	put_str(w, t->error, WIRE_ERR_MAX);
 	put_str(w, t->name, WIRE_PATH_MAX);
 	put_u64(w, t->part_dev);
@@ -398,7 +400,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	uint64_t part_dev, part_ino, seg_start, seg_end;
 	enum fetch_mode mode;
 	unsigned slot;
-	int attempt, has_sha;
+	int attempt, has_sha, refresh;
 
 	memset(&params, 0, sizeof(params));
 	attempt = (int)get_range(w, 8, 0, INT_MAX);
@@ -417,6 +419,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	slot = (unsigned)get_range(w, 8, 0, FETCH_SEGMENTS_MAX - 1);
 	seg_start = get_u64(w);
 	seg_end = get_u64(w);
+	refresh = (int)get_range(w, 1, 0, 1);
 	if (get_end(w) == -1 || seg_end < seg_start) {
 		errno = EBADMSG;
 		return NULL;
@@ -441,6 +444,7 @@ wire_get_transfer(struct wire *w, uint64_t id)
 	t->seg_slot = slot;
 	t->seg_start = seg_start;
 	t->seg_end = seg_end;
+	t->refresh = refresh;
 	return t;
 }
 
@@ -459,6 +463,7 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	r.ttfb = get_dbl(w);
 	r.seconds = get_dbl(w);
 	r.retry_after = (long)get_range(w, 8, LONG_MIN, LONG_MAX);
+	r.unchanged = (int)get_range(w, 1, 0, 1);
 	err = get_str(w, WIRE_ERR_MAX);
 	*name = get_str(w, WIRE_PATH_MAX);
 	r.part_dev = get_u64(w);
@@ -475,6 +480,7 @@ wire_get_result(struct wire *w, struct transfer *t, const char **name)
 	t->ttfb = r.ttfb;
 	t->seconds = r.seconds;
 	t->retry_after = r.retry_after;
+	t->unchanged = r.unchanged;
 	t->part_dev = r.part_dev;
 	t->part_ino = r.part_ino;
 	t->meta = r.meta;

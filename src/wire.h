@@ -24,7 +24,7 @@
 #include "fetch.h"
 #include "job.h"
 
-#define WIRE_VERSION 5
+#define WIRE_VERSION 6
 #define WIRE_MSG_MAX (32 * 1024) /* holds a TRANSFER at every bound */
 #define WIRE_URL_MAX 8192
 #define WIRE_PATH_MAX 4096 /* a transfer's dir and its name */

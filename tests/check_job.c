@@ -271,6 +271,7 @@ START_TEST(test_bad_out)
 	reject_s("https://h/x out=x.part", ".part");
 	reject_s("https://h/x out=d.part/x", ".part");
 	reject_s("https://h/x out=.part", ".part");
+	reject_s("https://h/x out=a/x.validators", ".validators");
 	reject_s("https://h/x out=a\\b", "backslash");
 	reject_s("https://h/x out=a\x01" "b", "control byte 0x01 at column 18");
 
@@ -600,6 +601,7 @@ START_TEST(test_name_hostile)
 	/* Never a name fetchd's own ".part" files could collide with. */
 	name_is("https://h/x.part", "x.part_");
 	name_is("https://h/x%2Epart", "x.part_");
+	name_is("https://h/x.validators", "x.validators_");
 	name_is("https://h/x.part?y", "x.part_");
 	name_is("https://h/x.partial", "x.partial");
 }
@@ -921,6 +923,42 @@ START_TEST(test_defaults_refused)
 	next_err(r, "line 11: @default must come before the first URL line");
 	next_ok(r, 12, "https://h/2");
 	next_eof(r);
+	job_reader_free(r);
+	close(fd);
+}
+END_TEST
+
+/* @refresh DIR: the reader keeps the directory (checked as out= is),
+ * once per job, before the first URL line; a rewind forgets it. */
+START_TEST(test_refresh_directive)
+{
+	static const char text[] =
+	    "@refresh ../up\n"
+	    "@refresh a b\n"
+	    "@refresh\n"
+	    "@refresh d/x.validators\n"
+	    "  @refresh mirror/debian\n"
+	    "@refresh other\n"
+	    "https://h/1\n"
+	    "@refresh late\n";
+	struct job_reader *r;
+	int fd;
+
+	fd = tmp_file(text, strlen(text));
+	ck_assert_ptr_nonnull(r = job_reader_new(fd));
+	ck_assert_ptr_null(job_reader_refresh(r));
+	next_err(r, "line 1: @refresh's directory has a '..' component");
+	next_err(r, "line 2: @refresh takes one directory");
+	next_err(r, "line 3: @refresh names no directory");
+	next_err(r, "line 4: @refresh's directory has a component ending in "
+	    "\".validators\"");
+	next_err(r, "line 6: @refresh is given twice");
+	next_ok(r, 7, "https://h/1");
+	ck_assert_str_eq(job_reader_refresh(r), "mirror/debian");
+	next_err(r, "line 8: @refresh must come before the first URL line");
+	next_eof(r);
+	ck_assert_int_eq(job_reader_rewind(r), 0);
+	ck_assert_ptr_null(job_reader_refresh(r));
 	job_reader_free(r);
 	close(fd);
 }
@@ -1372,6 +1410,7 @@ job_suite(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_defaults_refused);
 	tcase_add_test(tc, test_defaults_segments);
+	tcase_add_test(tc, test_refresh_directive);
 	tcase_add_test(tc, test_defaults_bounds);
 	suite_add_tcase(s, tc);
 

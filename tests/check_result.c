@@ -221,6 +221,24 @@ START_TEST(test_row_ok)
 	ck_assert(!result_row_ok("", 0));
 	/* Only the first len bytes count. */
 	ck_assert(!result_row_ok("u\tok\t200\n", 4));
+	/* A refreshed file the server said is current is ok too. */
+	ck_assert(result_row_ok("u\tunchanged\t304\n", 16));
+	ck_assert(!result_row_ok("u\tunchanged", 11));
+}
+END_TEST
+
+START_TEST(test_unchanged_row)
+{
+	struct result_row r = {
+		.url = "http://h/a", .ok = 1, .unchanged = 1, .status = 304,
+		.bytes = 7, .attempts = 1, .path = "a",
+	};
+	char row[256];
+
+	ck_assert_int_gt(result_format(row, sizeof(row), &r), 0);
+	ck_assert_str_eq(row, "http://h/a\tunchanged\t304\t7\t0.000\t1\ta\t-\n");
+	ck_assert_str_eq(result_outcome(0, 1), "failed");
+	ck_assert_str_eq(result_outcome(1, 0), "ok");
 }
 END_TEST
 
@@ -238,6 +256,7 @@ result_suite(void)
 	tcase_add_test(tc, test_failed_row);
 	tcase_add_test(tc, test_too_long);
 	tcase_add_test(tc, test_row_ok);
+	tcase_add_test(tc, test_unchanged_row);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -20,7 +20,7 @@
 #include "wire.h"
 
 #define HDR 10				/* version, type, id */
-#define RESULT_ERRLEN (HDR + 2 + 6 * 8) /* the error string's length */
+#define RESULT_ERRLEN (HDR + 2 + 6 * 8 + 1) /* the error string's length */
 #define TRANSFER_HAS_SHA (HDR + 8)
 #define TRANSFER_VERIFY_TLS (HDR + 8 + 1 + 32 + 7 * 8)
 
@@ -77,6 +77,7 @@ sample_result(struct transfer *t)
 	t->ttfb = 0.125;
 	t->seconds = 12.5;
 	t->retry_after = 120;
+	t->unchanged = 1;
 	strcpy(t->error, "HTTP 503 Service Unavailable");
 	t->part_dev = 0xfedcba9876543210ULL;
 	t->part_ino = 0x0123456789abcdefULL;
@@ -283,7 +284,16 @@ START_TEST(test_transfer_segment)
 	ck_assert_uint_eq(b->seg_start, 1ULL << 40);
 	ck_assert_uint_eq(b->seg_end, (1ULL << 41) + 3);
 	ck_assert_ptr_null(b->seg);
+	ck_assert_int_eq(b->refresh, 0);
 	fetch_transfer_free(b);
+	/* A refreshed tree's transfer says so. */
+	a->refresh = 1;
+	len = put_transfer(a);
+	ck_assert_int_eq(wire_open(&w, buf, len, &type, &id), 0);
+	ck_assert_ptr_nonnull(b = wire_get_transfer(&w, id));
+	ck_assert_int_eq(b->refresh, 1);
+	fetch_transfer_free(b);
+	a->refresh = 0;
 	assert_exact(len, "a segment");
 	/* A range that ends before it starts, a slot past the last. */
 	a->seg_end = 1;
@@ -321,6 +331,7 @@ START_TEST(test_result)
 	ck_assert_double_eq(b->ttfb, 0.125);
 	ck_assert_double_eq(b->seconds, 12.5);
 	ck_assert_int_eq(b->retry_after, 120);
+	ck_assert_int_eq(b->unchanged, 1);
 	ck_assert_str_eq(b->error, "HTTP 503 Service Unavailable");
 	ck_assert_uint_eq(b->part_dev, 0xfedcba9876543210ULL);
 	ck_assert_uint_eq(b->part_ino, 0x0123456789abcdefULL);

@@ -688,7 +688,7 @@ class FetchdTestCase(unittest.TestCase):
             self.assertEqual(row.attempts, attempts, what)
         if path is not None:
             self.assertEqual(row.path, path, what)
-        if outcome == "ok":
+        if outcome in ("ok", "unchanged"):
             self.assertEqual(row.error_text, "", what)
             self.assertIsNotNone(row.seconds, what)
             self.assertGreaterEqual(row.seconds, 0, what)

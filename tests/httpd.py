@@ -14,7 +14,9 @@ listens. SIGTERM or SIGINT stops the server and it exits with status 0.
 Resources: any path under /f/. Query parameters:
 
     size=N        body length (default 1024)
-    seed=S        body byte i is (i * 7 + S) % 251 (default 0), see body()
+    seed=S,T      body byte i is (i * 7 + S) % 251 (default 0), see body();
+                  the n-th request for the key gets the n-th seed (the
+                  last one repeats): a resource that changes
     key=K         counter key (default: path + "?" + query)
     status=A,B,C  the n-th request for the key gets the n-th status, the last
                   one repeats (default 200); responses that are neither 2xx
@@ -42,6 +44,12 @@ Resources: any path under /f/. Query parameters:
                   last one repeats); weak=1 sends them weak (W/"A")
     lastmod=T,U   the n-th request's Last-Modified: epoch seconds T, U, ...
                   as an HTTP date (the last one repeats)
+
+A GET or HEAD whose If-None-Match names the response's ETag (weak
+comparison, or "*") gets a 304 with the validators and no body; without
+If-None-Match, an If-Modified-Since not older than the Last-Modified date
+gets the same (RFC 9110, 13.2.2). Only a response that would be a 200 is
+conditional.
 
 A request with Range and If-Range gets its range only when If-Range is the
 response's strong ETag or its Last-Modified date, exactly; otherwise the
@@ -341,6 +349,31 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return cond == mine.get("Last-Modified")
 
+    def _not_modified(self, hdrs):
+        """If-None-Match or If-Modified-Since says the client's copy is
+        this response's resource."""
+        mine = dict(hdrs)
+        inm = self.headers.get("If-None-Match")
+        if inm is not None:
+            tag = mine.get("ETag")
+            if tag is None:
+                return False
+            want = tag[2:] if tag.startswith("W/") else tag
+            for t in (x.strip() for x in inm.split(",")):
+                if t == "*" or (t[2:] if t.startswith("W/") else t) == want:
+                    return True
+            return False
+        ims = self.headers.get("If-Modified-Since")
+        lm = mine.get("Last-Modified")
+        if ims is None or lm is None:
+            return False
+        try:
+            since = email.utils.parsedate_to_datetime(ims)
+            when = email.utils.parsedate_to_datetime(lm)
+        except (TypeError, ValueError):
+            return False
+        return when <= since
+
     def _statuses(self, params):
         """The status=A,B,C list (default [200]), checked."""
         if not params.get("status"):
@@ -395,7 +428,10 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         size = _int(params, "size", 1024, 0)
-        seed = _int(params, "seed", 0)
+        try:
+            seed = int(self._nth(params, "seed", n) or 0)
+        except ValueError:
+            raise BadRequest("seed: not a list of integers")
         delay = _int(params, "delay", 0, 0)
         use_range = _int(params, "range", 1, 0) != 0
         cr_shift = _int(params, "cr_shift", 0, 0)
@@ -438,6 +474,9 @@ class Handler(BaseHTTPRequestHandler):
         hdrs = [("Content-Type", ctype)] + self._validators(params, n)
         if use_range:
             hdrs.append(("Accept-Ranges", "bytes"))
+        if status == 200 and self._not_modified(hdrs):
+            self._start(304, [h for h in hdrs if h[0] != "Content-Type"])
+            return
         if use_range and status == 200 and self._if_range_holds(hdrs):
             r = parse_range(self.headers.get("Range"), size)
             if r == "unsat":

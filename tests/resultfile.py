@@ -48,7 +48,7 @@ class Row:
 
     @property
     def ok(self):
-        return self.outcome == "ok"
+        return self.outcome in ("ok", "unchanged")
 
     @property
     def error_text(self):
