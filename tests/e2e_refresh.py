@@ -12,7 +12,9 @@ own) with each file's validators beside it and Last-Modified as its
 mtime; the next run sends If-None-Match and If-Modified-Since, a 304
 leaves the file untouched (same inode) with outcome "unchanged", and a
 changed file replaces the old one (its validators too); a file whose new
-copy fails verification (sha256) keeps the old one; a segmented URL asks
+copy fails verification (sha256) keeps the old one, as does a kill -9
+in the middle of the new copy (the restart then replaces it whole); a
+segmented URL asks
 with its HEAD probe and is done by the 304; two jobs refreshing one tree
 never run at once; malformed directives fail the job with their line
 numbers.
@@ -123,6 +125,26 @@ class RefreshTests(FetchdTestCase):
         self.assertIn("sha256 mismatch", rows[0].error_text)
         self.assert_file(self.tree("c.bin"), body(4000, 3))
         self.assertEqual(self.sidecar("c.bin"), {"etag": '"C1"'})
+        self.assertFalse(os.path.exists(self.tree("c.bin.part")))
+
+    def test_kill9_mid_replacement_keeps_the_old_file(self):
+        """Until the new copy is complete the old file is the one there;
+        after a kill -9 and a restart the new one replaces it whole."""
+        c = self.url("c.bin", size=100000, seed=[3, 4], etag=["C1", "C2"],
+                     drip=50000)
+        state, _ = self.run_job("r1", [c])
+        self.assertEqual(state, "done")
+        self.drop_job("r2", ["@refresh tree", c])
+        self.wait_file_size(self.tree("c.bin.part"), 10000)
+        self.assert_file(self.tree("c.bin"), body(100000, 3))
+        self.daemon.kill9()
+        self.assert_file(self.tree("c.bin"), body(100000, 3))
+        self.daemon.start()
+        state, rows = self.wait_done("r2")
+        self.assertEqual(state, "done")
+        self.assert_row(rows[0], "ok", nbytes=100000)
+        self.assert_file(self.tree("c.bin"), body(100000, 4))
+        self.assertEqual(self.sidecar("c.bin"), {"etag": '"C2"'})
         self.assertFalse(os.path.exists(self.tree("c.bin.part")))
 
     @config(http={"segments": 2, "segment_min_size": "4K"})
