@@ -7,6 +7,8 @@
  *   /jobs.json      the `jobs` object, plus "finished": the jobs that
  *                   ended lately, newest first, with their result's path
  *   /jobs/J.json    the detail of job J (`jobs J`)
+ *   /history.json   the last WEB_HISTORY seconds of the figures the
+ *                   page's charts draw, oldest first (read once, at load)
  *
  * Anything else is 404; any other method 405 with Allow. Nothing here
  * pauses, cancels or submits: the listener is read-only by construction.
@@ -18,8 +20,9 @@
  * The page's JSON shows URLs only as the control socket does (feed.c
  * redacts them); hosts are names without userinfo. What the page needs
  * beyond the snapshots is kept here, fixed-size: WEB_FINISHED ended jobs
- * in a ring and WEB_HOSTS host counters, where a new host takes the place
- * of the least busy one. Memory does not grow with the hours a page is
+ * in a ring, WEB_HOSTS host counters, where a new host takes the place
+ * of the least busy one, and a ring of WEB_HISTORY samples taken from the
+ * stats every second. Memory does not grow with the hours a page is
  * left open, nor with the number of requests: each is answered at once.
  */
 #include <errno.h>
@@ -61,8 +64,15 @@ struct web_host {
 	uint64_t errors;        /* failed attempts, retried ones included */
 };
 
+/* The figures the charts draw, at one second. */
+struct web_sample {
+	double bps, ups;        /* the stats' 1 s rates */
+	long active, busy, workers;
+};
+
 struct web {
 	struct evhttp *http;
+	struct event *ev_sample;
 	struct web_hooks hooks;
 	void *arg;
 	char csp[WEB_CSP_MAX];
@@ -72,6 +82,9 @@ struct web {
 	size_t ended_next, ended_n;
 	struct web_host hosts[WEB_HOSTS];
 	size_t nhosts;
+	struct web_sample history[WEB_HISTORY];
+	size_t hist_next, hist_n;
+	double hist_uptime;     /* the daemon's uptime at the last sample */
 };
 
 /*
@@ -268,6 +281,72 @@ hosts_json(const struct web *w)
 }
 
 /*
+ * The charts' history.
+ */
+static double
+jnum(const json_t *o, const char *a, const char *b)
+{
+	const json_t *v = json_object_get(o, a);
+
+	if (b != NULL)
+		v = json_object_get(v, b);
+	return json_number_value(v);
+}
+
+static void
+sample_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct web *w = arg;
+	struct web_sample *s;
+	json_t *st;
+
+	if ((st = w->hooks.stats(w->arg)) == NULL)
+		return;
+	s = &w->history[w->hist_next];
+	s->bps = jnum(json_object_get(st, "rate"), "1s", "bytes_per_s");
+	s->ups = jnum(json_object_get(st, "rate"), "1s", "urls_per_s");
+	s->active = (long)jnum(st, "transfers", "active");
+	s->busy = (long)jnum(st, "process", "workers_busy");
+	s->workers = (long)jnum(st, "workers", NULL);
+	w->hist_uptime = jnum(st, "uptime_s", NULL);
+	json_decref(st);
+	w->hist_next = (w->hist_next + 1) % WEB_HISTORY;
+	if (w->hist_n < WEB_HISTORY)
+		w->hist_n++;
+}
+
+/* {"uptime_s": of the last, "bytes_per_s": [...], ...}, oldest first. */
+static json_t *
+history_json(const struct web *w)
+{
+	const struct web_sample *s;
+	json_t *a[5], *o;
+	size_t i, k;
+
+	for (k = 0; k < 5; k++)
+		a[k] = json_array();
+	for (i = 0; i < w->hist_n; i++) {
+		s = &w->history[(w->hist_next + WEB_HISTORY - w->hist_n + i) %
+		    WEB_HISTORY];
+		json_array_append_new(a[0], json_real(s->bps));
+		json_array_append_new(a[1], json_real(s->ups));
+		json_array_append_new(a[2], json_integer(s->active));
+		json_array_append_new(a[3], json_integer(s->busy));
+		json_array_append_new(a[4], json_integer(s->workers));
+	}
+	/* json_pack steals the "o" references, also when it fails. */
+	o = json_pack("{s:f,s:o,s:o,s:o,s:o,s:o}", "uptime_s", w->hist_uptime,
+	    "bytes_per_s", a[0], "urls_per_s", a[1], "transfers_active", a[2],
+	    "workers_busy", a[3], "workers", a[4]);
+	for (k = 0; k < 5; k++)
+		if (json_array_size(a[k]) != w->hist_n) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+/*
  * Replies.
  */
 static void
@@ -406,6 +485,8 @@ request_cb(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/jobs.json") == 0) {
 		reply_json(w, req, with(w->hooks.jobs(w->arg), "finished",
 		    ended_json(w)));
+	} else if (strcmp(path, "/history.json") == 0) {
+		reply_json(w, req, history_json(w));
 	} else if (strncmp(path, "/jobs/", 6) == 0 && suffix(path, ".json")) {
 		get_job(w, req, path);
 	} else {
@@ -442,6 +523,7 @@ struct web *
 web_new(struct event_base *base, const char *listen,
     const struct web_hooks *hooks, void *arg, char *err, size_t errlen)
 {
+	struct timeval sec = { 1, 0 };
 	struct web *w;
 	char host[256];
 	long port;
@@ -477,6 +559,11 @@ web_new(struct event_base *base, const char *listen,
 		    strerror(errno));
 		goto fail;
 	}
+	if ((w->ev_sample = event_new(base, -1, EV_PERSIST, sample_cb, w)) ==
+	    NULL || event_add(w->ev_sample, &sec) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	log_info("status page and metrics on http://%s/", listen);
 	return w;
 fail:
@@ -493,6 +580,8 @@ web_free(struct web *w)
 		return;
 	if (w->http != NULL)
 		evhttp_free(w->http);
+	if (w->ev_sample != NULL)
+		event_free(w->ev_sample);
 	for (i = 0; i < WEB_FINISHED; i++) {
 		free(w->ended[i].name);
 		free(w->ended[i].result);

@@ -4,9 +4,10 @@
  *
  * The daemon supplies the figures through web_hooks (the same snapshots
  * the control socket answers with); this module owns the listener, the
- * routes, the headers every response carries, and two small bounded
- * tables only the page needs: the jobs that ended lately and the busiest
- * hosts. Nothing here changes the daemon's state: every route is GET or
+ * routes, the headers every response carries, and what only the page
+ * needs, each bounded: the jobs that ended lately, the busiest hosts, and
+ * the last minutes of a few figures (so a page opened now draws its charts
+ * from the start). Nothing here changes the daemon's state: every route is GET or
  * HEAD, any other method is answered 405.
  */
 #ifndef FETCHD_WEB_H
@@ -24,6 +25,7 @@
 #define WEB_HOSTS 64            /* hosts counted (the least busy makes room) */
 #define WEB_HOSTS_SHOWN 10      /* busiest hosts in /stats.json */
 #define WEB_CSP_MAX 512         /* bytes of the Content-Security-Policy */
+#define WEB_HISTORY 300         /* samples of /history.json, one a second */
 
 struct web_hooks {
 	/* New references, NULL on allocation failure: the `stats` and
