@@ -855,13 +855,36 @@ static uint64_t inflight_bytes(void *arg);
 /*
  * The control socket's commands and the stats the daemon feeds.
  */
+
+/* The running engine's worker count, the workers busy in it and in the
+ * engines still draining; returns their children restarted. */
+static long
+workers_now(struct daemon *d, long *workers, long *busy)
+{
+	struct engine_stats es;
+	struct old_engine *oe;
+	long restarts = 0;
+
+	*workers = *busy = 0;
+	if (d->engine != NULL) {
+		engine_get_stats(d->engine, &es);
+		*workers = es.workers;
+		*busy = es.busy;
+		restarts += es.restarts;
+	}
+	TAILQ_FOREACH(oe, &d->draining, entry) {
+		engine_get_stats(oe->engine, &es);
+		*busy += es.busy;
+		restarts += es.restarts;
+	}
+	return restarts;
+}
+
 static json_t *
 ctl_stats(void *arg)
 {
 	struct daemon *d = arg;
 	struct stats_live lv;
-	struct engine_stats es;
-	struct old_engine *oe;
 	double now = stats_now();
 	json_t *st;
 
@@ -869,18 +892,9 @@ ctl_stats(void *arg)
 	lv.model = engine_model_name(d->cfg.model);
 	lv.children_restarted = d->restarts_retired;
 	lv.paused = d->paused;
-	if (d->engine != NULL) {
-		engine_get_stats(d->engine, &es);
+	if (d->engine != NULL)
 		lv.model = d->engine->ops->name;
-		lv.workers = es.workers;
-		lv.workers_busy = es.busy;
-		lv.children_restarted += es.restarts;
-	}
-	TAILQ_FOREACH(oe, &d->draining, entry) {
-		engine_get_stats(oe->engine, &es);
-		lv.workers_busy += es.busy;
-		lv.children_restarted += es.restarts;
-	}
+	lv.children_restarted += workers_now(d, &lv.workers, &lv.workers_busy);
 	lv.jobs_queued = stats_count_queued(d->stats, &d->spool, now);
 	lv.jobs_active = (long)jobs_count(d->jobs);
 	lv.jobs_waiting = (long)jobs_waiting(d->jobs);
@@ -1319,6 +1333,16 @@ web_jobs(void *arg)
 	return o;
 }
 
+static void
+web_sample(void *arg, struct web_sample *s)
+{
+	struct daemon *d = arg;
+
+	stats_rate(d->stats, 1, &s->bps, &s->ups);
+	s->active = inflight_total(d);
+	(void)workers_now(d, &s->workers, &s->busy);
+}
+
 /* The status page, /metrics and their JSON, when metrics_listen is set.
  * 0 or -1 (logged). */
 static int
@@ -1328,6 +1352,7 @@ web_start(struct daemon *d)
 		.stats = ctl_stats,
 		.jobs = web_jobs,
 		.job_detail = ctl_job_detail,
+		.sample = web_sample,
 	};
 	char err[1024];
 

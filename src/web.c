@@ -21,8 +21,8 @@
  * redacts them); hosts are names without userinfo. What the page needs
  * beyond the snapshots is kept here, fixed-size: WEB_FINISHED ended jobs
  * in a ring, WEB_HOSTS host counters, where a new host takes the place
- * of the least busy one, and a ring of WEB_HISTORY samples taken from the
- * stats every second. Memory does not grow with the hours a page is
+ * of the least busy one, and a ring of WEB_HISTORY samples the daemon
+ * gives every second (web_hooks.sample: a few counters, no snapshot). Memory does not grow with the hours a page is
  * left open, nor with the number of requests: each is answered at once.
  */
 #include <errno.h>
@@ -64,12 +64,6 @@ struct web_host {
 	uint64_t errors;        /* failed attempts, retried ones included */
 };
 
-/* The figures the charts draw, at one second. */
-struct web_sample {
-	double bps, ups;        /* the stats' 1 s rates */
-	long active, busy, workers;
-};
-
 struct web {
 	struct evhttp *http;
 	struct event *ev_sample;
@@ -84,7 +78,6 @@ struct web {
 	size_t nhosts;
 	struct web_sample history[WEB_HISTORY];
 	size_t hist_next, hist_n;
-	double hist_uptime;     /* the daemon's uptime at the last sample */
 };
 
 /*
@@ -283,39 +276,18 @@ hosts_json(const struct web *w)
 /*
  * The charts' history.
  */
-static double
-jnum(const json_t *o, const char *a, const char *b)
-{
-	const json_t *v = json_object_get(o, a);
-
-	if (b != NULL)
-		v = json_object_get(v, b);
-	return json_number_value(v);
-}
-
 static void
 sample_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct web *w = arg;
-	struct web_sample *s;
-	json_t *st;
 
-	if ((st = w->hooks.stats(w->arg)) == NULL)
-		return;
-	s = &w->history[w->hist_next];
-	s->bps = jnum(json_object_get(st, "rate"), "1s", "bytes_per_s");
-	s->ups = jnum(json_object_get(st, "rate"), "1s", "urls_per_s");
-	s->active = (long)jnum(st, "transfers", "active");
-	s->busy = (long)jnum(st, "process", "workers_busy");
-	s->workers = (long)jnum(st, "workers", NULL);
-	w->hist_uptime = jnum(st, "uptime_s", NULL);
-	json_decref(st);
+	w->hooks.sample(w->arg, &w->history[w->hist_next]);
 	w->hist_next = (w->hist_next + 1) % WEB_HISTORY;
 	if (w->hist_n < WEB_HISTORY)
 		w->hist_n++;
 }
 
-/* {"uptime_s": of the last, "bytes_per_s": [...], ...}, oldest first. */
+/* {"bytes_per_s": [...], ...}, oldest first. */
 static json_t *
 history_json(const struct web *w)
 {
@@ -335,8 +307,7 @@ history_json(const struct web *w)
 		json_array_append_new(a[4], json_integer(s->workers));
 	}
 	/* json_pack steals the "o" references, also when it fails. */
-	o = json_pack("{s:f,s:o,s:o,s:o,s:o,s:o}", "uptime_s", w->hist_uptime,
-	    "bytes_per_s", a[0], "urls_per_s", a[1], "transfers_active", a[2],
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o}", "bytes_per_s", a[0], "urls_per_s", a[1], "transfers_active", a[2],
 	    "workers_busy", a[3], "workers", a[4]);
 	for (k = 0; k < 5; k++)
 		if (json_array_size(a[k]) != w->hist_n) {

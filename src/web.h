@@ -27,6 +27,14 @@
 #define WEB_CSP_MAX 512         /* bytes of the Content-Security-Policy */
 #define WEB_HISTORY 300         /* samples of /history.json, one a second */
 
+/* The figures the page's charts draw, at one second. */
+struct web_sample {
+	double bps, ups;        /* bytes/s, URLs/s over the last second */
+	long active;            /* transfers handed to an engine */
+	long busy;              /* workers busy, draining engines' too */
+	long workers;           /* the running engine's count */
+};
+
 struct web_hooks {
 	/* New references, NULL on allocation failure: the `stats` and
 	 * `jobs` objects of the control socket (without "proto"). */
@@ -35,6 +43,8 @@ struct web_hooks {
 	/* The detail object of `jobs JOB`, a JSON null when there is no
 	 * such job, NULL when out of memory. */
 	json_t *(*job_detail)(void *arg, const char *job);
+	/* The charts' figures now: cheap, called every second. */
+	void (*sample)(void *arg, struct web_sample *s);
 };
 
 struct web;
