@@ -72,7 +72,7 @@ struct daemon {
 	struct old_engine_list draining;  /* engines replaced by a reload */
 	struct stats *stats;
 	struct control *control;
-	struct web *web;               /* metrics_listen, else NULL */
+	struct web *web;                /* metrics_listen, else NULL */
 	struct cluster *cluster;        /* cluster mode, else NULL */
 	struct jobhook *jobhook;        /* on_job_done, on_job_done_url */
 

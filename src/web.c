@@ -402,7 +402,7 @@ get_metrics(struct web *w, struct evhttp_request *req)
 static void
 get_job(struct web *w, struct evhttp_request *req, const char *path)
 {
-	size_t plen = strlen(path), n;
+	size_t plen = strlen(path), n = 0;
 	char *enc, *name = NULL;
 	json_t *o = NULL;
 
