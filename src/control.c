@@ -43,8 +43,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "control.h"
 #include "feed.h"
@@ -112,7 +110,6 @@ struct control {
 	size_t nclients;
 	struct control_hooks hooks;
 	void *arg;
-	struct evhttp *http;
 
 	/* Subscriptions: who wants what, without a walk over the clients. */
 	struct watch *watches[WATCH_BUCKETS];
@@ -1240,8 +1237,6 @@ control_free(struct control *ctl)
 		return;
 	while ((c = TAILQ_FIRST(&ctl->clients)) != NULL)
 		client_free(c);
-	if (ctl->http != NULL)
-		evhttp_free(ctl->http);
 	if (ctl->ev_accept != NULL)
 		event_free(ctl->ev_accept);
 	if (ctl->ev_resume != NULL)
@@ -1254,81 +1249,4 @@ control_free(struct control *ctl)
 		unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
-}
-
-/*
- * The Prometheus endpoint.
- */
-static void
-metrics_cb(struct evhttp_request *req, void *arg)
-{
-	struct control *ctl = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	struct evbuffer *buf;
-	char *text = NULL;
-	json_t *st;
-
-	if (path == NULL || strcmp(path, "/metrics") != 0) {
-		evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics here");
-		return;
-	}
-	if ((st = ctl->hooks.stats(ctl->arg)) != NULL)
-		text = proto_prometheus(st);
-	json_decref(st);
-	if (text == NULL || (buf = evbuffer_new()) == NULL) {
-		free(text);
-		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-		return;
-	}
-	evbuffer_add(buf, text, strlen(text));
-	free(text);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, HTTP_OK, "OK", buf);
-	evbuffer_free(buf);
-}
-
-int
-control_metrics(struct control *ctl, const char *listen, char *err,
-    size_t errlen)
-{
-	char host[256];
-	const char *colon;
-	size_t n;
-	long port;
-
-	if ((colon = strrchr(listen, ':')) == NULL ||
-	    (n = (size_t)(colon - listen)) == 0 || n >= sizeof(host)) {
-		snprintf(err, errlen, "metrics_listen %s is not host:port",
-		    listen);
-		return -1;
-	}
-	if (listen[0] == '[' && listen[n - 1] == ']') {
-		memcpy(host, listen + 1, n - 2);
-		host[n - 2] = '\0';
-	} else {
-		memcpy(host, listen, n);
-		host[n] = '\0';
-	}
-	port = strtol(colon + 1, NULL, 10);
-	if ((ctl->http = evhttp_new(ctl->base)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	evhttp_set_allowed_methods(ctl->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	evhttp_set_timeout(ctl->http, CONTROL_IDLE_TIMEOUT);
-	evhttp_set_max_headers_size(ctl->http, 8192);
-	evhttp_set_max_body_size(ctl->http, 0);
-	evhttp_set_gencb(ctl->http, metrics_cb, ctl);
-	if (evhttp_bind_socket_with_handle(ctl->http, host,
-	    (ev_uint16_t)port) == NULL) {
-		snprintf(err, errlen, "cannot serve metrics on %s: %s", listen,
-		    strerror(errno));
-		evhttp_free(ctl->http);
-		ctl->http = NULL;
-		return -1;
-	}
-	log_info("metrics on http://%s/metrics", listen);
-	return 0;
 }

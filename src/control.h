@@ -1,6 +1,6 @@
 /*
- * control.h: the daemon's side of the control socket (and of the optional
- * Prometheus endpoint). Main loop only.
+ * control.h: the daemon's side of the control socket. Main loop only.
+ * (The HTTP listener of metrics_listen is web.h's.)
  *
  * The daemon supplies what the commands do through control_hooks; this
  * module owns the sockets, the clients, the protocol (proto.h) and the
@@ -57,13 +57,6 @@ struct control;
  */
 struct control *control_new(struct event_base *base, const char *path,
     unsigned mode, const struct control_hooks *hooks, void *arg, char *err,
-    size_t errlen);
-
-/*
- * Serve GET /metrics (Prometheus text) on listen ("host:port",
- * "[v6]:port"). 0, or -1 with a message in err.
- */
-int control_metrics(struct control *c, const char *listen, char *err,
     size_t errlen);
 
 /*

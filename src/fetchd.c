@@ -38,6 +38,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "util.h"
+#include "web.h"
 #include "worker.h"
 
 #define PENDING_MAX 4096        /* names from inotify waiting for a claim */
@@ -71,6 +72,7 @@ struct daemon {
 	struct old_engine_list draining;  /* engines replaced by a reload */
 	struct stats *stats;
 	struct control *control;
+	struct web *web;                /* metrics_listen, else NULL */
 	struct cluster *cluster;        /* cluster mode, else NULL */
 	struct jobhook *jobhook;        /* on_job_done, on_job_done_url */
 
@@ -177,8 +179,9 @@ publish_claimed(struct daemon *d, const char *job, int resumed,
 		    feed_job_claimed(seq, util_wall(), job, resumed, queued_as));
 }
 
-/* A job ended (ji: its counts); queued_as as for publish_claimed(), for
- * an entry of new/ rejected under another name. */
+/* A job ended (ji: its counts): its job_done event, and its row among the
+ * status page's finished jobs. queued_as as for publish_claimed(), for an
+ * entry of new/ rejected under another name. */
 static void
 publish_done(struct daemon *d, const struct job_info *ji, int failed,
     const char *queued_as)
@@ -190,11 +193,14 @@ publish_done(struct daemon *d, const struct job_info *ji, int failed,
 	if (queued_as != NULL)
 		control_rename(d->control, queued_as, ji->name);
 	if ((seq = control_event_seq(d->control, ji->name,
-	    FEED_K_JOB_DONE)) == 0)
+	    FEED_K_JOB_DONE)) == 0 && d->web == NULL)
 		return;
 	if (spool_result_path(&d->spool, ji->name, failed, result,
 	    sizeof(result)) == -1)
 		result[0] = '\0';
+	web_job_ended(d->web, ji, failed, result);
+	if (seq == 0)
+		return;
 	ev = feed_job_done(seq, util_wall(), ji, failed, result);
 	if (ev != NULL && queued_as != NULL)
 		json_object_set_new(ev, FEED_QUEUED_AS, json_string(queued_as));
@@ -460,6 +466,7 @@ hook_transfer_final(const struct transfer *t, void *arg)
 	uint64_t seq;
 
 	stats_transfer_final(d->stats, t);
+	web_transfer(d->web, t, 1);
 	job = jobs_transfer_job(t);
 	if ((seq = control_event_seq(d->control, job, FEED_K_URL_DONE)) != 0)
 		control_publish(d->control, job, FEED_K_URL_DONE,
@@ -473,6 +480,7 @@ hook_transfer_retry(const struct transfer *t, void *arg)
 	struct daemon *d = arg;
 
 	stats_transfer_retry(d->stats, t);
+	web_transfer(d->web, t, 0);
 }
 
 static void
@@ -847,13 +855,36 @@ static uint64_t inflight_bytes(void *arg);
 /*
  * The control socket's commands and the stats the daemon feeds.
  */
+
+/* The running engine's worker count, the workers busy in it and in the
+ * engines still draining; returns their children restarted. */
+static long
+workers_now(struct daemon *d, long *workers, long *busy)
+{
+	struct engine_stats es;
+	struct old_engine *oe;
+	long restarts = 0;
+
+	*workers = *busy = 0;
+	if (d->engine != NULL) {
+		engine_get_stats(d->engine, &es);
+		*workers = es.workers;
+		*busy = es.busy;
+		restarts += es.restarts;
+	}
+	TAILQ_FOREACH(oe, &d->draining, entry) {
+		engine_get_stats(oe->engine, &es);
+		*busy += es.busy;
+		restarts += es.restarts;
+	}
+	return restarts;
+}
+
 static json_t *
 ctl_stats(void *arg)
 {
 	struct daemon *d = arg;
 	struct stats_live lv;
-	struct engine_stats es;
-	struct old_engine *oe;
 	double now = stats_now();
 	json_t *st;
 
@@ -861,18 +892,9 @@ ctl_stats(void *arg)
 	lv.model = engine_model_name(d->cfg.model);
 	lv.children_restarted = d->restarts_retired;
 	lv.paused = d->paused;
-	if (d->engine != NULL) {
-		engine_get_stats(d->engine, &es);
+	if (d->engine != NULL)
 		lv.model = d->engine->ops->name;
-		lv.workers = es.workers;
-		lv.workers_busy = es.busy;
-		lv.children_restarted += es.restarts;
-	}
-	TAILQ_FOREACH(oe, &d->draining, entry) {
-		engine_get_stats(oe->engine, &es);
-		lv.workers_busy += es.busy;
-		lv.children_restarted += es.restarts;
-	}
+	lv.children_restarted += workers_now(d, &lv.workers, &lv.workers_busy);
 	lv.jobs_queued = stats_count_queued(d->stats, &d->spool, now);
 	lv.jobs_active = (long)jobs_count(d->jobs);
 	lv.jobs_waiting = (long)jobs_waiting(d->jobs);
@@ -1261,7 +1283,7 @@ new_watch_and_scan(struct daemon *d)
 	evtimer_add(d->ev_rescan, &tv);
 }
 
-/* The control socket and the metrics endpoint. 0 or -1 (logged). */
+/* The control socket. 0 or -1 (logged). */
 static int
 control_start(struct daemon *d)
 {
@@ -1283,8 +1305,61 @@ control_start(struct daemon *d)
 		log_errorx("%s", err);
 		return -1;
 	}
-	if (d->cfg.metrics_listen[0] != '\0' && control_metrics(d->control,
-	    d->cfg.metrics_listen, err, sizeof(err)) == -1) {
+	return 0;
+}
+
+/* The active jobs of /jobs.json in detail (rate, ETA, their last
+ * errors), so the page needs one request a second for every job. */
+static void
+web_job_cb(const struct job_info *ji, void *arg)
+{
+	json_array_append_new(arg, feed_detail(ji->name, ji->state, ji, NULL));
+}
+
+static json_t *
+web_jobs(void *arg)
+{
+	struct daemon *d = arg;
+	json_t *o = ctl_jobs(d), *active = json_array();
+
+	if (o == NULL || active == NULL) {
+		json_decref(o);
+		json_decref(active);
+		return NULL;
+	}
+	if (d->jobs != NULL)
+		jobs_foreach(d->jobs, web_job_cb, active);
+	json_object_set_new(o, "active", active);
+	return o;
+}
+
+static void
+web_sample(void *arg, struct web_sample *s)
+{
+	struct daemon *d = arg;
+
+	stats_rate(d->stats, 1, &s->bps, &s->ups);
+	s->active = inflight_total(d);
+	(void)workers_now(d, &s->workers, &s->busy);
+}
+
+/* The status page, /metrics and their JSON, when metrics_listen is set.
+ * 0 or -1 (logged). */
+static int
+web_start(struct daemon *d)
+{
+	static const struct web_hooks whooks = {
+		.stats = ctl_stats,
+		.jobs = web_jobs,
+		.job_detail = ctl_job_detail,
+		.sample = web_sample,
+	};
+	char err[1024];
+
+	if (d->cfg.metrics_listen[0] == '\0')
+		return 0;
+	if ((d->web = web_new(d->base, d->cfg.metrics_listen, &whooks, d, err,
+	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
 		return -1;
 	}
@@ -1335,7 +1410,7 @@ daemon_run(struct daemon *d)
 	if (jobhook_recover(d->jobhook) == -1)
 		log_warnx("recovery of %s/hooks failed", d->cfg.spool_dir);
 	new_watch_and_scan(d);
-	if (control_start(d) == -1) {
+	if (control_start(d) == -1 || web_start(d) == -1) {
 		stop_now(d);
 		return -1;
 	}
@@ -1367,6 +1442,8 @@ daemon_teardown(struct daemon *d)
 	/* After the loop: never from inside one of hiredis's callbacks. */
 	cluster_free(d->cluster);
 	d->cluster = NULL;
+	web_free(d->web);
+	d->web = NULL;
 	control_free(d->control);
 	d->control = NULL;
 	sched_free(d->sched);
