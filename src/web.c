@@ -22,8 +22,9 @@
  * beyond the snapshots is kept here, fixed-size: WEB_FINISHED ended jobs
  * in a ring, WEB_HOSTS host counters, where a new host takes the place
  * of the least busy one, and a ring of WEB_HISTORY samples the daemon
- * gives every second (web_hooks.sample: a few counters, no snapshot). Memory does not grow with the hours a page is
- * left open, nor with the number of requests: each is answered at once.
+ * gives every second (web_hooks.sample: a few counters, no snapshot).
+ * Memory does not grow with the hours a page is left open, nor with the
+ * number of requests: each is answered at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -307,7 +308,8 @@ history_json(const struct web *w)
 		json_array_append_new(a[4], json_integer(s->workers));
 	}
 	/* json_pack steals the "o" references, also when it fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o}", "bytes_per_s", a[0], "urls_per_s", a[1], "transfers_active", a[2],
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o}", "bytes_per_s", a[0],
+	    "urls_per_s", a[1], "transfers_active", a[2],
 	    "workers_busy", a[3], "workers", a[4]);
 	for (k = 0; k < 5; k++)
 		if (json_array_size(a[k]) != w->hist_n) {

@@ -7,8 +7,8 @@
  * routes, the headers every response carries, and what only the page
  * needs, each bounded: the jobs that ended lately, the busiest hosts, and
  * the last minutes of a few figures (so a page opened now draws its charts
- * from the start). Nothing here changes the daemon's state: every route is GET or
- * HEAD, any other method is answered 405.
+ * from the start). Nothing here changes the daemon's state: every route
+ * is GET or HEAD, any other method is answered 405.
  */
 #ifndef FETCHD_WEB_H
 #define FETCHD_WEB_H
