@@ -274,7 +274,10 @@ class TestRoutes(WebTestCase):
 
     def test_thousand_loads_bounded(self):
         """A thousand loads (page and JSON, a connection each) leave the
-        daemon's RSS within 1 MiB and its descriptors as they were."""
+        daemon's RSS within 1 MiB and its descriptors as they were. Under
+        ASan the RSS is not the daemon's to bound (freed memory waits in
+        ASan's quarantine, up to 256 MiB): there LeakSanitizer, at the
+        daemon's exit, stands for the memory half."""
         self.drop_job("j", [self.url("a.bin", size=100)])
         self.wait_done("j")
         pid = self.daemon.pid
@@ -288,8 +291,9 @@ class TestRoutes(WebTestCase):
                  "the daemon's descriptors back to %d" % fds0,
                  lambda: "now %d" % proc_status(pid)[1])
         rss1, fds1 = proc_status(pid)
-        self.assertLessEqual(rss1 - rss0, 1024,
-                             "RSS %d KiB -> %d KiB" % (rss0, rss1))
+        if os.environ.get("FETCHD_SANITIZER") != "asan":
+            self.assertLessEqual(rss1 - rss0, 1024,
+                                 "RSS %d KiB -> %d KiB" % (rss0, rss1))
         self.assertEqual(self.ctl_stats()["transfers"]["done"], 1)
 
 
