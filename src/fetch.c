@@ -61,6 +61,7 @@ enum fetch_cause {
 	CAUSE_CHANGED,          /* a 206 of a resource of another length
 	                           than the .part's (t->expect) */
 	CAUSE_WHOLE,            /* a segment's range answered by a 200 */
+	CAUSE_PART,             /* the .part could not be made (t->error) */
 };
 
 struct fetch_state {
@@ -79,6 +80,8 @@ struct fetch_state {
 	                                   conditions, then t->headers; NULL
 	                                   when none */
 	int conditional;        /* If-None-Match or If-Modified-Since sent */
+	int part_later;         /* ... and no .part yet: it is made when a
+	                           2xx body starts, so a 304 costs none */
 
 	/* The response being received; reset on every status line, because
 	 * redirects (and a proxy's CONNECT) produce several. */
@@ -102,6 +105,7 @@ struct fetch_state {
 	char *segs;             /* s->part + ".segs" */
 };
 
+static int open_part(struct transfer *, struct fetch_state *);
 static int seg_begin(struct transfer *, struct fetch_state *);
 static int seg_response_start(struct fetch_state *);
 static int seg_slot_write(struct fetch_state *);
@@ -535,6 +539,14 @@ response_start(struct fetch_state *s)
 {
 	if (s->t->mode == FETCH_SEGMENT)
 		return seg_response_start(s);
+	if (s->part_later) {
+		/* The resource changed (a 2xx to a conditional request). */
+		s->part_later = 0;
+		if (open_part(s->t, s) == -1) {
+			s->cause = CAUSE_PART;
+			return -1;
+		}
+	}
 	s->started = 1;
 	if (s->resp.status == 206) {
 		if (s->resp.cr_start < 0 ||
@@ -1204,6 +1216,25 @@ conditions(struct transfer *t, struct fetch_state *s)
 }
 
 /*
+ * A whole transfer of a refreshed file: its conditions, and when they are
+ * sent and no .part is there, no .part until a 2xx body starts
+ * (response_start): an unchanged file then costs no file made and
+ * removed. 0, or -1 with the error set.
+ */
+static int
+refresh_begin(struct transfer *t, struct fetch_state *s)
+{
+	struct stat st;
+
+	if (conditions(t, s) == -1)
+		return -1;
+	s->part_later = s->conditional &&
+	    fstatat(s->dirfd, s->part, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    errno == ENOENT;
+	return 0;
+}
+
+/*
  * The options of where a transfer goes and what it says: no_proxy, the
  * proxy's CA, credentials from a netrc, the job line's headers and the
  * deny list. Headers go to the server only, never to a proxy
@@ -1295,7 +1326,10 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 			goto fail;
 		goto setup;
 	}
-	if (open_part(t, s) == -1 && open_part_again(t, s) == -1)
+	if (t->refresh && refresh_begin(t, s) == -1)
+		goto fail;
+	if (!s->part_later && open_part(t, s) == -1 &&
+	    open_part_again(t, s) == -1)
 		goto fail;
 	/* A refreshed file is replaced only by a copy known whole: a .part
 	 * of an earlier run, whose resource no validator ties it to, is not
@@ -1313,7 +1347,7 @@ fetch_begin(struct transfer *t, CURL *easy, CURLSH *share)
 	}
 	s->resume_from = s->offset;
 setup:
-	if (t->refresh && t->mode != FETCH_SEGMENT && conditions(t, s) == -1)
+	if (t->refresh && t->mode == FETCH_PROBE && conditions(t, s) == -1)
 		goto fail;
 	if (setup_easy(t, s, easy, share) == -1 ||
 	    setup_net(t, s, easy) == -1)
@@ -1599,6 +1633,7 @@ finish_cause(struct transfer *t, struct fetch_state *s)
 		    "the resource changed (%lld bytes, was %lld); starting "
 		    "again", s->resp.cr_total, t->expect.length);
 		break;
+	case CAUSE_PART:        /* open_part() said why */
 	case CAUSE_NONE:
 	case CAUSE_WHOLE:
 		break;
