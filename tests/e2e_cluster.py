@@ -147,14 +147,6 @@ def fields(flat):
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class RedisServer:
     """redis-server on 127.0.0.1:port with its data in dirpath; started
     and restarted (same port, same directory, so the AOF is loaded) and
@@ -389,7 +381,7 @@ def _probe_hiredis():
     d = tempfile.mkdtemp(prefix="fetchd-e2e-probe-")
     try:
         daemon = Daemon(d, {"cluster": {"redis": "127.0.0.1:%d"
-                                        % free_port()}})
+                                        % ft.free_port()}})
         os.mkdir(daemon.dl)
         offset = daemon.launch()
         try:
@@ -462,7 +454,7 @@ class ClusterCase(FetchdTestCase):
         self.server = Server(self.tmp)
         self.server.start()
         self.redis = RedisServer(os.path.join(self.tmp, "redis"),
-                                 free_port())
+                                 ft.free_port())
         self.redis.start()
         # For the FetchdTestCase helpers that want one daemon.
         self.daemon = None

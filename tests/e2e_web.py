@@ -47,14 +47,6 @@ DASHBOARD = os.path.join(ft.TESTS_SRCDIR, os.pardir, "contrib", "grafana",
                          "fetchd.json")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def inline_hashes(page, tag):
     """The CSP source expressions of page's inline <tag> blocks."""
     return ["'sha256-%s'" % base64.b64encode(
@@ -75,7 +67,7 @@ class WebTestCase(FetchdTestCase):
     def setUp(self):
         if not FETCHCTL:
             raise unittest.SkipTest("FETCHCTL is not set")
-        self.port = free_port()
+        self.port = ft.free_port()
         self.settings = ft.merge_settings(self.settings, {
             "daemon": {"metrics_listen": "127.0.0.1:%d" % self.port}})
         super().setUp()

@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import signal
 import stat
 import subprocess
@@ -102,6 +103,13 @@ if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
 
 
 # -- waiting ---------------------------------------------------------------
+
+def free_port():
+    """A port of 127.0.0.1 free now, for a listener a test starts next."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 def wait_for(pred, timeout, what, detail=None):
     """
